@@ -1,0 +1,31 @@
+"""The W&B logger of a job, named and grouped after its Hydra sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from robustlab.app.builders import plain_config
+from robustlab.app.jobs import in_multirun
+from robustlab.tracking.wandb_logger import WandbLogger
+
+
+def make_logger(cfg: DictConfig, out: Path, job_type: str) -> WandbLogger:
+    """A W&B run in a group named after the sweep; a disabled no-op for ``logger=none``."""
+    mode = "disabled" if cfg.logger.name == "none" else cfg.logger.mode
+    group = cfg.logger.group
+    if group is None and in_multirun():
+        group = Path(HydraConfig.get().sweep.dir).name
+    return WandbLogger(
+        project=cfg.logger.project,
+        config=plain_config(cfg),
+        mode=mode,
+        group=group,
+        job_type=job_type,
+        name=f"{cfg.model.name}-{cfg.defense.name}-s{cfg.seed}",
+        tags=list(cfg.logger.tags) + [cfg.model.name, cfg.defense.name, cfg.data.name],
+        directory=out,
+        log_checkpoints=cfg.logger.log_checkpoints,
+    )

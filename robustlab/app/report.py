@@ -1,0 +1,63 @@
+"""``robustlab-report DIR``: summarise a sweep folder into CSV, PNG plots and Markdown."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from robustlab.errors import RobustlabError
+from robustlab.tracking.report import write_report
+
+PROG = "robustlab-report"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"eps must be positive, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line interface of ``robustlab-report``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Summarise a Hydra multirun folder into results.csv, PNG plots and summary.md.",
+    )
+    parser.add_argument("sweep_dir", help="multirun output folder (holds multirun.yaml and jobs)")
+    parser.add_argument("--out", default=None, help="report folder (default: SWEEP_DIR/report)")
+    parser.add_argument("--attack", default="pgd", help="attack that ranks configs (default pgd)")
+    parser.add_argument(
+        "--eps", type=_positive_float, default=None, help="eps of the trade-off plot"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the report and print where it is; exit 2 on a missing or empty sweep folder."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        paths = write_report(
+            args.sweep_dir, args.out, main_attack=args.attack, frontier_eps=args.eps
+        )
+    except RobustlabError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{PROG}: error: cannot write the report: {exc}", file=sys.stderr)
+        return 1
+    print(f"summary: {paths.summary}")
+    print(f"table:   {paths.csv}")
+    for plot in paths.plots:
+        print(f"plot:    {plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

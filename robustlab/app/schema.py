@@ -1,0 +1,144 @@
+"""Structured-config schemas: every config group is typed, so typos and wrong types fail early.
+
+Ranges and choices live in each field's ``metadata`` and are checked by
+``robustlab.app.validate`` right after composition, because OmegaConf checks types only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typing generics)
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+DEFENSES = ("none", "pgd_at", "fast_at", "trades", "distillation")
+
+
+def _range(default: Any, low: float | None = None, high: float | None = None, **kw: Any) -> Any:
+    return field(default=default, metadata={"range": (low, high), **kw})
+
+
+def _choice(default: Any, *choices: Any) -> Any:
+    return field(default=default, metadata={"choices": choices})
+
+
+@dataclass
+class DataConfig:
+    name: str = _choice("digits", "digits", "mnist", "fashion_mnist", "cifar10")
+    root: Optional[str] = None
+    val_fraction: float = _range(0.15, 0.01, 0.9)
+    batch_size: int = _range(64, 1)
+    eval_batch_size: int = _range(512, 1)
+    crop_padding: int = _range(0, 0)
+    horizontal_flip: bool = False
+    max_train: Optional[int] = _range(None, 1)
+
+
+@dataclass
+class ModelConfig:
+    _target_: str = "robustlab.models.create_model"
+    name: str = "resnet20"
+    se_reduction: Optional[int] = _range(None, 1)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = _range(15, 1)
+    optimizer: str = _choice("sgd", "sgd", "adam", "adamw")
+    lr: float = _range(0.05, 0.0, exclusive_low=True)
+    momentum: float = _range(0.9, 0.0, 0.999)
+    weight_decay: float = _range(5e-4, 0.0)
+    nesterov: bool = True
+    scheduler: str = _choice("cosine", "constant", "cosine", "step", "onecycle")
+    warmup_epochs: float = _range(0.0, 0.0)
+    amp: bool = False
+
+
+@dataclass
+class DefenseConfig:
+    name: str = _choice("none", *DEFENSES)
+    eps: float = _range(0.1, 0.0, 1.0)
+    steps: int = _range(7, 1)
+    step_size: float = _range(0.25, 0.0, exclusive_low=True)  # alpha = step_size * eps
+    random_start: bool = True
+    mix: float = _range(0.0, 0.0, 1.0)
+    model_mode: str = _choice("eval", "eval", "train")
+    eps_warmup_epochs: int = _range(0, 0)
+    beta: float = _range(6.0, 0.0)
+    temperature: float = _range(20.0, 0.0, exclusive_low=True)
+    teacher_epochs: Optional[int] = _range(None, 1)
+    monitor_heldout: bool = False
+    heldout_size: int = _range(128, 1)
+    heldout_steps: int = _range(10, 1)
+
+
+@dataclass
+class AttackConfig:
+    name: str = MISSING
+    steps: Optional[int] = _range(None, 1)
+    step_size: Optional[float] = _range(None, 0.0, exclusive_low=True)  # alpha = step_size * eps
+    restarts: int = _range(1, 1)
+    loss: str = _choice("ce", "ce", "margin")
+    norm: str = _choice("Linf", "Linf", "L2")
+    early_stop: bool = True
+    eps: Optional[List[float]] = field(default=None, metadata={"range": (0.0, None)})  # own grid
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalConfig:
+    eps: List[float] = field(default_factory=lambda: [0.05, 0.1, 0.2], metadata={"range": (0.0, None)})
+    attacks: Dict[str, AttackConfig] = field(default_factory=dict)
+    max_examples: Optional[int] = _range(None, 1)
+    batch_size: int = _range(512, 1)
+    large_eps: Optional[float] = _range(0.5, 0.0, exclusive_low=True)
+
+
+@dataclass
+class DetectorConfig:
+    name: str = _choice("none", "none", "mahalanobis")
+    attacks: List[str] = field(default_factory=lambda: ["fgsm", "pgd"])
+    eps: List[float] = field(default_factory=lambda: [0.1], metadata={"range": (0.0, None)})
+    fit_on: Optional[str] = "fgsm"
+    unseen: List[str] = field(default_factory=list)
+    adaptive: bool = True
+    adaptive_weight: float = _range(1.0, 0.0)
+    noise_grid: List[float] = field(default_factory=lambda: [0.0, 0.001, 0.002, 0.005, 0.01])
+    max_examples: Optional[int] = _range(400, 1)
+
+
+@dataclass
+class LoggerConfig:
+    name: str = _choice("wandb", "wandb", "none")
+    mode: str = _choice("offline", "offline", "online", "disabled")
+    project: str = "robustlab"
+    group: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+    log_checkpoints: bool = False
+
+
+@dataclass
+class PathsConfig:
+    checkpoints: str = "checkpoints"
+    checkpoint: Optional[str] = None
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    defense: DefenseConfig = field(default_factory=DefenseConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = _range(0, 0)
+    device: str = "auto"
+    reuse_checkpoints: bool = True
+
+
+def register_schemas() -> None:
+    """Store the schema so that ``conf/config.yaml`` can name it first in its defaults list."""
+    ConfigStore.instance().store(name="schema", node=Config)

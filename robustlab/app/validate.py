@@ -1,0 +1,64 @@
+"""Range and choice checks from the schema's field metadata, run right after composition."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig
+
+from robustlab.app.schema import AttackConfig, Config
+from robustlab.errors import ConfigError
+
+
+def _check_value(path: str, value: Any, meta: dict[str, Any]) -> None:
+    if value is None:
+        return
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{path}={value!r} is not valid: choose one of {', '.join(map(str, choices))}")
+    low, high = meta.get("range", (None, None))
+    values = list(value) if isinstance(value, (list, ListConfig)) else [value]
+    for item in values:
+        if low is not None and (item < low or (meta.get("exclusive_low") and item == low)):
+            bound = ">" if meta.get("exclusive_low") else ">="
+            raise ConfigError(f"{path}={item!r} is out of range: it must be {bound} {low}")
+        if high is not None and item > high:
+            raise ConfigError(f"{path}={item!r} is out of range: it must be <= {high}")
+
+
+def _check_node(path: str, node: DictConfig, schema: type) -> None:
+    for spec in dataclasses.fields(schema):
+        if spec.name not in node:
+            continue
+        value = node[spec.name]
+        child = f"{path}.{spec.name}" if path else spec.name
+        if isinstance(value, DictConfig) and spec.name != "options":
+            nested = _nested_schema(schema, spec.name)
+            if nested is not None:
+                _check_node(child, value, nested)
+                continue
+        _check_value(child, value, dict(spec.metadata))
+
+
+def _nested_schema(schema: type, name: str) -> type | None:
+    default = next(f for f in dataclasses.fields(schema) if f.name == name).default_factory
+    if default is dataclasses.MISSING:
+        return None
+    instance = default()
+    return type(instance) if dataclasses.is_dataclass(instance) else None
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ConfigError (one line) for the first out-of-range value or invalid combination."""
+    _check_node("", cfg, Config)
+    for key, attack in cfg.eval.attacks.items():
+        _check_node(f"eval.attacks.{key}", attack, AttackConfig)
+    for key in list(cfg.detector.attacks) + list(cfg.detector.unseen) + [cfg.detector.fit_on]:
+        if key is not None and cfg.detector.name != "none" and key not in cfg.eval.attacks:
+            raise ConfigError(
+                f"detector attack {key!r} is not one of eval.attacks ({', '.join(cfg.eval.attacks)}): "
+                f"add it with +attack@eval.attacks.{key}={key}"
+            )
+    if cfg.data.name != "digits" and not cfg.data.root:
+        raise ConfigError(f"data={cfg.data.name} needs data.root=DIR pointing at the data set files")

@@ -1,0 +1,34 @@
+"""Model zoo: a registry, one ResNet family (SE as a block option) and a small CNN.
+
+Every model takes [0, 1] images, normalises inside with ``mean``/``std`` buffers and returns
+logits; ``forward_features(x)`` gives one feature map per stage for the detector.
+"""
+
+from robustlab.models import resnet, small_cnn  # noqa: F401  (importing registers the models)
+from robustlab.models.base import ClassifierHead, FeatureClassifier
+from robustlab.models.layers import BasicBlock, Normalize, PreActBlock, SqueezeExcite
+from robustlab.models.registry import (
+    create_model,
+    list_models,
+    model_options,
+    model_param_count,
+    register_model,
+)
+from robustlab.models.resnet import ResNet
+from robustlab.models.small_cnn import SmallCNN
+
+__all__ = [
+    "BasicBlock",
+    "ClassifierHead",
+    "FeatureClassifier",
+    "Normalize",
+    "PreActBlock",
+    "ResNet",
+    "SmallCNN",
+    "SqueezeExcite",
+    "create_model",
+    "list_models",
+    "model_options",
+    "model_param_count",
+    "register_model",
+]

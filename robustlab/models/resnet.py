@@ -1,0 +1,154 @@
+"""One ResNet family: CIFAR ResNet-20/32/56 and PreAct ResNet-18, with or without SE.
+
+SE-ResNets are the same class with ``se_reduction=r`` (Hu et al. 2018), not a separate
+architecture, so baseline and SE models differ only in that one option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from robustlab.errors import ConfigError
+from robustlab.models.base import ClassifierHead, FeatureClassifier
+from robustlab.models.layers.blocks import BLOCKS, conv3x3
+from robustlab.models.registry import register_model
+
+Stats = float | Sequence[float] | None
+
+
+class ResNet(FeatureClassifier):
+    """Residual network of ``block`` ("basic" post-activation or "preact") blocks.
+
+    ``layers[i]`` blocks of width ``widths[i]`` per stage; stage strides are 1, 2, 2, ...
+    ``stem`` is "cifar" (3x3 conv, stride 1) or "imagenet" (7x7 conv stride 2 + max-pool).
+    """
+
+    def __init__(
+        self,
+        block: str = "basic",
+        layers: Sequence[int] = (3, 3, 3),
+        widths: Sequence[int] = (16, 32, 64),
+        stem: str = "cifar",
+        num_classes: int = 10,
+        in_channels: int = 3,
+        mean: Stats = None,
+        std: Stats = None,
+        se_reduction: int | None = None,
+    ):
+        super().__init__(num_classes, in_channels, mean, std)
+        _validate(block, layers, widths, stem)
+        block_cls = BLOCKS[block]
+        preact = block == "preact"
+        self.block_type, self.se_reduction = block, se_reduction
+        self.stem = _make_stem(stem, in_channels, widths[0], with_bn_relu=not preact)
+        channels = widths[0]
+        for index, (depth, width) in enumerate(zip(layers, widths, strict=True)):
+            stride = 1 if index == 0 else 2
+            blocks = []
+            for b in range(depth):
+                blocks.append(block_cls(channels, width, stride if b == 0 else 1, se_reduction))
+                channels = width
+            self.stages.append(nn.Sequential(*blocks))
+        if preact:
+            # Pre-activation blocks end on an addition; the paper adds a final BN-ReLU.
+            self.final_act = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU())
+        self.head = ClassifierHead(channels, num_classes)
+        self.num_features = list(widths)
+        _kaiming_init(self)
+
+
+def _validate(block: str, layers: Sequence[int], widths: Sequence[int], stem: str) -> None:
+    if block not in BLOCKS:
+        raise ConfigError(f"unknown ResNet block '{block}'; valid: {', '.join(BLOCKS)}")
+    if stem not in ("cifar", "imagenet"):
+        raise ConfigError(f"unknown ResNet stem '{stem}'; valid: cifar, imagenet")
+    if len(layers) == 0 or len(layers) != len(widths):
+        raise ConfigError(
+            f"ResNet needs one width per stage: got {len(layers)} stages, {len(widths)} widths"
+        )
+    if any(n < 1 for n in layers) or any(w < 1 for w in widths):
+        raise ConfigError(f"ResNet blocks and widths must be >= 1, got {layers} / {widths}")
+
+
+def _make_stem(stem: str, in_channels: int, width: int, with_bn_relu: bool) -> nn.Module:
+    if stem == "cifar":
+        modules: list[nn.Module] = [conv3x3(in_channels, width)]
+    else:
+        modules = [nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)]
+    if with_bn_relu:
+        modules += [nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+    if stem == "imagenet":
+        modules.append(nn.MaxPool2d(3, stride=2, padding=1))
+    return nn.Sequential(*modules)
+
+
+def _kaiming_init(model: nn.Module) -> None:
+    """He initialisation for convolutions; BatchNorm starts as the identity."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+def _scaled(widths: Sequence[int], width: float) -> list[int]:
+    if not width > 0:
+        raise ConfigError(f"width multiplier must be > 0, got {width}")
+    return [max(1, round(w * width)) for w in widths]
+
+
+def _cifar_factory(depth: int, se_default: int | None):
+    """Factory for the 6n+2-layer CIFAR ResNet with three stages of 16/32/64 channels."""
+    n = (depth - 2) // 6
+
+    def factory(
+        num_classes: int,
+        in_channels: int,
+        mean: Stats = None,
+        std: Stats = None,
+        *,
+        se_reduction: int | None = se_default,
+        width: float = 1.0,
+        stem: str = "cifar",
+    ) -> ResNet:
+        widths = _scaled((16, 32, 64), width)
+        return ResNet(
+            "basic", (n,) * 3, widths, stem, num_classes, in_channels, mean, std, se_reduction
+        )
+
+    factory.__qualname__ = f"{'se_' if se_default else ''}resnet{depth}"
+    factory.__doc__ = f"CIFAR ResNet-{depth} (He et al. 2016), {n} basic blocks per stage."
+    return factory
+
+
+def _preact18_factory(se_default: int | None):
+    """Factory for PreAct ResNet-18: four stages of 64/128/256/512 channels, two blocks each."""
+
+    def factory(
+        num_classes: int,
+        in_channels: int,
+        mean: Stats = None,
+        std: Stats = None,
+        *,
+        se_reduction: int | None = se_default,
+        width: float = 1.0,
+        stem: str = "cifar",
+    ) -> ResNet:
+        widths = _scaled((64, 128, 256, 512), width)
+        return ResNet(
+            "preact", (2, 2, 2, 2), widths, stem, num_classes, in_channels, mean, std, se_reduction
+        )
+
+    factory.__qualname__ = f"{'se_' if se_default else ''}preact_resnet18"
+    factory.__doc__ = "PreAct ResNet-18 (He et al. 2016, identity mappings); `width` scales it."
+    return factory
+
+
+for _depth in (20, 32, 56):
+    register_model(f"resnet{_depth}")(_cifar_factory(_depth, None))
+    register_model(f"se_resnet{_depth}")(_cifar_factory(_depth, 16))
+register_model("preact_resnet18")(_preact18_factory(None))
+register_model("se_preact_resnet18")(_preact18_factory(16))

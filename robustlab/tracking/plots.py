@@ -1,0 +1,207 @@
+"""PNG plots of a sweep, drawn from configuration groups (mean ± std over seeds).
+
+Figures are built with matplotlib's object API on the Agg canvas, never through pyplot, so no
+global figure state or display backend is involved and nothing stays open after a plot is saved.
+Each function writes one PNG or, when the sweep has nothing to draw, returns why it did not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from robustlab.tracking.report_table import (
+    ConfigGroup,
+    detection_column,
+    eps_order,
+    robust_column,
+)
+
+DPI = 120
+PANEL_SIZE = (6.0, 4.0)
+COLORS = [f"C{i}" for i in range(10)]
+
+
+@dataclass
+class PlotOutcome:
+    """A plot that was written (``path`` set) or skipped (``path`` None, ``note`` says why)."""
+
+    title: str
+    path: Path | None
+    note: str = ""
+
+
+def figure_size(n_panels: int) -> tuple[float, float]:
+    """Figure size in inches: 6x4 for one panel, two panels per row beyond that."""
+    if n_panels <= 1:
+        return PANEL_SIZE
+    rows = math.ceil(n_panels / 2)
+    return 10.0, (4.0 if rows == 1 else 3.6 * rows)
+
+
+def _figure(n_panels: int) -> tuple[Figure, list]:
+    fig = Figure(figsize=figure_size(n_panels), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    cols = 1 if n_panels <= 1 else 2
+    axes = fig.subplots(math.ceil(max(n_panels, 1) / cols), cols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, list(axes[:n_panels])
+
+
+def _save(fig: Figure, path: Path, title: str) -> PlotOutcome:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, format="png")
+    fig.clear()
+    return PlotOutcome(title=title, path=path)
+
+
+def _finite_eps(eps: str) -> bool:
+    return math.isfinite(eps_order(eps)[0])
+
+
+def plot_robust_curves(groups: Sequence[ConfigGroup], path: str | Path) -> PlotOutcome:
+    """Robust accuracy vs eps, one panel per attack, one line per configuration (eps 0 = clean)."""
+    title = "Robust accuracy vs eps"
+    attacks: list[str] = []
+    for group in groups:
+        for attack, eps_list in group.robust_eps.items():
+            if attack not in attacks and any(_finite_eps(e) for e in eps_list):
+                attacks.append(attack)
+    if not attacks:
+        return PlotOutcome(title, None, "no attack with a numeric eps in any finished job")
+    fig, axes = _figure(len(attacks))
+    for ax, attack in zip(axes, attacks, strict=True):
+        for index, group in enumerate(groups):
+            eps_list = [e for e in group.robust_eps.get(attack, []) if _finite_eps(e)]
+            stats = [group.stats[robust_column(attack, e)] for e in eps_list]
+            xs, ys = [float(e) for e in eps_list], [s.mean for s in stats]
+            errs = [s.std or 0.0 for s in stats]
+            clean = group.stats.get("clean_accuracy")
+            if clean is not None and xs and xs[0] > 0:
+                xs, ys, errs = [0.0, *xs], [clean.mean, *ys], [clean.std or 0.0, *errs]
+            if xs:
+                color = COLORS[index % len(COLORS)]
+                ax.errorbar(
+                    xs, ys, yerr=errs, marker="o", capsize=3, color=color, label=group.label
+                )
+        ax.set(title=attack, xlabel="eps", ylabel="accuracy", ylim=(0.0, 1.02))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Accuracy vs eps (eps 0 = clean; mean ± std over seeds)", fontsize=10)
+    return _save(fig, Path(path), title)
+
+
+def choose_frontier_eps(groups: Sequence[ConfigGroup], attack: str) -> str | None:
+    """Default eps of the trade-off plot: the median eps among those most configurations have."""
+    counts: dict[str, int] = {}
+    for group in groups:
+        for eps in group.robust_eps.get(attack, []):
+            if _finite_eps(eps) and float(eps) > 0:
+                counts[eps] = counts.get(eps, 0) + 1
+    if not counts:
+        return None
+    most = max(counts.values())
+    common = sorted((e for e, c in counts.items() if c == most), key=eps_order)
+    return common[(len(common) - 1) // 2]
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of points no other point beats on both coordinates (both maximised), by x."""
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
+    front, best_y = [], -math.inf
+    for i in order:
+        if points[i][1] > best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot_tradeoff_frontier(
+    groups: Sequence[ConfigGroup], path: str | Path, attack: str = "pgd", eps: str | None = None
+) -> PlotOutcome:
+    """Clean (x) vs robust accuracy at one eps (y); marker area follows training wall time."""
+    title = "Trade-off frontier"
+    eps = eps if eps is not None else choose_frontier_eps(groups, attack)
+    if eps is None:
+        return PlotOutcome(title, None, f"no {attack} results with a positive eps")
+    title = f"Trade-off frontier ({attack}, eps={eps})"
+    column = robust_column(attack, eps)
+    points = [
+        g for g in groups if g.mean("clean_accuracy") is not None and g.mean(column) is not None
+    ]
+    if not points:
+        return PlotOutcome(
+            title, None, f"no configuration has both clean and {attack}@{eps} results"
+        )
+    times = [g.mean("time_train_s") for g in points]
+    longest = max((t for t in times if t), default=None)
+    fig, (ax,) = _figure(1)
+    colors = {id(g): COLORS[i % len(COLORS)] for i, g in enumerate(groups)}
+    xy = [(g.mean("clean_accuracy"), g.mean(column)) for g in points]
+    for group, (x, y), seconds in zip(points, xy, times, strict=True):
+        size = 40 + 360 * seconds / longest if seconds and longest else 60
+        color = colors[id(group)]
+        ax.scatter([x], [y], s=size, color=color, alpha=0.75, edgecolors="black", zorder=3)
+        xerr, yerr = group.stats["clean_accuracy"].std, group.stats[column].std
+        if xerr or yerr:
+            ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", color=color, capsize=2)
+        ax.annotate(group.label, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=7)
+    front = pareto_front(xy)
+    ax.plot(
+        [xy[i][0] for i in front],
+        [xy[i][1] for i in front],
+        "--",
+        color="gray",
+        label="Pareto frontier",
+        zorder=2,
+    )
+    ax.set(xlabel="clean accuracy", ylabel=f"robust accuracy ({attack}, eps={eps})")
+    ax.set_title(
+        f"Clean vs robust accuracy at {attack} eps={eps}\nmarker area ∝ training time", fontsize=10
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    return _save(fig, Path(path), title)
+
+
+def plot_detection_auroc(groups: Sequence[ConfigGroup], path: str | Path) -> PlotOutcome:
+    """Detection AUROC per attack: Mahalanobis vs the max-softmax baseline, one panel per config."""
+    title = "Detection AUROC"
+    panels = [
+        g for g in groups if any(detection_column("auroc", k) in g.stats for k in g.detection_keys)
+    ]
+    if not panels:
+        return PlotOutcome(title, None, "no detection results (detector off or no finished job)")
+    fig, axes = _figure(len(panels))
+    width = 0.38
+    for ax, group in zip(axes, panels, strict=True):
+        keys = [k for k in group.detection_keys if detection_column("auroc", k) in group.stats]
+        for offset, (name, baseline, color) in enumerate(
+            (("Mahalanobis", None, "C0"), ("MSP baseline", "msp", "C7"))
+        ):
+            stats = [group.stats.get(detection_column("auroc", k, baseline)) for k in keys]
+            xs = [i + (offset - 0.5) * width for i, s in enumerate(stats) if s is not None]
+            present = [s for s in stats if s is not None]
+            if present:
+                errs = [s.std or 0.0 for s in present]
+                ax.bar(
+                    xs,
+                    [s.mean for s in present],
+                    width,
+                    yerr=errs,
+                    capsize=2,
+                    color=color,
+                    label=name,
+                )
+        ax.axhline(0.5, color="black", linestyle=":", linewidth=1)
+        ax.set_xticks(range(len(keys)), keys, rotation=20, fontsize=8)
+        ax.set(title=group.label, ylabel="AUROC", ylim=(0.0, 1.05))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    return _save(fig, Path(path), title)

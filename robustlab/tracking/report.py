@@ -1,0 +1,129 @@
+"""Summarise a sweep folder into CSV tables, PNG plots and a Markdown summary.
+
+``write_report`` is the one function behind both the ``robustlab-report`` command and the
+end-of-sweep Hydra callback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robustlab.errors import RobustlabError
+from robustlab.tracking.plots import (
+    PlotOutcome,
+    choose_frontier_eps,
+    plot_detection_auroc,
+    plot_robust_curves,
+    plot_tradeoff_frontier,
+)
+from robustlab.tracking.records import eps_key, load_run_records, load_sweep_overrides
+from robustlab.tracking.report_table import (
+    ConfigGroup,
+    aggregate_over_seeds,
+    aggregate_table,
+    build_table,
+    write_csv,
+)
+from robustlab.tracking.summary import SummaryContext, render_summary
+
+log = logging.getLogger(__name__)
+
+JOBS_CSV = "results.csv"
+CONFIGS_CSV = "results_by_config.csv"
+SUMMARY_MD = "summary.md"
+
+
+@dataclass
+class ReportPaths:
+    """Files written by ``write_report``: per-job CSV, summary, plots, per-config CSV."""
+
+    csv: Path
+    summary: Path
+    plots: list[Path] = field(default_factory=list)
+    config_csv: Path | None = None
+
+
+def _draw(title: str, draw: Callable[[], PlotOutcome]) -> PlotOutcome:
+    # A plot that fails on odd data must not cost the tables and the summary.
+    try:
+        return draw()
+    except Exception as exc:
+        log.warning("plot %r failed", title, exc_info=True)
+        return PlotOutcome(title, None, f"drawing failed ({type(exc).__name__}: {exc})")
+
+
+def draw_plots(
+    groups: Sequence[ConfigGroup], out_dir: Path, main_attack: str, frontier_eps: str | None
+) -> list[PlotOutcome]:
+    """Draw every plot of the report into ``out_dir``; skipped ones say why."""
+    return [
+        _draw(
+            "Robust accuracy vs eps",
+            lambda: plot_robust_curves(groups, out_dir / "robust_vs_eps.png"),
+        ),
+        _draw(
+            "Trade-off frontier",
+            lambda: plot_tradeoff_frontier(
+                groups, out_dir / "tradeoff_frontier.png", main_attack, frontier_eps
+            ),
+        ),
+        _draw(
+            "Detection AUROC", lambda: plot_detection_auroc(groups, out_dir / "detection_auroc.png")
+        ),
+    ]
+
+
+def _frontier_eps(
+    groups: Sequence[ConfigGroup], attack: str, eps: float | str | None
+) -> str | None:
+    if eps is None:
+        return choose_frontier_eps(groups, attack)
+    return eps_key(eps)
+
+
+def write_report(
+    sweep_dir: str | Path,
+    out_dir: str | Path | None = None,
+    main_attack: str = "pgd",
+    frontier_eps: float | str | None = None,
+) -> ReportPaths:
+    """Summarise the Hydra sweep in ``sweep_dir`` into ``out_dir`` (default ``sweep_dir/report``).
+
+    ``main_attack`` ranks configurations; ``frontier_eps`` is the eps of the trade-off plot
+    (default: the median eps most configurations were evaluated at). Raises RobustlabError when
+    the folder does not exist or holds no job.
+    """
+    sweep = Path(sweep_dir)
+    if not sweep.is_dir():
+        raise RobustlabError(
+            f"sweep folder {sweep} does not exist; pass a multirun output folder "
+            "(the one holding multirun.yaml and one sub-folder per job)"
+        )
+    records = load_run_records(sweep)
+    if not records:
+        raise RobustlabError(
+            f"no job found under {sweep}: expected <job>/results.json or Hydra job folders "
+            "(with .hydra/); pass a multirun output folder"
+        )
+    out = Path(out_dir) if out_dir is not None else sweep / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    jobs_csv = write_csv(out / JOBS_CSV, *build_table(records))
+    groups = aggregate_over_seeds(records)
+    configs_csv = write_csv(out / CONFIGS_CSV, *aggregate_table(groups))
+    plots = draw_plots(groups, out, main_attack, _frontier_eps(groups, main_attack, frontier_eps))
+    context = SummaryContext(
+        sweep_dir=sweep,
+        out_dir=out,
+        main_attack=main_attack,
+        tables={"Per-job table": jobs_csv, "Per-configuration table (over seeds)": configs_csv},
+        plots=plots,
+        sweep_overrides=load_sweep_overrides(sweep),
+    )
+    summary = out / SUMMARY_MD
+    summary.write_text(render_summary(records, groups, context), encoding="utf-8")
+    log.info("report of %d job(s) written to %s", len(records), out)
+    written = [p.path for p in plots if p.path is not None]
+    return ReportPaths(csv=jobs_csv, summary=summary, plots=written, config_csv=configs_csv)

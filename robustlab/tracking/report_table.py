@@ -1,0 +1,214 @@
+"""Tidy tables of a sweep: one row per job, and one row per configuration across seeds."""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robustlab.tracking.records import IDENTITY_OVERRIDES, RunRecord, parse_override
+
+JOB_COLUMNS = ["job", "status", "dataset", "model", "defense", "seed", "variant", "params"]
+TAIL_COLUMNS = ["n_warnings", "error"]
+DETECTION_METRICS = ("auroc", "tnr_at_tpr95", "detection_accuracy", "aupr")
+# Overrides that do not define a configuration: seeds are averaged over, the rest is plumbing.
+NON_CONFIG_KEYS = {"seed", "device", "logger"}
+NON_CONFIG_PREFIXES = ("hydra.", "logger.", "paths.")
+
+
+def robust_column(attack: str, eps: str) -> str:
+    """Column of robust accuracy under ``attack`` at ``eps``, e.g. ``robust_pgd@0.1``."""
+    return f"robust_{attack}@{eps}"
+
+
+def detection_column(metric: str, key: str, baseline: str | None = None) -> str:
+    """Column of a detection metric, e.g. ``auroc_pgd@0.1`` or ``auroc_msp_pgd@0.1``."""
+    return f"{metric}_{baseline}_{key}" if baseline else f"{metric}_{key}"
+
+
+def eps_order(eps: str) -> tuple[float, str]:
+    """Sort key for eps keys: numerically, non-numeric ones ("inf", names) last."""
+    try:
+        return float(eps), ""
+    except ValueError:
+        return math.inf, eps
+
+
+def variant_of(record: RunRecord) -> str:
+    """The overrides that distinguish a configuration beyond dataset/model/defense and seed."""
+    parts = []
+    for override in record.overrides:
+        key, _ = parse_override(override)
+        if key in IDENTITY_OVERRIDES or key in NON_CONFIG_KEYS:
+            continue
+        if key.startswith(NON_CONFIG_PREFIXES):
+            continue
+        parts.append(override.lstrip("+~"))
+    return " ".join(sorted(parts))
+
+
+def _detection_cells(record: RunRecord) -> dict[str, float]:
+    cells: dict[str, float] = {}
+    for key, metrics in record.detection.items():
+        for name, value in metrics.items():
+            if isinstance(value, dict):
+                baseline = name.removeprefix("baseline_")
+                for sub_name, sub_value in value.items():
+                    cells[detection_column(sub_name, key, baseline)] = sub_value
+            else:
+                cells[detection_column(name, key)] = value
+    return cells
+
+
+def metric_cells(record: RunRecord) -> dict[str, float]:
+    """All numeric results of one job, keyed by table column."""
+    cells: dict[str, float] = {}
+    if record.clean_accuracy is not None:
+        cells["clean_accuracy"] = record.clean_accuracy
+    for attack, curve in record.robust_accuracy.items():
+        for eps, accuracy in sorted(curve.items(), key=lambda item: eps_order(item[0])):
+            cells[robust_column(attack, eps)] = accuracy
+    cells.update(_detection_cells(record))
+    cells.update({f"time_{stage}_s": seconds for stage, seconds in record.timing_s.items()})
+    cells.update({f"cost_{name}": value for name, value in record.training_cost.items()})
+    return cells
+
+
+def _metric_rank(column: str) -> tuple:
+    """Order within the metric block: clean, robust, detection, time, cost."""
+    for rank, prefix in enumerate(("clean_accuracy", "robust_")):
+        if column.startswith(prefix):
+            return (rank,)
+    if column.startswith(("time_", "cost_")):
+        return (4 if column.startswith("cost_") else 3,)
+    metric = next((m for m in DETECTION_METRICS if column.startswith(m + "_")), None)
+    return (2, DETECTION_METRICS.index(metric) if metric else len(DETECTION_METRICS))
+
+
+def metric_columns(records: Iterable[RunRecord]) -> list[str]:
+    """Metric columns present in any record, grouped by kind, each kind in first-seen order."""
+    seen: dict[str, None] = {}
+    for record in records:
+        seen.update(dict.fromkeys(metric_cells(record)))
+    # sorted() is stable, so first-seen order survives inside each kind.
+    return sorted(seen, key=_metric_rank)
+
+
+def build_table(records: Sequence[RunRecord]) -> tuple[list[str], list[dict[str, Any]]]:
+    """One tidy row per job (failed jobs included, with their error) and the column order."""
+    metrics = metric_columns(records)
+    columns = JOB_COLUMNS + metrics + TAIL_COLUMNS
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {name: getattr(record, name, None) for name in JOB_COLUMNS}
+        row["variant"] = variant_of(record)
+        row.update(metric_cells(record))
+        row["n_warnings"], row["error"] = len(record.warnings), record.error
+        rows.append(row)
+    return columns, rows
+
+
+@dataclass
+class Stat:
+    """Mean, sample standard deviation (None for a single value) and count of one metric."""
+
+    mean: float
+    std: float | None
+    n: int
+
+
+@dataclass
+class ConfigGroup:
+    """The ok jobs of one configuration (dataset, model, defense, variant) across seeds."""
+
+    dataset: str
+    model: str
+    defense: str
+    variant: str
+    jobs: list[str] = field(default_factory=list)
+    seeds: list[int | None] = field(default_factory=list)
+    stats: dict[str, Stat] = field(default_factory=dict)
+    robust_eps: dict[str, list[str]] = field(default_factory=dict)
+    detection_keys: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """Short name for legends and tables: ``model / defense [variant]``."""
+        text = f"{self.model} / {self.defense}"
+        return f"{text} [{self.variant}]" if self.variant else text
+
+    def mean(self, column: str) -> float | None:
+        """Mean of a metric column over seeds, or None when no job reported it."""
+        stat = self.stats.get(column)
+        return stat.mean if stat else None
+
+
+def _stat(values: list[float]) -> Stat:
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return Stat(mean=statistics.fmean(values), std=std, n=len(values))
+
+
+def aggregate_over_seeds(records: Iterable[RunRecord]) -> list[ConfigGroup]:
+    """Group ok jobs by configuration and summarise every metric with mean, sample std and n."""
+    groups: dict[tuple[str, str, str, str], ConfigGroup] = {}
+    members: dict[tuple[str, str, str, str], list[RunRecord]] = {}
+    for record in records:
+        if not record.ok:
+            continue
+        ident = (record.dataset or "?", record.model or "?", record.defense or "?")
+        key = (*ident, variant_of(record))
+        groups.setdefault(key, ConfigGroup(*key))
+        members.setdefault(key, []).append(record)
+    for key, group in groups.items():
+        cells = [metric_cells(record) for record in members[key]]
+        for column in metric_columns(members[key]):
+            values = [c[column] for c in cells if column in c]
+            group.stats[column] = _stat(values)
+        for record in members[key]:
+            group.jobs.append(record.job)
+            group.seeds.append(record.seed)
+            for attack, curve in record.robust_accuracy.items():
+                known = group.robust_eps.setdefault(attack, [])
+                known.extend(eps for eps in curve if eps not in known)
+            group.detection_keys.extend(
+                k for k in record.detection if k not in group.detection_keys
+            )
+        for known in group.robust_eps.values():
+            known.sort(key=eps_order)
+    return list(groups.values())
+
+
+def aggregate_table(groups: Sequence[ConfigGroup]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Flatten configuration groups into CSV columns/rows: ``<metric>_mean/_std/_n``."""
+    metrics: dict[str, None] = {}
+    for group in groups:
+        metrics.update(dict.fromkeys(group.stats))
+    ordered = sorted(metrics, key=_metric_rank)
+    columns = ["dataset", "model", "defense", "variant", "n_jobs", "seeds"]
+    columns += [f"{m}_{part}" for m in ordered for part in ("mean", "std", "n")]
+    rows = []
+    for group in groups:
+        row: dict[str, Any] = {"dataset": group.dataset, "model": group.model}
+        row.update(defense=group.defense, variant=group.variant, n_jobs=len(group.jobs))
+        row["seeds"] = " ".join("?" if s is None else str(s) for s in group.seeds)
+        for metric, stat in group.stats.items():
+            row.update({f"{metric}_mean": stat.mean, f"{metric}_std": stat.std})
+            row[f"{metric}_n"] = stat.n
+        rows.append(row)
+    return columns, rows
+
+
+def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
+    """Write rows (dicts) under the given columns; missing values and None become empty cells."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return path

@@ -1,0 +1,179 @@
+"""The Markdown summary of a sweep: what a person reads first."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robustlab.tracking.plots import PlotOutcome
+from robustlab.tracking.records import RunRecord
+from robustlab.tracking.report_table import ConfigGroup, Stat, eps_order, robust_column
+
+MISSING = "–"
+MAX_ERROR_CHARS = 300
+
+
+@dataclass
+class SummaryContext:
+    """Everything the summary links to or mentions besides the records themselves."""
+
+    sweep_dir: Path
+    out_dir: Path
+    main_attack: str = "pgd"
+    tables: dict[str, Path] = field(default_factory=dict)  # description -> CSV path
+    plots: list[PlotOutcome] = field(default_factory=list)
+    sweep_overrides: list[str] = field(default_factory=list)
+
+
+def _cell(text: object) -> str:
+    """Make text safe inside a Markdown table cell."""
+    return str(text).replace("\n", " ").replace("|", "\\|")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def format_percent(stat: Stat | None) -> str:
+    """``81.2 ± 1.3`` (percent, std over seeds when there are several), ``–`` when absent."""
+    if stat is None:
+        return MISSING
+    text = f"{100 * stat.mean:.1f}"
+    return f"{text} ± {100 * stat.std:.1f}" if stat.std is not None else text
+
+
+def _who(record: RunRecord) -> str:
+    seed = "?" if record.seed is None else record.seed
+    return f"{record.model or '?'} / {record.defense or '?'}, seed {seed}"
+
+
+def _header(records: Sequence[RunRecord], ctx: SummaryContext) -> list[str]:
+    ok = sum(r.ok for r in records)
+    lines = [f"# Sweep report: {ctx.sweep_dir.name or ctx.sweep_dir}", ""]
+    lines += [f"- Sweep folder: `{ctx.sweep_dir}`"]
+    lines += [f"- Jobs: {len(records)} ({ok} ok, {len(records) - ok} failed)"]
+    if ctx.sweep_overrides:
+        lines += ["- Sweep overrides: " + " ".join(f"`{o}`" for o in ctx.sweep_overrides)]
+    datasets = sorted({r.dataset for r in records if r.dataset})
+    if datasets:
+        lines += [f"- Data sets: {', '.join(datasets)}"]
+    return lines + ["- Accuracies are in %; `a ± b` is mean ± sample std over seeds.", ""]
+
+
+def _attacks(groups: Sequence[ConfigGroup], main_attack: str) -> list[str]:
+    names = {attack for g in groups for attack in g.robust_eps}
+    return ([main_attack] if main_attack in names else []) + sorted(names - {main_attack})
+
+
+def _accuracy_tables(groups: Sequence[ConfigGroup], main_attack: str) -> list[str]:
+    if not groups:
+        return ["## Accuracy", "", "No job finished, so there is nothing to compare.", ""]
+    lines = ["## Accuracy", ""]
+    ident = ["dataset", "model", "defense", "variant", "seeds"]
+    for attack in _attacks(groups, main_attack) or [None]:
+        eps_keys = sorted({e for g in groups for e in g.robust_eps.get(attack, [])}, key=eps_order)
+        header = ident + ["clean"] + [f"{attack} eps={e}" for e in eps_keys]
+        rows = []
+        for g in groups:
+            cells = [g.dataset, g.model, g.defense, g.variant or MISSING, len(g.jobs)]
+            cells.append(format_percent(g.stats.get("clean_accuracy")))
+            cells += [format_percent(g.stats.get(robust_column(attack, e))) for e in eps_keys]
+            rows.append(cells)
+        title = f"### Under {attack}" if attack else "### Clean accuracy (no attack results)"
+        lines += [title, ""] + _table(header, rows)
+    return lines
+
+
+def _rank(group: ConfigGroup, column: str) -> tuple[float, float]:
+    clean = group.mean("clean_accuracy")
+    return group.mean(column), -1.0 if clean is None else clean
+
+
+def best_per_eps(groups: Sequence[ConfigGroup], attack: str) -> list[tuple[str, str, ConfigGroup]]:
+    """(dataset, eps, best group): highest robust accuracy; ties go to higher clean accuracy."""
+    best = []
+    for dataset in sorted({g.dataset for g in groups}):
+        mine = [g for g in groups if g.dataset == dataset]
+        eps_keys = sorted({e for g in mine for e in g.robust_eps.get(attack, [])}, key=eps_order)
+        for eps in eps_keys:
+            column = robust_column(attack, eps)
+            candidates = [g for g in mine if g.mean(column) is not None]
+            if candidates:
+                best.append((dataset, eps, max(candidates, key=lambda g: _rank(g, column))))
+    return best
+
+
+def _best_section(groups: Sequence[ConfigGroup], attack: str) -> list[str]:
+    lines = [f"## Best configuration per eps ({attack})", ""]
+    best = best_per_eps(groups, attack)
+    if not best:
+        return lines + [f"No {attack} results in any finished job.", ""]
+    rows = [
+        (
+            dataset,
+            eps,
+            g.label,
+            format_percent(g.stats.get(robust_column(attack, eps))),
+            format_percent(g.stats.get("clean_accuracy")),
+        )
+        for dataset, eps, g in best
+    ]
+    return lines + _table(["dataset", "eps", "best", f"{attack} accuracy", "clean"], rows)
+
+
+def _warnings_section(records: Sequence[RunRecord]) -> list[str]:
+    flagged = [r for r in records if r.warnings]
+    if not flagged:
+        return ["## Warnings", "", "No job reported a warning.", ""]
+    kinds: dict[str, int] = {}
+    for record in flagged:
+        for kind in {w.split(":", 1)[0].strip() for w in record.warnings}:
+            kinds[kind] = kinds.get(kind, 0) + 1
+    lines = ["## Warnings", ""]
+    lines += [f"- {kind}: {n} job{'s' if n > 1 else ''}" for kind, n in sorted(kinds.items())]
+    for record in flagged:
+        lines += ["", f"### Job `{record.job}` ({_who(record)})", ""]
+        lines += [f"- {w}" for w in record.warnings]
+    return lines + [""]
+
+
+def _failures_section(records: Sequence[RunRecord]) -> list[str]:
+    failed = [r for r in records if not r.ok]
+    if not failed:
+        return ["## Failed jobs", "", "None.", ""]
+    rows = []
+    for record in failed:
+        error = (record.error or "unknown error").strip()
+        error = error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
+        rows.append((f"`{record.job}`", _who(record), " ".join(record.overrides), error))
+    return ["## Failed jobs", ""] + _table(["job", "config", "overrides", "error"], rows)
+
+
+def _files_section(ctx: SummaryContext, summary_dir: Path) -> list[str]:
+    def link(path: Path) -> str:
+        return Path(os.path.relpath(path, summary_dir)).as_posix()
+
+    lines = ["## Files", ""]
+    lines += [f"- {what}: [{path.name}]({link(path)})" for what, path in ctx.tables.items()]
+    lines += [f"- {p.title}: skipped, {p.note}" for p in ctx.plots if p.path is None]
+    for plot in ctx.plots:
+        if plot.path is not None:
+            lines += ["", f"### {plot.title}", "", f"![{plot.title}]({link(plot.path)})"]
+    return lines + [""]
+
+
+def render_summary(
+    records: Sequence[RunRecord], groups: Sequence[ConfigGroup], ctx: SummaryContext
+) -> str:
+    """The whole Markdown summary: header, accuracy, best per eps, warnings, failures, files."""
+    lines = _header(records, ctx)
+    lines += _accuracy_tables(groups, ctx.main_attack)
+    lines += _best_section(groups, ctx.main_attack)
+    lines += _warnings_section(records)
+    lines += _failures_section(records)
+    lines += _files_section(ctx, ctx.out_dir)
+    return "\n".join(lines).rstrip() + "\n"

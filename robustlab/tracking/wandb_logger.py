@@ -1,0 +1,146 @@
+"""Weights & Biases logging; the only module that imports wandb (lazily, inside methods).
+
+Offline by default, so no account or network is needed (``wandb sync`` uploads later). Any
+failure of W&B itself is logged as a warning and turns the logger into a no-op: a missing API
+key or a dead network must never fail a training run or break a sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MODES = ("offline", "online", "disabled")
+
+
+def summary_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """Flat scalar summary keys chosen for W&B parallel-coordinates and scatter panels."""
+    summary: dict[str, float] = {}
+    for key in ("clean_accuracy", "params"):
+        if isinstance(results.get(key), (int, float)):
+            summary[key] = results[key]
+    for attack, curve in results.get("robust_accuracy", {}).items():
+        for eps, acc in curve.items():
+            if acc is not None:
+                summary[f"robust_accuracy/{attack}@{eps}"] = acc
+    for name, metrics in results.get("detection", {}).items():
+        for metric in ("auroc", "tnr_at_tpr95"):
+            if isinstance(metrics.get(metric), (int, float)):
+                summary[f"detection/{name}/{metric}"] = metrics[metric]
+    for stage, seconds in results.get("timing_s", {}).items():
+        summary[f"timing_s/{stage}"] = seconds
+    cost = results.get("training_cost", {}).get("grad_evals_per_example")
+    if cost is not None:
+        summary["training_cost/grad_evals_per_example"] = cost
+    summary["n_warnings"] = len(results.get("warnings", []))
+    return summary
+
+
+class WandbLogger:
+    """One W&B run per pipeline job; safe to use when W&B is unavailable."""
+
+    def __init__(
+        self,
+        project: str,
+        config: dict[str, Any],
+        mode: str = "offline",
+        group: str | None = None,
+        job_type: str = "train",
+        name: str | None = None,
+        tags: list[str] | None = None,
+        directory: str | Path | None = None,
+        log_checkpoints: bool = False,
+    ) -> None:
+        self.log_checkpoints = log_checkpoints
+        self._run = None
+        if mode == "disabled":
+            return
+        try:
+            import wandb
+
+            if directory is not None:
+                Path(directory).mkdir(parents=True, exist_ok=True)
+            self._run = wandb.init(
+                project=project,
+                config=config,
+                mode=mode,
+                group=group,
+                job_type=job_type,
+                name=name,
+                tags=tags,
+                dir=str(directory) if directory is not None else None,
+                reinit="finish_previous",
+                settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+            )
+        except Exception as err:  # W&B must never take a run down with it
+            log.warning("W&B disabled for this run (%s: %s)", type(err).__name__, err)
+            self._run = None
+
+    @property
+    def active(self) -> bool:
+        return self._run is not None
+
+    @property
+    def run_dir(self) -> str | None:
+        return getattr(self._run, "dir", None) if self._run is not None else None
+
+    def _safely(self, what: str, fn, *args, **kwargs) -> None:
+        if self._run is None:
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as err:
+            log.warning("W&B could not %s (%s: %s)", what, type(err).__name__, err)
+
+    def log_epoch(self, metrics: dict[str, float]) -> None:
+        """Per-epoch training curves, stepped by epoch."""
+        scalars = {f"train/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+        self._safely("log epoch metrics", self._run.log if self._run else None, scalars)
+
+    def log_results(self, results: dict[str, Any]) -> None:
+        """Summary scalars, the robust-accuracy-vs-eps table and line plot, detection metrics."""
+        self._safely("log results", self._log_results, results)
+
+    def _log_results(self, results: dict[str, Any]) -> None:
+        import wandb
+
+        self._run.summary.update(summary_metrics(results))
+        rows = [
+            [attack, float(eps), acc]
+            for attack, curve in results.get("robust_accuracy", {}).items()
+            for eps, acc in curve.items()
+            if eps != "inf" and acc is not None
+        ]
+        if rows:
+            table = wandb.Table(columns=["attack", "eps", "robust_accuracy"], data=rows)
+            self._run.log({"robust_accuracy_table": table})
+            for attack in sorted({r[0] for r in rows}):
+                sub = wandb.Table(columns=["eps", "robust_accuracy"], data=[r[1:] for r in rows if r[0] == attack])
+                plot = wandb.plot.line(sub, "eps", "robust_accuracy", title=f"robust accuracy vs eps ({attack})")
+                self._run.log({f"robust_accuracy_curve/{attack}": plot})
+        detection = results.get("detection", {})
+        if detection:
+            columns = ["attack", "auroc", "tnr_at_tpr95", "detection_accuracy", "aupr"]
+            data = [[k] + [m.get(c) for c in columns[1:]] for k, m in detection.items()]
+            self._run.log({"detection_table": wandb.Table(columns=columns, data=data)})
+
+    def log_checkpoint(self, path: str | Path, name: str) -> None:
+        """Upload a checkpoint directory as a model artifact when enabled."""
+        if not self.log_checkpoints:
+            return
+        self._safely("log the checkpoint", self._log_checkpoint, Path(path), name)
+
+    def _log_checkpoint(self, path: Path, name: str) -> None:
+        import wandb
+
+        artifact = wandb.Artifact(name=name, type="model")
+        artifact.add_dir(str(path)) if path.is_dir() else artifact.add_file(str(path))
+        self._run.log_artifact(artifact)
+
+    def finish(self, exit_code: int = 0) -> None:
+        """Always called (try/finally) so a crashed job still closes its run."""
+        self._safely("finish the run", self._run.finish if self._run else None, exit_code=exit_code)
+        self._run = None

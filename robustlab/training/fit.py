@@ -1,0 +1,197 @@
+"""The ONE training loop: every defense is an objective plugged in here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from robustlab.errors import CheckpointError
+from robustlab.fileio import json_safe
+from robustlab.runtime import progress
+from robustlab.training.checkpoint import TrainingState
+from robustlab.training.objectives.base import Objective
+
+log = logging.getLogger(__name__)
+
+
+class EpochCallback(Protocol):
+    """Measures something after each epoch (e.g. PGD accuracy on a held-out batch)."""
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> dict[str, float]: ...
+
+
+class BatchSource(Protocol):
+    """What fit needs of a loader: iteration, a length and a per-epoch seed."""
+
+    def __iter__(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]: ...
+    def __len__(self) -> int: ...
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+@dataclass
+class FitResult:
+    """What a finished (or resumed-and-finished) training run reports."""
+
+    history: list[dict[str, float]]
+    seconds: float
+    grad_evals_per_example: float
+    best_epoch: int | None = None
+    resumed_from: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Monitor:
+    """Keep the weights of the best epoch by ``metric`` and restore them at the end."""
+
+    metric: str
+    mode: str = "max"
+
+    def better(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value > best if self.mode == "max" else value < best
+
+
+def _train_epoch(
+    model: nn.Module,
+    loader: BatchSource,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    autocast: Callable[[], Any],
+    desc: str,
+) -> dict[str, float]:
+    model.train()
+    loss_sum, correct, seen, grad_evals = 0.0, 0, 0, 0
+    for images, labels in progress(loader, desc=desc, total=len(loader)):
+        with autocast():
+            step = objective(model, images, labels)
+        optimizer.zero_grad(set_to_none=True)
+        step.loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        batch = labels.shape[0]
+        loss_sum += float(step.loss.detach()) * batch
+        correct += int((step.logits.argmax(1) == labels).sum())
+        seen += batch
+        grad_evals += step.grad_evals
+    if seen == 0:
+        raise ValueError("the training loader produced no batches: lower batch_size or drop_last")
+    lr = optimizer.param_groups[0]["lr"]
+    return {"loss": loss_sum / seen, "train_accuracy": correct / seen, "lr": lr, "grad_evals": grad_evals, "examples": seen}
+
+
+def fit(
+    model: nn.Module,
+    loader: BatchSource,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    checkpoint_dir: str | Path | None = None,
+    config: dict[str, Any] | None = None,
+    callbacks: Sequence[EpochCallback] = (),
+    monitor: Monitor | None = None,
+    log_metrics: Callable[[dict[str, float]], None] | None = None,
+    amp_dtype: torch.dtype | None = None,
+) -> FitResult:
+    """Train ``model`` for ``epochs`` with ``objective``; resume from ``checkpoint_dir`` if present.
+
+    Each epoch ends with a complete checkpoint (model, optimizer, scheduler, RNG), so a run
+    killed at any point and started again with the same directory and config finishes with the
+    same weights as an uninterrupted one (on CPU).
+    """
+    state = TrainingState(checkpoint_dir) if checkpoint_dir is not None else None
+    config = json_safe(config) if config is not None else None
+    history, start, prior_seconds, best_value = [], 0, 0.0, None
+    resumed = _resume(state, model, optimizer, scheduler, config) if state else None
+    if resumed is not None:
+        start, info = resumed
+        history, prior_seconds, best_value = info["history"], info["seconds"], info.get("best_value")
+        log.info("resuming from epoch %d in %s", start, checkpoint_dir)
+    device = next(model.parameters()).device
+    autocast = (
+        (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype is not None else nullcontext
+    )
+    began = time.perf_counter()
+    for epoch in range(start, epochs):
+        objective.on_epoch_start(epoch, epochs)
+        loader.set_epoch(epoch)
+        metrics = _train_epoch(model, loader, objective, optimizer, scheduler, autocast, f"epoch {epoch + 1}/{epochs}")
+        metrics["epoch"] = epoch + 1
+        for callback in callbacks:
+            metrics.update(callback.on_epoch_end(epoch, model))
+        history.append(metrics)
+        if monitor is not None and state is not None and monitor.better(metrics[monitor.metric], best_value):
+            best_value = metrics[monitor.metric]
+            state.save_best(model, epoch + 1, monitor.metric, best_value)
+        log.info("epoch %d/%d %s", epoch + 1, epochs, _format(metrics))
+        if log_metrics is not None:
+            log_metrics(metrics)
+        if state is not None:
+            seconds = prior_seconds + time.perf_counter() - began
+            modules = {"model": model, "optimizer": optimizer, "rng": _rng_state()}
+            if scheduler is not None:
+                modules["scheduler"] = scheduler
+            info = {"history": history, "seconds": seconds, "best_value": best_value, "config": config}
+            state.save(epoch + 1, modules, info)
+    best_epoch = None
+    if monitor is not None and state is not None and state.best() is not None:
+        best_epoch = state.best()["epoch"]
+        state.restore_best(model)
+    seconds = prior_seconds + time.perf_counter() - began
+    total_evals = sum(h["grad_evals"] for h in history)
+    examples = history[0]["examples"] if history else 1
+    return FitResult(history, seconds, total_evals / examples, best_epoch, start if resumed else None)
+
+
+def _resume(
+    state: TrainingState,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    config: dict[str, Any] | None,
+) -> tuple[int, dict[str, Any]] | None:
+    loaded = state.load()
+    if loaded is None:
+        return None
+    epoch, states, info = loaded
+    if config is not None and info.get("config") not in (None, config):
+        raise CheckpointError(
+            f"{state.directory} holds a run with a different config: use a new output directory "
+            "or delete that one to retrain"
+        )
+    device = next(model.parameters()).device
+    model.load_state_dict({k: v.to(device) for k, v in states["model"].items()})
+    optimizer.load_state_dict(states["optimizer"])
+    if scheduler is not None and "scheduler" in states:
+        scheduler.load_state_dict(states["scheduler"])
+    _set_rng_state(states["rng"])
+    return epoch, info
+
+
+def _rng_state() -> dict[str, Any]:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def _set_rng_state(rng: dict[str, Any]) -> None:
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _format(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
