@@ -31,7 +31,12 @@ def atomic_path(path: str | Path) -> Iterator[str]:
 
 
 def json_safe(obj: Any) -> Any:
-    """Turn non-finite floats into None (JSON has no NaN) and tuples into lists, recursively."""
+    """Turn non-finite floats into None (JSON has no NaN) and tuples into lists, recursively.
+
+    NumPy scalars and one-element tensors become Python numbers first.
+    """
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        obj = obj.item()
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):

@@ -16,7 +16,7 @@ import pytest
 
 from robustlab.app.report import main
 from robustlab.tracking import plots
-from robustlab.tracking.records import load_run_records, write_json_atomic
+from robustlab.tracking.records import load_run_records, record_from_payload, write_json_atomic
 from robustlab.tracking.report import write_report
 from robustlab.tracking.report_table import aggregate_over_seeds, build_table
 
@@ -195,9 +195,9 @@ def test_summary_reports_best_per_eps_warnings_and_failures(sweep: Path, tmp_pat
     text = paths.summary.read_text()
     assert "8 (5 ok, 3 failed)" in text
     best = text.split("## Best configuration per eps (pgd)")[1].split("##")[0]
-    assert "| digits | 0.1 | se_resnet20 / pgd_at [trainer.epochs=2] | 61.0 ± 1.4 |" in best
+    assert "| digits | 0.1 | se_resnet20 / pgd_at | 61.0 ± 1.4 |" in best
     # Tie at eps 0.2 (31.25 % each): the higher clean accuracy wins.
-    assert "| digits | 0.2 | resnet20 / pgd_at [trainer.epochs=2] |" in best
+    assert "| digits | 0.2 | resnet20 / pgd_at |" in best
     assert "gradient masking suspected: fgsm beats pgd" in text
     assert "catastrophic overfitting: 1 job" in text
     for error in (FAILED_ERROR, "no results.json", "JSONDecodeError"):
@@ -269,3 +269,22 @@ def test_write_json_atomic_writes_whole_files_only(tmp_path: Path, monkeypatch) 
         write_json_atomic(path, {"a": 2})
     assert path.read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_groups_split_on_other_overrides_and_labels_drop_shared_ones() -> None:
+    values = CONFIGS[("resnet20", "none")][0]
+    records = []
+    for job, extra in enumerate(("defense.eps=0.1", "defense.eps=0.2", "defense.eps=0.2")):
+        payload = _payload("resnet20", "pgd_at", job, values)
+        payload["overrides"] += [extra, "device=cpu"]
+        records.append(record_from_payload(str(job), payload))
+    groups = aggregate_over_seeds(records)
+    assert [len(g.jobs) for g in groups] == [1, 2]
+    assert [g.variant for g in groups] == [
+        "defense.eps=0.1 trainer.epochs=2",
+        "defense.eps=0.2 trainer.epochs=2",
+    ]
+    assert [g.label for g in groups] == [
+        "resnet20 / pgd_at [defense.eps=0.1]",
+        "resnet20 / pgd_at [defense.eps=0.2]",
+    ]

@@ -69,20 +69,19 @@ def attack_specs(cfg: DictConfig, keys: list[str] | None = None) -> dict[str, At
 def attack_spec(attack: DictConfig) -> AttackSpec:
     """One attack config node as an AttackSpec (step size relative to eps, own eps grid)."""
     kwargs: dict[str, Any] = dict(OmegaConf.to_container(attack.options, resolve=True))
-    native = attack.name.lower() in ("fgsm", "pgd", "pgd_l2")
-    if native and attack.name.lower() != "fgsm":
+    native_iterative = attack.name.lower() in ("pgd", "pgd_l2")
+    if native_iterative:
         kwargs.update(norm=attack.norm, loss=attack.loss, restarts=attack.restarts, early_stop=attack.early_stop)
-        if attack.steps is not None:
-            kwargs["steps"] = attack.steps
-    elif attack.loss != "ce" or attack.norm != "Linf":
-        if attack.name.lower() != "fgsm":
-            raise ConfigError(f"attack {attack.name}: loss/norm are options of the native attacks only; use options:")
-    return AttackSpec(
-        name=attack.name,
-        kwargs=kwargs,
-        step_size=attack.step_size if native else None,
-        eps_grid=list(attack.eps) if attack.eps is not None else None,
-    )
+    elif attack.loss != "ce" or attack.norm != "Linf" or attack.restarts != 1:
+        raise ConfigError(
+            f"attack {attack.name}: loss, norm and restarts are options of the native PGD; "
+            "set other attacks' settings under options:"
+        )
+    if attack.steps is not None:
+        kwargs["steps"] = attack.steps
+    if attack.step_size is not None:
+        kwargs["step_size"] = attack.step_size
+    return AttackSpec(name=attack.name, kwargs=kwargs, eps=list(attack.eps) if attack.eps is not None else None)
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:

@@ -200,6 +200,7 @@ def plot_detection_auroc(groups: Sequence[ConfigGroup], path: str | Path) -> Plo
                     label=name,
                 )
         ax.axhline(0.5, color="black", linestyle=":", linewidth=1)
+        ax.set_xlim(-0.5 - 2 * width, len(keys) - 0.5 + 2 * width)  # keeps lone bars narrow
         ax.set_xticks(range(len(keys)), keys, rotation=20, fontsize=8)
         ax.set(title=group.label, ylabel="AUROC", ylim=(0.0, 1.05))
         ax.grid(axis="y", alpha=0.3)

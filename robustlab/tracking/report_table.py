@@ -40,6 +40,11 @@ def eps_order(eps: str) -> tuple[float, str]:
 
 def variant_of(record: RunRecord) -> str:
     """The overrides that distinguish a configuration beyond dataset/model/defense and seed."""
+    return " ".join(variant_parts(record))
+
+
+def variant_parts(record: RunRecord) -> tuple[str, ...]:
+    """``variant_of`` as a sorted tuple of overrides (values may contain spaces)."""
     parts = []
     for override in record.overrides:
         key, _ = parse_override(override)
@@ -48,7 +53,7 @@ def variant_of(record: RunRecord) -> str:
         if key.startswith(NON_CONFIG_PREFIXES):
             continue
         parts.append(override.lstrip("+~"))
-    return " ".join(sorted(parts))
+    return tuple(sorted(parts))
 
 
 def _detection_cells(record: RunRecord) -> dict[str, float]:
@@ -134,12 +139,13 @@ class ConfigGroup:
     stats: dict[str, Stat] = field(default_factory=dict)
     robust_eps: dict[str, list[str]] = field(default_factory=dict)
     detection_keys: list[str] = field(default_factory=list)
+    distinct: str = ""  # the part of ``variant`` not shared by every group of the sweep
 
     @property
     def label(self) -> str:
-        """Short name for legends and tables: ``model / defense [variant]``."""
+        """Short name for legends and tables: ``model / defense [distinct overrides]``."""
         text = f"{self.model} / {self.defense}"
-        return f"{text} [{self.variant}]" if self.variant else text
+        return f"{text} [{self.distinct}]" if self.distinct else text
 
     def mean(self, column: str) -> float | None:
         """Mean of a metric column over seeds, or None when no job reported it."""
@@ -179,7 +185,16 @@ def aggregate_over_seeds(records: Iterable[RunRecord]) -> list[ConfigGroup]:
             )
         for known in group.robust_eps.values():
             known.sort(key=eps_order)
+    _set_distinct(groups, members)
     return list(groups.values())
+
+
+def _set_distinct(groups: dict[tuple, ConfigGroup], members: dict[tuple, list[RunRecord]]) -> None:
+    # Overrides every job got (e.g. a sweep-wide +trainer.epochs=2) only clutter the labels.
+    tokens = [set(variant_parts(members[key][0])) for key in groups]
+    shared = set.intersection(*tokens) if tokens else set()
+    for group, mine in zip(groups.values(), tokens, strict=True):
+        group.distinct = " ".join(sorted(mine - shared))
 
 
 def aggregate_table(groups: Sequence[ConfigGroup]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -76,7 +76,9 @@ def _accuracy_tables(groups: Sequence[ConfigGroup], main_attack: str) -> list[st
     ident = ["dataset", "model", "defense", "variant", "seeds"]
     for attack in _attacks(groups, main_attack) or [None]:
         eps_keys = sorted({e for g in groups for e in g.robust_eps.get(attack, [])}, key=eps_order)
-        header = ident + ["clean"] + [f"{attack} eps={e}" for e in eps_keys]
+        header = (
+            ident + ["clean"] + [attack if e == "inf" else f"{attack} eps={e}" for e in eps_keys]
+        )
         rows = []
         for g in groups:
             cells = [g.dataset, g.model, g.defense, g.variant or MISSING, len(g.jobs)]

@@ -1,0 +1,180 @@
+"""The attack base class and its result type.
+
+Conventions shared with torchattacks, so that robustlab and torchattacks attacks are
+interchangeable: images are float tensors in [0, 1] of shape (N, C, H, W), labels are int64 of
+shape (N,), ``attack(images, labels)`` returns adversarial images on the model's device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from robustlab.attacks.losses import (
+    LossSpec,
+    batch_objective,
+    margin_loss,
+    per_example_objective,
+    validate_loss,
+)
+from robustlab.attacks.modes import attack_context, check_model_mode, model_device
+from robustlab.errors import ConfigError
+
+NORMS = ("Linf", "L2")
+
+
+@dataclass
+class AttackResult:
+    """What an attack produced for one batch.
+
+    ``success``: the adversarial image is misclassified (or, targeted, classified as the
+    target). ``perturbation_norm``: ``||adv - images||`` in the attack's norm, per example.
+    ``grad_evals``: input-gradient evaluations (one per example per forward+backward).
+    """
+
+    adv_images: torch.Tensor
+    success: torch.Tensor
+    perturbation_norm: torch.Tensor
+    grad_evals: int
+
+
+def perturbation_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-example Linf or L2 norm of a perturbation batch."""
+    flat = delta.flatten(1)
+    if norm == "Linf":
+        return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(len(flat))
+    return flat.norm(p=2, dim=1)
+
+
+def is_success(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """Fooled examples: prediction != label, or == target when ``targeted``."""
+    predictions = logits.argmax(dim=1)
+    return predictions == labels if targeted else predictions != labels
+
+
+class Attack:
+    """Base class: subclasses implement ``_craft(images, labels, need_success)``.
+
+    ``loss``: ``"ce"``, ``"margin"`` or ``loss(model, adv_images, images, labels) -> Tensor[N]``
+    (maximised). ``targeted=True``: ``labels`` are target classes and the attack drives the
+    loss down for them. ``model_mode``: ``"eval"`` (default) or ``"train"`` (batch statistics,
+    BN running statistics restored afterwards). The model's modes, BN buffers and parameter
+    gradients are left exactly as they were; the input tensors are never modified.
+    """
+
+    norm = "Linf"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float,
+        loss: LossSpec = "ce",
+        targeted: bool = False,
+        model_mode: str = "eval",
+    ):
+        if not isinstance(eps, int | float) or eps < 0:
+            raise ConfigError(f"{type(self).__name__}: eps must be a number >= 0, got {eps!r}")
+        self.model = model
+        self.eps = float(eps)
+        self.loss = validate_loss(loss)
+        self.targeted = bool(targeted)
+        self.model_mode = check_model_mode(model_mode)
+        self.device = model_device(model)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Adversarial images for ``images`` (like ``torchattacks.Attack.__call__``)."""
+        images, labels = self._prepare(images, labels)
+        with attack_context(self.model, self.model_mode):
+            adv, _, _ = self._craft(images, labels, need_success=False)
+        return adv
+
+    def run(self, images: torch.Tensor, labels: torch.Tensor) -> AttackResult:
+        """Attack a batch and report success, perturbation size and gradient cost."""
+        images, labels = self._prepare(images, labels)
+        with attack_context(self.model, self.model_mode):
+            adv, success, grad_evals = self._craft(images, labels, need_success=True)
+        norms = perturbation_norm(adv - images, self.norm)
+        return AttackResult(adv, success, norms, grad_evals)
+
+    def _craft(
+        self, images: torch.Tensor, labels: torch.Tensor, need_success: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        raise NotImplementedError
+
+    def _prepare(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if images.ndim < 2 or labels.ndim != 1 or len(images) != len(labels):
+            raise ValueError(
+                f"expected images (N, ...) and labels (N,), got {tuple(images.shape)} "
+                f"and {tuple(labels.shape)}"
+            )
+        # detach() + to() never writes into the caller's tensors.
+        return images.detach().to(self.device), labels.detach().to(self.device, torch.long)
+
+    def _input_grad(
+        self, adv: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Gradient of the objective w.r.t. ``adv``, and the logits of that forward when known."""
+        adv = adv.detach().requires_grad_(True)
+        with torch.enable_grad():
+            if callable(self.loss):
+                logits, value = self._callable_objective(adv, images, labels)
+            else:
+                logits = self.model(adv)
+                value = batch_objective(self.loss, logits, labels, self.targeted)
+            grad = torch.autograd.grad(value, adv)[0]
+        return grad, (logits.detach() if logits is not None else None)
+
+    def _callable_objective(
+        self, adv: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        # The logits of the model's call on exactly `adv` are caught so that early stopping
+        # needs no extra forward pass.
+        caught: list[torch.Tensor] = []
+
+        def hook(_module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            if inputs and inputs[0] is adv and not caught:
+                caught.append(output)
+
+        handle = self.model.register_forward_hook(hook)
+        try:
+            value = self.loss(self.model, adv, images, labels)
+        finally:
+            handle.remove()
+        if value.shape != (len(adv),):
+            raise ValueError(
+                f"a callable attack loss must return shape (N,), got {tuple(value.shape)}"
+            )
+        value = value.sum()
+        return (caught[0] if caught else None), (-value if self.targeted else value)
+
+    @torch.no_grad()
+    def _logits(self, adv: torch.Tensor) -> torch.Tensor:
+        return self.model(adv)
+
+    @torch.no_grad()
+    def _score(
+        self, adv: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example (success, objective value) of finished iterates; one forward pass."""
+        logits = self.model(adv)
+        success = is_success(logits, labels, self.targeted)
+        if callable(self.loss):
+            value = self.loss(self.model, adv, images, labels).detach()
+            value = -value if self.targeted else value
+        else:
+            value = per_example_objective(self.loss, logits, labels, self.targeted)
+        return success, value
+
+    def __repr__(self) -> str:
+        loss = (
+            self.loss if isinstance(self.loss, str) else getattr(self.loss, "__name__", "callable")
+        )
+        name = type(self).__name__
+        return f"{name}(eps={self.eps:g}, norm={self.norm}, loss={loss}, targeted={self.targeted})"
+
+
+__all__ = ["Attack", "AttackResult", "NORMS", "is_success", "margin_loss", "perturbation_norm"]

@@ -1,0 +1,113 @@
+"""Attack registry: native FGSM/PGD plus every torchattacks attack, by case-insensitive name."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import torchattacks
+from torch import nn
+
+from robustlab.attacks.adapter import TorchattacksAttack
+from robustlab.attacks.fgsm import FGSM
+from robustlab.attacks.pgd import PGD
+from robustlab.errors import ConfigError
+
+NATIVE: dict[str, Callable[..., object]] = {
+    "fgsm": FGSM,
+    "pgd": PGD,
+    "pgd_l2": lambda model, eps=1.0, alpha=0.2, **kw: PGD(model, eps, alpha, norm="L2", **kw),
+}
+# Options of pgd_l2 are those of PGD minus the norm it fixes.
+_NATIVE_SIGNATURES = {"fgsm": FGSM, "pgd": PGD, "pgd_l2": PGD}
+
+
+def _torchattacks_classes() -> dict[str, type]:
+    names = getattr(torchattacks, "__all__", None) or dir(torchattacks)
+    classes = {}
+    for name in names:
+        obj = getattr(torchattacks, name, None)
+        if inspect.isclass(obj) and issubclass(obj, torchattacks.attack.Attack):
+            classes.setdefault(name.lower(), obj)
+    return classes
+
+
+def list_attacks() -> list[str]:
+    """Names accepted by :func:`build_attack`: native ones first, then torchattacks classes."""
+    native = list(NATIVE)
+    return native + [
+        cls.__name__ for key, cls in _torchattacks_classes().items() if key not in NATIVE
+    ]
+
+
+def _resolve(name: str) -> tuple[str, Callable[..., object], Callable[..., object]]:
+    """(canonical name, factory, callable whose signature lists the options)."""
+    key = str(name).lower()
+    if key in NATIVE:
+        return key, NATIVE[key], _NATIVE_SIGNATURES[key]
+    cls = _torchattacks_classes().get(key)
+    if cls is None:
+        raise ConfigError(f"unknown attack {name!r}: valid names are {', '.join(list_attacks())}")
+    return cls.__name__, cls, cls
+
+
+def attack_options(name: str) -> dict[str, object]:
+    """Keyword options of an attack and their defaults (``model`` excluded)."""
+    canonical, _, signature_of = _resolve(name)
+    params = inspect.signature(signature_of).parameters.values()
+    options = {
+        p.name: p.default
+        for p in params
+        if p.name not in ("self", "model") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    }
+    if canonical == "pgd_l2":
+        options.pop("norm", None)
+        options.update(eps=1.0, alpha=0.2)
+    elif canonical not in NATIVE:
+        options["targeted"] = False  # handled by the wrapper via set_mode_targeted_by_label
+    return options
+
+
+def takes_eps(name: str) -> bool:
+    """Whether the attack has an ``eps`` budget (CW and DeepFool minimise the norm instead)."""
+    return "eps" in attack_options(name)
+
+
+def attack_norm(name: str, kwargs: dict | None = None) -> str:
+    """The norm an attack's eps (or reported perturbation) is measured in."""
+    kwargs = kwargs or {}
+    key = str(name).lower()
+    if key in ("pgd", "fgsm"):
+        return kwargs.get("norm", "Linf")
+    if key == "pgd_l2" or key in ("cw", "pgdl2", "deepfool", "eaden", "pgdrsl2"):
+        return "L2"
+    return str(kwargs.get("norm", attack_options(name).get("norm", "Linf")))
+
+
+def build_attack(name: str, model: nn.Module, **kwargs: object) -> object:
+    """Create an attack by name: ``fgsm``, ``pgd``, ``pgd_l2`` or any torchattacks class.
+
+    Every returned attack takes ``(images, labels)`` in [0, 1], returns adversarial images on
+    the model's device, offers ``run`` (an :class:`AttackResult`) and restores the model.
+    """
+    canonical, factory, _ = _resolve(name)
+    valid = attack_options(canonical)
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"attack {canonical!r} has no option(s) {', '.join(unknown)}; "
+            f"valid options: {', '.join(valid) or '(none)'}"
+        )
+    if canonical in NATIVE:
+        return factory(model, **kwargs)
+    targeted = bool(kwargs.pop("targeted", False))
+    try:
+        attack = factory(model, **kwargs)
+    except (TypeError, ValueError, AssertionError) as err:
+        raise ConfigError(f"attack {canonical!r} rejected its options {kwargs}: {err}") from err
+    if targeted:
+        attack.set_mode_targeted_by_label(quiet=True)
+    return TorchattacksAttack(attack, model, canonical, targeted=targeted)
+
+
+__all__ = ["attack_norm", "attack_options", "build_attack", "list_attacks", "takes_eps"]

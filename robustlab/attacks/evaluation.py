@@ -1,0 +1,216 @@
+"""Accuracy under attack over an eps grid, attacking only the examples still correct.
+
+An example fooled at a small eps counts as fooled at every larger eps (a perturbation inside a
+small ball is inside every larger one), so each larger eps attacks only the survivors. The curve
+is monotone by construction and much cheaper than attacking the whole set at every eps.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from robustlab.attacks.adapter import GradientCounter
+from robustlab.attacks.base import Attack, perturbation_norm
+from robustlab.attacks.modes import attack_context, model_device
+from robustlab.attacks.stats import wilson_interval
+from robustlab.runtime import progress, resolve_device
+
+AttackFactory = Callable[[float], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+
+
+@dataclass
+class EpsPoint:
+    """Accuracy under one attack budget; ``eps`` is ``inf`` for minimal-perturbation attacks."""
+
+    eps: float
+    accuracy: float
+    ci: tuple[float, float]
+    grad_evals: int
+    seconds: float
+    n: int
+    median_norm: float | None = None
+
+
+@dataclass
+class EpsCurve:
+    """Accuracy against one attack over an eps grid (ascending), with cost per eps."""
+
+    attack: str
+    clean_accuracy: float
+    n: int
+    points: list[EpsPoint]
+    norm: str = "Linf"
+    params: dict = field(default_factory=dict)
+
+    @property
+    def eps(self) -> list[float]:
+        return [p.eps for p in self.points]
+
+    @property
+    def accuracy(self) -> list[float]:
+        return [p.accuracy for p in self.points]
+
+    def at(self, eps: float) -> EpsPoint:
+        """The point measured at ``eps``."""
+        for point in self.points:
+            if math.isclose(point.eps, float(eps), rel_tol=1e-12, abs_tol=0.0):
+                return point
+        raise KeyError(f"eps={eps} was not evaluated (grid: {self.eps})")
+
+
+def _device_for(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    return model_device(model) if device is None else resolve_device(device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    images: torch.Tensor,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Eval-mode predicted classes (on CPU) for a whole image tensor."""
+    device = _device_for(model, device)
+    with attack_context(model, "eval"):
+        chunks = [
+            model(images[i : i + batch_size].to(device)).argmax(1).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long)
+
+
+def _attack_batch(
+    model: nn.Module, attack: Callable, images: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(fooled mask, perturbation norms, grad evals) for one batch, judged in eval mode."""
+    trusted = isinstance(attack, Attack) and attack.model_mode == "eval" and not attack.targeted
+    if hasattr(attack, "run"):
+        result = attack.run(images, labels)
+        adv, evals, norms = result.adv_images, result.grad_evals, result.perturbation_norm
+        if trusted:
+            return result.success, norms, evals
+    else:
+        counter = GradientCounter(model)
+        try:
+            adv = attack(images, labels)
+        finally:
+            counter.remove()
+        evals, norms = (
+            counter.count,
+            perturbation_norm(adv - images, getattr(attack, "norm", "Linf")),
+        )
+    with torch.no_grad(), attack_context(model, "eval"):
+        fooled = model(adv).argmax(1) != labels
+    return fooled, norms, evals
+
+
+def attack_survivors(
+    model: nn.Module,
+    attack: Callable,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    alive: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    desc: str,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Attack the examples where ``alive``; returns (fooled mask [N], norms [N], grad evals)."""
+    index = alive.nonzero().squeeze(1)
+    fooled = torch.zeros(len(images), dtype=torch.bool)
+    norms = torch.full((len(images),), float("nan"))
+    evals = 0
+    starts = range(0, len(index), batch_size)
+    for start in progress(starts, desc=desc, total=len(starts)):
+        batch = index[start : start + batch_size]
+        x, y = images[batch].to(device), labels[batch].to(device)
+        batch_fooled, batch_norms, batch_evals = _attack_batch(model, attack, x, y)
+        fooled[batch] = batch_fooled.cpu()
+        norms[batch] = batch_norms.detach().float().cpu()
+        evals += int(batch_evals)
+    return fooled, norms, evals
+
+
+def _point(eps: float, alive: torch.Tensor, evals: int, seconds: float) -> EpsPoint:
+    n, correct = len(alive), int(alive.sum())
+    return EpsPoint(float(eps), correct / max(n, 1), wilson_interval(correct, n), evals, seconds, n)
+
+
+def robust_accuracy(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    attack_factory: AttackFactory,
+    eps_grid: Sequence[float],
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    name: str = "attack",
+    clean_correct: torch.Tensor | None = None,
+) -> EpsCurve:
+    """Accuracy under ``attack_factory(eps)`` for every eps in ``eps_grid``, in one pass.
+
+    Only examples still correctly classified are attacked; eps is processed in ascending
+    order and each larger eps attacks only the survivors of the smaller ones. Per eps: accuracy,
+    95% Wilson interval, gradient evaluations, seconds. ``clean_correct`` (bool [N]) skips the
+    clean pass when already known.
+    """
+    device = _device_for(model, device)
+    labels = labels.cpu()
+    if clean_correct is None:
+        clean_correct = predict(model, images, batch_size, device) == labels
+    alive = clean_correct.cpu().clone()
+    points = []
+    for eps in sorted({float(e) for e in eps_grid}):
+        _sync(device)
+        started = time.perf_counter()
+        attack = attack_factory(eps)
+        fooled, _, evals = attack_survivors(
+            model, attack, images, labels, alive, batch_size, device, f"{name} eps={eps:g}"
+        )
+        alive &= ~fooled
+        _sync(device)
+        points.append(_point(eps, alive, evals, time.perf_counter() - started))
+    clean = float(clean_correct.float().mean()) if len(labels) else 0.0
+    return EpsCurve(
+        name, clean, len(labels), points, norm=getattr(attack, "norm", "Linf") if points else "Linf"
+    )
+
+
+def minimal_perturbation_point(
+    model: nn.Module,
+    attack: Callable,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    clean_correct: torch.Tensor,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    name: str = "attack",
+) -> EpsPoint:
+    """Run an attack without a budget (CW, DeepFool) once on the correct examples.
+
+    Reported at eps = inf with the median perturbation norm of the examples it fooled.
+    """
+    device = _device_for(model, device)
+    _sync(device)
+    started = time.perf_counter()
+    alive = clean_correct.cpu().clone()
+    fooled, norms, evals = attack_survivors(
+        model, attack, images, labels.cpu(), alive, batch_size, device, name
+    )
+    alive &= ~fooled
+    _sync(device)
+    point = _point(math.inf, alive, evals, time.perf_counter() - started)
+    fooled_norms = norms[fooled].tolist()
+    point.median_norm = statistics.median(fooled_norms) if fooled_norms else None
+    return point

@@ -1,0 +1,68 @@
+"""Model state while an attack runs: mode, BN statistics and parameter gradients.
+
+Attacks differentiate with respect to the input only. Freezing the parameters for the duration
+keeps their ``.grad`` untouched even for third-party attacks that call ``loss.backward()``, and
+spares autograd from recording what a weight gradient would need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from robustlab.errors import ConfigError
+
+MODEL_MODES = ("eval", "train")
+
+
+def check_model_mode(mode: str) -> str:
+    """Validate a ``model_mode`` argument."""
+    if mode not in MODEL_MODES:
+        raise ConfigError(f"model_mode must be one of {', '.join(MODEL_MODES)}, got {mode!r}")
+    return mode
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter or buffer (CPU for a stateless model)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _norm_buffers(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    # Every buffer of a normalisation layer (running mean/var, num_batches_tracked).
+    saved = []
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._NormBase):
+            saved.extend((buf, buf.detach().clone()) for buf in module.buffers(recurse=False))
+    return saved
+
+
+@contextmanager
+def attack_context(model: nn.Module, mode: str = "eval") -> Iterator[nn.Module]:
+    """Run an attack with the model in ``mode`` and give the model back exactly as it was.
+
+    ``"train"`` crafts with batch statistics (as some adversarial-training recipes do); the
+    BN running statistics it would update are restored on exit. Every module's own
+    ``training`` flag is restored, so a model with mixed modes stays mixed.
+    """
+    check_model_mode(mode)
+    flags = [(module, module.training) for module in model.modules()]
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    saved_buffers = _norm_buffers(model) if mode == "train" else []
+    model.train(mode == "train")
+    for param in frozen:
+        param.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for param in frozen:
+            param.requires_grad_(True)
+        for module, flag in flags:
+            module.training = flag
+        with torch.no_grad():
+            for buffer, copy in saved_buffers:
+                buffer.copy_(copy)

@@ -1,0 +1,175 @@
+"""Projected Gradient Descent (Linf and L2) with early stopping and restarts."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robustlab.attacks.base import NORMS, Attack, is_success
+from robustlab.attacks.losses import LossSpec
+from robustlab.errors import ConfigError
+
+
+class PGD(Attack):
+    r"""PGD from 'Towards Deep Learning Models Resistant to Adversarial Attacks'
+    (Madry et al., 2018) [https://arxiv.org/abs/1706.06083].
+
+    Distance measure: Linf (sign step, clip to the eps-cube) or L2 (normalised gradient step,
+    projection on the eps-ball), always clipped to [0, 1].
+
+    Arguments:
+        model (nn.Module): model to attack; takes [0, 1] images and returns logits.
+        eps (float): radius of the ball. (Default: 8/255)
+        alpha (float): step size. (Default: 2/255)
+        steps (int): number of gradient steps. (Default: 10)
+        random_start (bool): uniform start in the Linf cube, or torchattacks.PGDL2's random
+            start in the L2 ball. (Default: True)
+        norm (str): ``"Linf"`` or ``"L2"``. (Default: "Linf")
+        restarts (int): independent random starts; each example keeps the first restart that
+            fools the model, else the one with the highest loss. (Default: 1)
+        loss: ``"ce"``, ``"margin"`` (Carlini–Wagner logit margin) or a callable
+            ``loss(model, adv_images, images, labels) -> Tensor[N]`` to maximise. (Default: "ce")
+        targeted (bool): ``labels`` are target classes to reach. (Default: False)
+        early_stop (bool): stop updating an example once it fools the model and return that
+            first fooling iterate; only the examples still active are forwarded. (Default: True)
+        model_mode (str): ``"eval"`` or ``"train"`` (batch statistics). (Default: "eval")
+        eps_for_division (float): added to L2 gradient norms. (Default: 1e-10)
+
+    Shape:
+        - images: (N, C, H, W), values in [0, 1]. labels: (N,) int64. output: (N, C, H, W).
+
+    With ``early_stop=False`` and ``restarts=1`` the result equals ``torchattacks.PGD`` (Linf)
+    or ``torchattacks.PGDL2`` (L2) under the same random state.
+
+    Examples::
+        >>> attack = PGD(model, eps=8/255, alpha=2/255, steps=10)
+        >>> adv_images = attack(images, labels)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 8 / 255,
+        alpha: float = 2 / 255,
+        steps: int = 10,
+        random_start: bool = True,
+        norm: str = "Linf",
+        restarts: int = 1,
+        loss: LossSpec = "ce",
+        targeted: bool = False,
+        early_stop: bool = True,
+        model_mode: str = "eval",
+        eps_for_division: float = 1e-10,
+    ):
+        super().__init__(model, eps, loss=loss, targeted=targeted, model_mode=model_mode)
+        if norm not in NORMS:
+            raise ConfigError(f"PGD norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        if not isinstance(steps, int) or steps < 0 or not isinstance(restarts, int) or restarts < 1:
+            raise ConfigError(
+                f"PGD needs steps >= 0 and restarts >= 1, got {steps!r}, {restarts!r}"
+            )
+        if alpha < 0:
+            raise ConfigError(f"PGD alpha must be >= 0, got {alpha!r}")
+        if restarts > 1 and not random_start:
+            raise ConfigError("PGD restarts > 1 repeat the same attack unless random_start=True")
+        self.norm = norm
+        self.alpha = float(alpha)
+        self.steps = steps
+        self.random_start = bool(random_start)
+        self.restarts = restarts
+        self.early_stop = bool(early_stop)
+        self.eps_for_division = eps_for_division
+
+    def _craft(
+        self, images: torch.Tensor, labels: torch.Tensor, need_success: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        if self.restarts == 1:
+            adv, success, _, evals = self._single_run(images, labels, score=need_success)
+            return adv, success, evals
+        best = images.clone()
+        best_value = images.new_full((len(images),), float("-inf"))
+        fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+        evals = 0
+        for _ in range(self.restarts):
+            todo = (~fooled).nonzero().squeeze(1)
+            if todo.numel() == 0:
+                break
+            adv, success, value, run_evals = self._single_run(
+                images[todo], labels[todo], score=True
+            )
+            evals += run_evals
+            better = success | (value > best_value[todo])
+            best[todo[better]] = adv[better]
+            best_value[todo[better]] = value[better]
+            fooled[todo[success]] = True
+        return best, fooled, evals
+
+    def _single_run(
+        self, images: torch.Tensor, labels: torch.Tensor, score: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, int]:
+        """One random start: (adv, success, objective value, grad_evals)."""
+        adv = self._start(images)
+        if not self.early_stop:
+            for _ in range(self.steps):
+                grad, _ = self._input_grad(adv, images, labels)
+                adv = self._step(adv, images, grad)
+            if not score:
+                return adv, None, None, self.steps * len(images)
+            success, value = self._score(adv, images, labels)
+            return adv, success, value, self.steps * len(images)
+        success = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+        active = torch.arange(len(images), device=images.device)
+        evals = 0
+        for _ in range(self.steps):
+            if active.numel() == 0:
+                break
+            x, x0, y = adv[active], images[active], labels[active]
+            grad, logits = self._input_grad(x, x0, y)
+            evals += len(active)
+            fooled = is_success(logits if logits is not None else self._logits(x), y, self.targeted)
+            # A fooling iterate is final: later steps could only move it back across the boundary.
+            success[active[fooled]] = True
+            keep = ~fooled
+            active = active[keep]
+            adv[active] = self._step(x[keep], x0[keep], grad[keep])
+        if not score:
+            return adv, None, None, evals
+        value = images.new_full((len(images),), float("inf"))
+        if active.numel():
+            last_success, last_value = self._score(adv[active], images[active], labels[active])
+            success[active] = last_success
+            value[active] = last_value
+        return adv, success, value, evals
+
+    def _start(self, images: torch.Tensor) -> torch.Tensor:
+        # Same draws in the same order as torchattacks.PGD / PGDL2, so seeded runs agree.
+        if not self.random_start:
+            return images.clone()
+        if self.norm == "Linf":
+            adv = images + torch.empty_like(images).uniform_(-self.eps, self.eps)
+            return torch.clamp(adv, min=0, max=1).detach()
+        delta = torch.empty_like(images).normal_()
+        n = delta.reshape(len(images), -1).norm(p=2, dim=1).view(-1, *[1] * (images.ndim - 1))
+        r = torch.zeros_like(n).uniform_(0, 1)
+        delta *= r / n * self.eps
+        return torch.clamp(images + delta, min=0, max=1).detach()
+
+    def _step(self, adv: torch.Tensor, images: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        if self.norm == "Linf":
+            adv = adv.detach() + self.alpha * grad.sign()
+            delta = torch.clamp(adv - images, min=-self.eps, max=self.eps)
+            return torch.clamp(images + delta, min=0, max=1).detach()
+        shape = (-1, *[1] * (images.ndim - 1))
+        grad_norms = grad.reshape(len(grad), -1).norm(p=2, dim=1) + self.eps_for_division
+        adv = adv.detach() + self.alpha * (grad / grad_norms.view(shape))
+        delta = adv - images
+        delta_norms = delta.reshape(len(delta), -1).norm(p=2, dim=1)
+        # eps / 0 is inf (no scaling needed) but 0 / 0 is nan: both mean "inside the ball".
+        factor = (self.eps / delta_norms).nan_to_num(nan=1.0).clamp(max=1.0)
+        return torch.clamp(images + delta * factor.view(shape), min=0, max=1).detach()
+
+    def __repr__(self) -> str:
+        return (
+            f"PGD(eps={self.eps:g}, alpha={self.alpha:g}, steps={self.steps}, norm={self.norm}, "
+            f"restarts={self.restarts}, early_stop={self.early_stop}, targeted={self.targeted})"
+        )

@@ -1,0 +1,91 @@
+"""A detector-aware (white-box) adaptive attack on the Mahalanobis detector.
+
+The attacker knows the classifier and the fitted detector, and runs Linf PGD on
+``classifier_loss(x') - weight * detector_score(x')``: it leaves the true class while keeping
+the ensemble score (noise-0 layer scores combined with the logistic-regression weights) low,
+in the spirit of Carlini & Wagner (2017), "Adversarial Examples Are Not Easily Detected".
+The loss follows the robustlab attack-loss contract, so the native PGD engine runs it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustlab.detection.features import pool_maps
+from robustlab.detection.mahalanobis import MahalanobisDetector
+from robustlab.errors import ConfigError
+
+CLASSIFIER_LOSSES = ("ce", "margin")
+
+
+class AdaptiveDetectorLoss:
+    """Per-example loss ``loss(model, adv_images, images, labels) -> Tensor[N]`` to maximise.
+
+    ``classifier_loss``: ``"ce"`` (cross-entropy of the true class) or ``"margin"``
+    (``max_{j != y} z_j - z_y`` capped at ``kappa``, so that once an example is misclassified
+    with margin ``kappa`` only the detector term still pulls on it). ``weight`` scales the
+    detector term; 0 gives a plain (detector-unaware) attack.
+    """
+
+    def __init__(
+        self,
+        detector: MahalanobisDetector,
+        weight: float = 1.0,
+        classifier_loss: str = "ce",
+        kappa: float = 0.0,
+    ):
+        if classifier_loss not in CLASSIFIER_LOSSES:
+            valid = ", ".join(CLASSIFIER_LOSSES)
+            raise ConfigError(f"classifier_loss must be one of {valid}, got {classifier_loss!r}")
+        if weight < 0:
+            raise ConfigError(f"the detector weight must be >= 0, got {weight!r}")
+        self.detector = detector
+        self.weight = float(weight)
+        self.classifier_loss = classifier_loss
+        self.kappa = float(kappa)
+
+    def __call__(
+        self, model: nn.Module, adv_images: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        maps = model.forward_features(adv_images)
+        maps = [maps] if isinstance(maps, torch.Tensor) else list(maps)
+        # One forward feeds both terms when the model exposes its head.
+        logits = (
+            model.forward_head(maps[-1]) if hasattr(model, "forward_head") else model(adv_images)
+        )
+        detector_score = self.detector.score_from_features(pool_maps(maps))
+        return self._classifier_term(logits, labels) - self.weight * detector_score
+
+    def _classifier_term(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.classifier_loss == "ce":
+            return F.cross_entropy(logits, labels, reduction="none")
+        true_logit = logits.gather(1, labels[:, None]).squeeze(1)
+        others = logits.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
+        return (others - true_logit).clamp(max=self.kappa)
+
+    def __repr__(self) -> str:
+        return (
+            f"AdaptiveDetectorLoss(weight={self.weight:g}, classifier_loss={self.classifier_loss})"
+        )
+
+
+def adaptive_attack(
+    model: nn.Module,
+    detector: MahalanobisDetector,
+    eps: float,
+    alpha: float,
+    steps: int,
+    weight: float = 1.0,
+    classifier_loss: str = "ce",
+):
+    """Linf PGD (robustlab's engine, no early stop) on ``AdaptiveDetectorLoss``.
+
+    Returns an attack callable ``attack(images, labels) -> adv_images``. The engine is imported
+    here so that the detector works without the attack package.
+    """
+    from robustlab.attacks import PGD
+
+    loss = AdaptiveDetectorLoss(detector, weight=weight, classifier_loss=classifier_loss)
+    return PGD(model, eps=eps, alpha=alpha, steps=steps, loss=loss, early_stop=False)

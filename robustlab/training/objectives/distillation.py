@@ -1,0 +1,85 @@
+"""Defensive distillation (Papernot et al. 2016, "Distillation as a Defense to Adversarial
+Perturbations against Deep Neural Networks").
+
+1. A teacher is trained with ``CrossEntropy(temperature=T)`` (softmax of logits / T).
+2. A student of the same architecture is trained on the teacher's soft labels at the same T.
+3. The student is deployed at T = 1, i.e. its raw logits are used: they are about T times larger
+   than those the training softmax saw, so the softmax saturates and its input gradients vanish.
+   That is gradient masking, not robustness (Carlini & Wagner 2016): evaluate it with the
+   margin loss or CW, not only with cross-entropy PGD.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustlab.training.objectives.base import Objective, ObjectiveStep
+
+
+@torch.no_grad()
+def soft_labels(teacher: nn.Module, images: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The teacher's class probabilities ``softmax(teacher(x) / T)``, shape (N, classes).
+
+    Computed in eval mode (BatchNorm running statistics, no dropout: the labels of an example
+    do not depend on its batch) and without gradients; the teacher's mode is restored.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    was_training = teacher.training
+    teacher.eval()
+    try:
+        logits = teacher(images)
+    finally:
+        teacher.train(was_training)
+    return F.softmax(logits.float() / temperature, dim=1)
+
+
+def soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """``-sum_k targets_k * log softmax(logits / T)_k``, averaged over the batch."""
+    log_probs = F.log_softmax(logits.float() / temperature, dim=1)
+    return -(targets * log_probs).sum(dim=1).mean()
+
+
+class Distillation(Objective):
+    """Train a student on a teacher's soft labels at temperature ``temperature``.
+
+    ``loss = -mean_i sum_k p_T(teacher)(x_i)_k * log softmax(student(x_i) / T)_k``.
+
+    ``t_squared=False`` (default) keeps the loss on the same scale as the teacher's
+    ``CrossEntropy(temperature=T)``, which is what Papernot et al. do: both networks see input
+    gradients shrunk by 1/T, so one learning rate fits both. ``t_squared=True`` multiplies by
+    T**2 (Hinton et al. 2015), which restores the gradient scale of T = 1 training; it matters
+    when soft and hard targets are mixed, which this defense does not do.
+
+    ``grad_evals`` counts the student's forward+backward only (one per example): the teacher's
+    forward pass computes no gradient and is a fixed cost of the labels, not of the defense.
+    The returned logits are the student's raw (T = 1, deployment) logits.
+    """
+
+    name = "distillation"
+
+    def __init__(self, teacher: nn.Module, temperature: float, t_squared: bool = False) -> None:
+        if teacher is None:
+            raise ValueError("distillation needs a trained teacher model")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.teacher = teacher
+        self.temperature = float(temperature)
+        self.t_squared = bool(t_squared)
+
+    def __call__(
+        self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor
+    ) -> ObjectiveStep:
+        targets = soft_labels(self.teacher, images, self.temperature)
+        logits = model(images)
+        loss = soft_cross_entropy(logits, targets, self.temperature)
+        if self.t_squared:
+            loss = loss * self.temperature**2
+        return ObjectiveStep(loss=loss, logits=logits.detach(), grad_evals=images.shape[0])
+
+    def describe(self) -> dict:
+        return {"name": self.name, "temperature": self.temperature, "t_squared": self.t_squared}

@@ -1,0 +1,102 @@
+"""Watch robustness during training: PGD accuracy on a fixed held-out batch every epoch.
+
+Fast adversarial training can overfit catastrophically (Wong, Rice & Kolter 2020): within a
+single epoch the PGD accuracy collapses to about 0 while the FGSM training accuracy keeps
+rising. Measuring PGD accuracy on held-out data each epoch, keeping the best epoch with
+``fit(..., monitor=Monitor("heldout_pgd_accuracy", "max"))`` and warning with
+:func:`catastrophic_overfitting` is their remedy (early stopping on PGD accuracy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from robustlab.attacks.pgd import PGD
+
+HELDOUT_PGD = "heldout_pgd_accuracy"
+HELDOUT_CLEAN = "heldout_clean_accuracy"
+
+
+class HeldOutRobustness:
+    """Epoch callback: clean and PGD accuracy of ``model`` on one fixed held-out batch.
+
+    The batch should come from a validation split, never from the test set. The PGD attack is
+    the native engine (eval mode, early stopping, CE loss); robust accuracy counts the examples
+    that are correct both clean and under attack, so it never exceeds the clean accuracy. The
+    attack's random start draws from a private, seeded RNG stream: the measurement is the same
+    for the same weights, and the training run's own random numbers are left undisturbed.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        eps: float,
+        alpha: float,
+        steps: int = 10,
+        batch_size: int = 256,
+        seed: int = 0,
+    ) -> None:
+        if len(images) == 0 or len(images) != len(labels):
+            raise ValueError("the held-out batch needs as many labels as images, at least one")
+        self.images, self.labels = images.detach(), labels.detach()
+        self.eps, self.alpha, self.steps = float(eps), float(alpha), int(steps)
+        self.batch_size, self.seed = int(batch_size), int(seed)
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> dict[str, float]:
+        """Measure the model now; returns the held-out clean and PGD accuracies in [0, 1]."""
+        clean, robust = self.measure(model)
+        return {HELDOUT_PGD: robust, HELDOUT_CLEAN: clean}
+
+    def measure(self, model: nn.Module) -> tuple[float, float]:
+        """(clean accuracy, PGD accuracy) on the held-out batch."""
+        attack = PGD(model, eps=self.eps, alpha=self.alpha, steps=self.steps)
+        was_training = model.training
+        clean_correct, robust_correct = 0, 0
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            try:
+                model.eval()
+                for start in range(0, len(self.images), self.batch_size):
+                    x = self.images[start : start + self.batch_size]
+                    y = self.labels[start : start + self.batch_size]
+                    with torch.no_grad():
+                        correct = model(x).argmax(dim=1) == y
+                    fooled = attack.run(x, y).success
+                    clean_correct += int(correct.sum())
+                    robust_correct += int((correct & ~fooled.to(correct.device)).sum())
+            finally:
+                model.train(was_training)
+        n = len(self.images)
+        return clean_correct / n, robust_correct / n
+
+
+def catastrophic_overfitting(
+    history: Sequence[dict[str, float]], metric: str = HELDOUT_PGD, drop: float = 0.2
+) -> str | None:
+    """A warning if ``metric`` fell by more than ``drop`` (absolute) from its best, else None.
+
+    ``history`` is ``fit``'s per-epoch list; epochs without ``metric`` are skipped. The largest
+    fall from a running best to any later epoch is reported.
+    """
+    best, best_epoch, worst = None, None, None
+    for index, record in enumerate(history):
+        value = record.get(metric)
+        if value is None:
+            continue
+        epoch = int(record.get("epoch", index + 1))
+        if best is None or value > best:
+            best, best_epoch = value, epoch
+        elif worst is None or best - value > worst[0]:
+            worst = (best - value, best, best_epoch, value, epoch)
+    if worst is None or worst[0] <= drop:
+        return None
+    _, peak, peak_epoch, low, low_epoch = worst
+    return (
+        f"catastrophic overfitting suspected: {metric} fell from {peak:.3f} (epoch {peak_epoch}) "
+        f"to {low:.3f} (epoch {low_epoch}); keep the best epoch's weights (monitor {metric}), "
+        "or lower the step size / eps, or use PGD adversarial training"
+    )

@@ -1,0 +1,121 @@
+"""Every config option composes, validates and instantiates; bad values fail clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from robustlab.app.builders import attack_spec, build_model
+from robustlab.app.config_path import CONFIG_DIR
+from robustlab.app.schema import register_schemas
+from robustlab.app.validate import validate_config
+from robustlab.attacks import list_attacks
+from robustlab.data import dataset_info
+from robustlab.errors import ConfigError
+from robustlab.runtime import resolve_device
+
+CONF = Path(CONFIG_DIR)
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture()
+def composer():
+    register_schemas()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        yield lambda *overrides: compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
+    GlobalHydra.instance().clear()
+
+
+def test_default_config_composes_and_validates(composer):
+    cfg = composer()
+    validate_config(cfg)
+    assert cfg.data.name == "digits"
+    assert set(cfg.eval.attacks) == {"fgsm", "pgd", "pgd_margin"}
+    assert cfg.logger.mode == "offline"
+
+
+@pytest.mark.parametrize("model", _options("model"))
+def test_every_model_option_instantiates(composer, model):
+    cfg = composer(f"model={model}")
+    validate_config(cfg)
+    net = build_model(cfg, dataset_info("digits"), resolve_device("cpu"))
+    assert net.num_features, "models expose their stage widths"
+
+
+@pytest.mark.parametrize("defense", _options("defense"))
+def test_every_defense_option_composes(composer, defense):
+    cfg = composer(f"defense={defense}")
+    validate_config(cfg)
+    assert cfg.defense.name == defense
+
+
+def test_fast_at_brings_its_cyclic_schedule(composer):
+    assert composer("defense=fast_at").train.scheduler == "onecycle"
+
+
+@pytest.mark.parametrize("attack", _options("attack"))
+def test_every_attack_option_builds_a_spec(composer, attack):
+    cfg = composer(f"+attack@eval.attacks.extra={attack}")
+    validate_config(cfg)
+    spec = attack_spec(cfg.eval.attacks.extra)
+    assert spec.name.lower() in {a.lower() for a in list_attacks()}
+
+
+@pytest.mark.parametrize("group", ["data", "detector", "logger", "experiment", "train"])
+def test_every_other_option_composes(composer, group):
+    for option in _options(group):
+        overrides = [f"{group}={option}"]
+        if group == "data" and option != "digits":
+            overrides.append("data.root=/tmp")
+        cfg = composer(*overrides)
+        validate_config(cfg)
+        OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("eval.eps=[-0.1]", "out of range"),
+        ("defense.eps=2.0", "out of range"),
+        ("data.val_fraction=0", "out of range"),
+        ("train.lr=0", "must be >"),
+        ("train.optimizer=adagrad", "choose one of"),
+        ("+attack@eval.attacks.x=pgd", None),
+    ],
+)
+def test_out_of_range_values_fail_with_one_line(composer, override, message):
+    cfg = composer(override)
+    if message is None:
+        validate_config(cfg)
+        return
+    with pytest.raises(ConfigError, match=message) as err:
+        validate_config(cfg)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_key_and_wrong_type_fail_at_composition(composer):
+    with pytest.raises(Exception, match="epochz"):
+        composer("train.epochz=3")
+    with pytest.raises(Exception, match="epochs"):
+        composer("train.epochs=many")
+
+
+def test_detector_must_name_configured_attacks(composer):
+    cfg = composer("detector.attacks=[cw]")
+    with pytest.raises(ConfigError, match="eval.attacks"):
+        validate_config(cfg)
+
+
+def test_file_data_sets_need_a_root(composer, monkeypatch):
+    monkeypatch.delenv("ROBUSTLAB_DATA", raising=False)
+    cfg = composer("data=mnist")
+    with pytest.raises(ConfigError, match="data.root"):
+        validate_config(cfg)
