@@ -17,8 +17,13 @@ from robustlab.errors import ConfigError
 T = TypeVar("T")
 
 
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"`` into a usable device."""
+def resolve_device(name: str | torch.device = "auto", threads: int | None = None) -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"`` into a usable device.
+
+    ``threads`` caps torch's CPU threads, so parallel jobs on one machine do not oversubscribe it.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
     if isinstance(name, torch.device):
         return name
     if name == "auto":

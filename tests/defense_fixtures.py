@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robustlab.attacks.pgd import PGD
 from robustlab.data import TensorLoader, load_dataset
 from robustlab.models import create_model
 from robustlab.runtime import seed_everything
@@ -76,20 +77,35 @@ def train(
     return model, result
 
 
-def trained_teacher(temperature: float = 4.0, epochs: int = 3) -> nn.Module:
+def trained_teacher(temperature: float = 4.0, epochs: int = 5) -> nn.Module:
     """A teacher fitted with CrossEntropy(temperature=T) by the same fit loop."""
-    images, labels = digits(256)
-    model, _ = train(CrossEntropy(temperature=temperature), images, labels, epochs, seed=7)
+    images, labels = digits(512)
+    model, _ = train(CrossEntropy(temperature=temperature), images, labels, epochs, seed=7, lr=0.1)
     return model.eval()
 
 
-__all__ = [
-    "DEFENSES",
-    "EPS",
-    "bn_buffers",
-    "digits",
-    "make_objective",
-    "tiny_model",
-    "train",
-    "trained_teacher",
-]
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the full state (parameters and buffers)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 0.0) -> bool:
+    """Equal keys and tensors (bit for bit when ``atol`` is 0)."""
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=atol, rtol=0) for k in a)
+
+
+def with_grads(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Fill every parameter's .grad with a CE gradient (train mode); return copies of them."""
+    model.train()
+    nn.functional.cross_entropy(model(images), labels).backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def accuracies(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float):
+    """(clean, PGD-10) accuracy in eval mode, seeded."""
+    model.eval()
+    torch.manual_seed(0)
+    adv = PGD(model, eps=eps, alpha=eps / 4, steps=10)(images, labels)
+    with torch.no_grad():
+        clean = (model(images).argmax(1) == labels).float().mean().item()
+        return clean, (model(adv).argmax(1) == labels).float().mean().item()

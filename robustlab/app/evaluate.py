@@ -29,7 +29,7 @@ def run_evaluation(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """Load the checkpoint, evaluate it, write results.json and log to W&B."""
     validate_config(cfg)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, threads=cfg.threads)
     saved = load_saved_model(cfg, device)
     job_cfg = with_saved_identity(cfg, saved.config)
     results: dict[str, Any] = {"status": "running", **identity(job_cfg), "checkpoint": str(saved.directory)}

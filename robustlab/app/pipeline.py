@@ -41,7 +41,7 @@ def run_pipeline(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """Run every stage of one job and write its results.json; W&B is always closed."""
     validate_config(cfg)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, threads=cfg.threads)
     results: dict[str, Any] = {"status": "running", **identity(cfg), "device": str(device)}
     logger = make_logger(cfg, out, job_type="pipeline")
     exit_code = 1

@@ -136,6 +136,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = _range(0, 0)
     device: str = "auto"
+    threads: Optional[int] = _range(None, 1)  # torch CPU threads; 1 for parallel launchers
     reuse_checkpoints: bool = True
 
 

@@ -1,0 +1,209 @@
+"""Benchmark robustlab's attack engine against bare passes and torchattacks on digits.
+
+(a) PGD-k cost relative to k bare forward+backward passes of the model on the same batch;
+(b) an eps curve with PGD-20 by ``robust_accuracy`` vs a plain loop of ``torchattacks.PGD``
+over the whole test set per eps: time ratio and robust accuracy at every eps.
+
+    python scripts/bench_attacks.py --model resnet20 --epochs 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+import torchattacks
+from torch import nn
+
+from robustlab.attacks import PGD, robust_accuracy
+from robustlab.runtime import resolve_device, seed_everything
+
+DEFAULT_GRID = [0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2]
+
+
+def load_digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    try:
+        from robustlab.data import load_dataset
+
+        return (*load_dataset("digits", split="train"), *load_dataset("digits", split="test"))
+    except ImportError:
+        from sklearn.datasets import load_digits
+
+        data = load_digits()
+        x = torch.tensor(data.images / 16.0, dtype=torch.float32).unsqueeze(1)
+        y = torch.tensor(data.target, dtype=torch.long)
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        x, y = x[order], y[order]
+        return x[:1400], y[:1400], x[1400:], y[1400:]
+
+
+def tiny_cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=1, stride=2),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 10),
+    )
+
+
+def make_model(name: str) -> nn.Module:
+    if name == "tiny":
+        return tiny_cnn()
+    from robustlab.models import create_model
+
+    return create_model(name, num_classes=10, in_channels=1)
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, device) -> None:
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x)).split(64):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x[idx].to(device)), y[idx].to(device)).backward()
+            optimizer.step()
+    model.eval()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, repeats: int) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` runs after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bare_passes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int) -> None:
+    for _ in range(k):
+        xr = x.detach().requires_grad_(True)
+        torch.autograd.grad(F.cross_entropy(model(xr), y), xr)
+
+
+def cost_ratio(model, x, y, eps, steps, device, repeats):
+    bare = timed(lambda: bare_passes(model, x, y, steps), device, repeats)
+    full = PGD(model, eps=eps, alpha=2.5 * eps / steps, steps=steps, early_stop=False)
+    early = PGD(model, eps=eps, alpha=2.5 * eps / steps, steps=steps)
+    t_full = timed(lambda: full(x, y), device, repeats)
+    t_early = timed(lambda: early(x, y), device, repeats)
+    evals = early.run(x, y).grad_evals
+    return bare, t_full, t_early, evals / (steps * len(x))
+
+
+def torchattacks_curve(model, x, y, grid, steps, batch_size, device):
+    accuracies = []
+    for eps in grid:
+        attack = torchattacks.PGD(model, eps=eps, alpha=2.5 * eps / steps, steps=steps)
+        correct = 0
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
+            with torch.no_grad():
+                correct += int((model(attack(xb, yb)).argmax(1) == yb).sum())
+        accuracies.append(correct / len(x))
+    return accuracies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet20", help="registry name, or 'tiny'")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cost-eps", type=float, default=0.1)
+    parser.add_argument("--eps", type=float, nargs="+", default=DEFAULT_GRID)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    seed_everything(args.seed)
+    device = resolve_device(args.device)
+    train_x, train_y, test_x, test_y = load_digits_split()
+    model = make_model(args.model).to(device)
+    start = time.perf_counter()
+    train(model, train_x, train_y, args.epochs, device)
+    with torch.no_grad():
+        clean = (model(test_x.to(device)).argmax(1).cpu() == test_y).float().mean().item()
+    print(
+        f"model={args.model} device={device} threads={torch.get_num_threads()} "
+        f"train {time.perf_counter() - start:.1f}s clean accuracy {clean:.4f} (n={len(test_y)})"
+    )
+
+    xb, yb = test_x[: args.batch_size].to(device), test_y[: args.batch_size].to(device)
+    bare, t_full, t_early, active = cost_ratio(
+        model, xb, yb, args.cost_eps, args.steps, device, args.repeats
+    )
+    print(
+        f"\n(a) PGD-{args.steps} on {len(xb)} images, eps={args.cost_eps:g} "
+        f"(median of {args.repeats})"
+    )
+    print(f"  {args.steps} bare forward+backward passes : {bare * 1e3:8.1f} ms")
+    print(
+        f"  PGD, early_stop=False           : {t_full * 1e3:8.1f} ms  ratio {t_full / bare:.3f}"
+        "  (target <= 1.05)"
+    )
+    print(
+        f"  PGD, early_stop=True            : {t_early * 1e3:8.1f} ms  ratio {t_early / bare:.3f}"
+        f"  (grad evals {active:.1%} of k*N)"
+    )
+
+    grid = sorted(args.eps)
+    seed_everything(args.seed)
+    sync(device)
+    start = time.perf_counter()
+
+    def factory(eps: float) -> PGD:
+        return PGD(model, eps=eps, alpha=2.5 * eps / args.steps, steps=args.steps)
+
+    curve = robust_accuracy(model, test_x, test_y, factory, grid, args.batch_size, device)
+    sync(device)
+    t_ours = time.perf_counter() - start
+    seed_everything(args.seed)
+    start = time.perf_counter()
+    theirs = torchattacks_curve(model, test_x, test_y, grid, args.steps, args.batch_size, device)
+    sync(device)
+    t_theirs = time.perf_counter() - start
+
+    print(
+        f"\n(b) PGD-{args.steps} eps curve over {len(test_y)} test images, {len(grid)} eps values"
+    )
+    print(
+        f"  {'eps':>7} {'robustlab':>10} {'95% CI':>17} {'torchattacks':>13} {'diff':>7} "
+        f"{'grad evals':>11}"
+    )
+    worst = float("-inf")
+    for point, ta in zip(curve.points, theirs, strict=True):
+        diff = point.accuracy - ta
+        worst = max(worst, diff)
+        print(
+            f"  {point.eps:7.3f} {point.accuracy:10.4f} [{point.ci[0]:.3f}, {point.ci[1]:.3f}]"
+            f" {ta:13.4f} {diff:+7.4f} {point.grad_evals:11d}"
+        )
+    full_evals = len(grid) * args.steps * len(test_y)
+    print(
+        f"  time: robust_accuracy {t_ours:.2f}s, torchattacks loop {t_theirs:.2f}s, "
+        f"ratio {t_ours / t_theirs:.3f} (target <= 0.25)"
+    )
+    print(f"  grad evals: {sum(p.grad_evals for p in curve.points)} vs {full_evals}")
+    print(f"  max(robustlab - torchattacks) = {worst:+.4f} (target <= +0.005)")
+
+
+if __name__ == "__main__":
+    main()

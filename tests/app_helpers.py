@@ -1,0 +1,41 @@
+"""Running the Hydra entry points in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ENTRY_POINTS = {
+    "train": "robustlab.app.train",
+    "eval": "robustlab.app.evaluate",
+    "detect": "robustlab.app.detect",
+    "report": "robustlab.app.report",
+}
+
+
+def run_entry(entry: str, *args: str, cwd: Path, timeout: int = 420) -> subprocess.CompletedProcess:
+    """Run ``python -m robustlab.app.<entry> ARGS`` in ``cwd`` with checkpoints kept there."""
+    env = dict(os.environ)
+    env.update(
+        ROBUSTLAB_CHECKPOINTS=str(cwd / "checkpoints"),
+        ROBUSTLAB_PROGRESS="0",
+        WANDB_SILENT="true",
+        HYDRA_FULL_ERROR="0",
+    )
+    env.pop("ROBUSTLAB_DATA", None)
+    return subprocess.run(
+        [sys.executable, "-m", ENTRY_POINTS[entry], *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def job_results(root: Path) -> list[dict]:
+    """Every results.json below ``root``, sorted by job directory."""
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("results.json"))]

@@ -1,0 +1,157 @@
+"""The eps-grid evaluator, the multi-attack report, the Wilson interval and masking checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from robustlab.attacks import (
+    FGSM,
+    AttackSpec,
+    EpsCurve,
+    EpsPoint,
+    RobustnessReport,
+    evaluate_robustness,
+    gradient_health,
+    gradient_masking_warnings,
+    robust_accuracy,
+    wilson_interval,
+)
+from tests.attack_fixtures import TinyCNN, digits, model, trained_tiny_cnn  # noqa: F401
+
+
+def test_wilson_interval_matches_hand_computation():
+    # 80 of 100, z = 1.96: centre = (0.8 + 0.019208) / 1.038416, half = 1.96 * sqrt(0.0016 +
+    # 0.00009604) / 1.038416  ->  (0.711, 0.867) to 3 decimals (Wilson 1927; Newcombe 1998).
+    lo, hi = wilson_interval(80, 100)
+    assert lo == pytest.approx(0.7111, abs=1e-4) and hi == pytest.approx(0.8666, abs=1e-4)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_eps_grid_agrees_with_attacking_each_eps(model, digits):  # noqa: F811
+    images, labels = digits
+    grid = [0.2, 0.02, 0.05, 0.1]
+    curve = robust_accuracy(
+        model, images, labels, lambda e: FGSM(model, eps=e), grid, batch_size=64
+    )
+    assert curve.eps == sorted(grid)
+    with torch.no_grad():
+        alive = model(images).argmax(1) == labels
+    assert curve.clean_accuracy == pytest.approx(alive.float().mean().item())
+    for point in curve.points:
+        attacked_before = int(alive.sum())
+        with torch.no_grad():
+            survives = model(FGSM(model, eps=point.eps)(images, labels)).argmax(1) == labels
+        alive = alive & survives  # fooled at a smaller eps stays fooled
+        # FGSM is deterministic; batch composition may move one borderline example at most.
+        assert abs(point.accuracy - alive.float().mean().item()) <= 1 / len(labels) + 1e-9
+        assert point.grad_evals == pytest.approx(attacked_before, abs=1)
+        assert point.n == len(labels) and point.ci[0] <= point.accuracy <= point.ci[1]
+    accuracies = curve.accuracy
+    assert all(b <= a for a, b in zip(accuracies, accuracies[1:], strict=False))
+    assert accuracies[0] > accuracies[-1]
+
+
+def test_evaluate_robustness_results(model, digits):  # noqa: F811
+    images, labels = digits[0][:120], digits[1][:120]
+    attacks = {
+        "fgsm": AttackSpec("fgsm"),
+        "pgd": AttackSpec("pgd", {"steps": 5}),
+        "pgd_margin": AttackSpec("pgd", {"steps": 5, "loss": "margin"}),
+        "cw": AttackSpec("CW", {"steps": 10, "lr": 0.05}),
+    }
+    report = evaluate_robustness(model, images, labels, attacks, [0.05, 0.1], large_eps=0.5)
+    results = report.to_results()
+    assert set(results["robust_accuracy"]) == set(attacks)
+    assert set(results["robust_accuracy"]["pgd"]) == {"0.05", "0.1"}
+    assert set(results["robust_accuracy"]["cw"]) == {"inf"}
+    assert results["median_perturbation"]["cw"] > 0
+    for eps in ("0.05", "0.1"):
+        assert results["robust_accuracy"]["pgd"][eps] <= results["robust_accuracy"]["fgsm"][eps]
+        lo, hi = results["robust_accuracy_ci"]["pgd"][eps]
+        assert lo <= results["robust_accuracy"]["pgd"][eps] <= hi
+        assert isinstance(results["attack_cost"]["pgd"][eps]["grad_evals"], int)
+    assert results["robust_accuracy"]["pgd"]["0.1"] < results["clean_accuracy"]
+    assert results["large_eps_accuracy"]["0.5"] < 0.1
+    assert results["warnings"] == []  # a healthy, undefended model shows no masking symptom
+
+
+def _curve(attack, accuracies, n=500, **params):
+    points = [
+        EpsPoint(eps, acc, wilson_interval(round(acc * n), n), 0, 0.0, n)
+        for eps, acc in accuracies.items()
+    ]
+    return EpsCurve(attack, 0.95, n, points, "Linf", params)
+
+
+def _report(curves, large_eps=None):
+    return RobustnessReport(0.95, 500, curves, None, large_eps)
+
+
+def test_masking_checks_fire_on_symptoms():
+    rising = _report({"pgd": _curve("pgd", {0.05: 0.3, 0.1: 0.6})})
+    assert any("rises" in w for w in gradient_masking_warnings(rising))
+    weaker = _report(
+        {"fgsm": _curve("fgsm", {0.1: 0.2}), "pgd": _curve("pgd", {0.1: 0.5}, loss="ce")}
+    )
+    assert any("single-step" in w for w in gradient_masking_warnings(weaker))
+    margin = _report(
+        {
+            "pgd": _curve("pgd", {0.1: 0.6}, loss="ce"),
+            "pgd_margin": _curve("pgd", {0.1: 0.1}, loss="margin"),
+        }
+    )
+    assert any("margin" in w for w in gradient_masking_warnings(margin))
+    large = _report({"pgd": _curve("pgd", {0.1: 0.2})}, large_eps=(0.5, 0.4))
+    assert any("eps=0.5" in w for w in gradient_masking_warnings(large))
+
+
+def test_masking_checks_silent_on_healthy_report():
+    healthy = _report(
+        {
+            "fgsm": _curve("fgsm", {0.05: 0.5, 0.1: 0.3}),
+            "pgd": _curve("pgd", {0.05: 0.4, 0.1: 0.1}, loss="ce"),
+            "pgd_margin": _curve("pgd", {0.05: 0.39, 0.1: 0.1}, loss="margin"),
+            "cw": EpsCurve("cw", 0.95, 500, [EpsPoint(math.inf, 0.0, (0.0, 0.01), 0, 0.0, 500)]),
+        },
+        large_eps=(0.5, 0.0),
+    )
+    assert gradient_masking_warnings(healthy) == []
+    noisy = _report({"pgd": _curve("pgd", {0.05: 0.30, 0.1: 0.32}, n=100)})
+    assert gradient_masking_warnings(noisy) == []
+
+
+class _Sign(torch.nn.Module):
+    def forward(self, x):
+        return torch.sign(x)
+
+
+class _NanGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+class _NanLayer(torch.nn.Module):
+    def forward(self, x):
+        return _NanGrad.apply(x)
+
+
+def test_gradient_health_detects_dead_and_broken_gradients(model, digits):  # noqa: F811
+    images, labels = digits[0][:64], digits[1][:64]
+    healthy = gradient_health(model, images, labels)
+    assert healthy.zero_fraction == 0 and healthy.nonfinite_fraction == 0 and healthy.n == 64
+    dead = gradient_health(TinyCNN(activation=_Sign()).eval(), images, labels)
+    assert dead.zero_fraction == 1.0
+    broken = gradient_health(TinyCNN(activation=_NanLayer()).eval(), images, labels)
+    assert broken.nonfinite_fraction == 1.0
+    report = _report({})
+    report.gradient_health = dead
+    assert any("all-zero input gradient" in w for w in gradient_masking_warnings(report))
