@@ -21,7 +21,7 @@ from torch import nn
 from robustlab.attacks import PGD, robust_accuracy
 from robustlab.runtime import resolve_device, seed_everything
 
-DEFAULT_GRID = [0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2]
+DEFAULT_GRID = [0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3]  # spans digits models to ~0
 
 
 def load_digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -114,8 +114,9 @@ def torchattacks_curve(model, x, y, grid, steps, batch_size, device):
         correct = 0
         for i in range(0, len(x), batch_size):
             xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
+            adv = attack(xb, yb)
             with torch.no_grad():
-                correct += int((model(attack(xb, yb)).argmax(1) == yb).sum())
+                correct += int((model(adv).argmax(1) == yb).sum())
         accuracies.append(correct / len(x))
     return accuracies
 

@@ -26,14 +26,16 @@ class AdaptiveDetectorLoss:
     ``classifier_loss``: ``"ce"`` (cross-entropy of the true class) or ``"margin"``
     (``max_{j != y} z_j - z_y`` capped at ``kappa``, so that once an example is misclassified
     with margin ``kappa`` only the detector term still pulls on it). ``weight`` scales the
-    detector term; 0 gives a plain (detector-unaware) attack.
+    detector term; 0 gives a plain (detector-unaware) attack. The capped margin is the
+    default because an uncapped cross-entropy keeps pulling misclassified examples deeper
+    into the wrong class, where the detector sees them best.
     """
 
     def __init__(
         self,
         detector: MahalanobisDetector,
         weight: float = 1.0,
-        classifier_loss: str = "ce",
+        classifier_loss: str = "margin",
         kappa: float = 0.0,
     ):
         if classifier_loss not in CLASSIFIER_LOSSES:
@@ -78,7 +80,7 @@ def adaptive_attack(
     alpha: float,
     steps: int,
     weight: float = 1.0,
-    classifier_loss: str = "ce",
+    classifier_loss: str = "margin",
 ):
     """Linf PGD (robustlab's engine, no early stop) on ``AdaptiveDetectorLoss``.
 

@@ -35,7 +35,9 @@ class TiedGaussian:
     def to(self, device: torch.device, dtype: torch.dtype = torch.float32) -> TiedGaussian:
         """A copy on ``device``."""
         return TiedGaussian(
-            self.means.to(device, dtype), self.whitening.to(device, dtype), self.shrinkage
+            self.means.to(device, dtype).contiguous(),
+            self.whitening.to(device, dtype).contiguous(),
+            self.shrinkage,
         )
 
     def distances(self, features: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,6 @@ functions that touch test data return scores and metrics, never a fitted object.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,37 +14,17 @@ from torch import nn
 
 from robustlab.detection.adaptive import adaptive_attack
 from robustlab.detection.baseline import msp_score
-from robustlab.detection.features import batches, frozen_eval, model_device
+from robustlab.detection.crafting import AttackFn, Split, craft, craft_split, noisy_negatives
 from robustlab.detection.mahalanobis import MahalanobisDetector
 from robustlab.detection.metrics import TPR_LEVEL, detection_metrics
 from robustlab.errors import ConfigError, DataError
-from robustlab.runtime import progress
 
 logger = logging.getLogger(__name__)
 
-AttackFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 POSITIVES_NOTE = (
     "adversarial positives are examples the model classifies correctly when clean and wrongly "
     "when attacked; clean negatives are the correctly classified clean test examples"
 )
-
-
-@dataclass
-class Crafted:
-    """One split under one attack: the successful adversarial examples and the accuracy."""
-
-    positives: torch.Tensor
-    robust_accuracy: float
-
-
-@dataclass
-class Split:
-    """Clean examples the model gets right, and every attack's successful examples."""
-
-    clean: torch.Tensor
-    labels: torch.Tensor
-    total: int
-    attacked: dict[str, Crafted]
 
 
 def evaluate_detection(
@@ -92,9 +70,9 @@ def evaluate_detection(
         )
     if fit_on is not None and fit_on not in attacks:
         raise ConfigError(f"fit_on={fit_on!r} is not one of the attacks ({', '.join(attacks)})")
-    val = _craft_split(model, val_images, val_labels, attacks, batch_size, "validation")
-    noisy = _noisy_negatives(model, val.clean, val.labels, noise_std, seed, batch_size)
-    test = _craft_split(model, test_images, test_labels, attacks, batch_size, "test")
+    val = craft_split(model, val_images, val_labels, attacks, batch_size, "validation")
+    noisy = noisy_negatives(model, val.clean, val.labels, noise_std, seed, batch_size)
+    test = craft_split(model, test_images, test_labels, attacks, batch_size, "test")
     results: dict[str, dict] = {}
     for key in attacks:
         if not _fit_on_validation(detector, val, noisy, key, test, results, key):
@@ -142,81 +120,6 @@ def _fit_on_validation(
             results[name] = {**entry, "note": f"ensemble not fitted on {key}: {err}"}
         return False
     return True
-
-
-def _predict(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    out = []
-    with frozen_eval(model), torch.no_grad():
-        for x in batches(images, batch_size, model_device(model), "predict"):
-            out.append(model(x).argmax(dim=1).cpu())
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
-
-
-def _run_attack(
-    model: nn.Module, attack: AttackFn, images: torch.Tensor, labels: torch.Tensor, batch_size: int
-) -> torch.Tensor:
-    device = model_device(model)
-    out = []
-    for start in progress(range(0, len(images), batch_size), desc="attack"):
-        x = images[start : start + batch_size].to(device)
-        y = labels[start : start + batch_size].to(device)
-        out.append(attack(x, y).detach().cpu())
-    return torch.cat(out)
-
-
-def _craft(
-    model: nn.Module,
-    attack: AttackFn,
-    clean: torch.Tensor,
-    labels: torch.Tensor,
-    total: int,
-    batch_size: int,
-) -> Crafted:
-    """Attack the correctly classified examples; keep those whose label flips."""
-    adv = _run_attack(model, attack, clean, labels, batch_size)
-    still_correct = _predict(model, adv, batch_size) == labels
-    return Crafted(adv[~still_correct], float(still_correct.sum()) / max(total, 1))
-
-
-def _craft_split(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    attacks: dict[str, AttackFn],
-    batch_size: int,
-    name: str,
-) -> Split:
-    images, labels = images.detach().cpu(), labels.detach().cpu().long()
-    correct = _predict(model, images, batch_size) == labels
-    clean, clean_labels = images[correct], labels[correct]
-    attacked = {}
-    for key, attack in attacks.items():
-        attacked[key] = _craft(model, attack, clean, clean_labels, len(images), batch_size)
-        logger.info(
-            "%s %s: %d of %d correct examples flipped",
-            name,
-            key,
-            len(attacked[key].positives),
-            len(clean),
-        )
-    return Split(clean, clean_labels, len(images), attacked)
-
-
-def _noisy_negatives(
-    model: nn.Module,
-    clean: torch.Tensor,
-    labels: torch.Tensor,
-    std: float,
-    seed: int,
-    batch_size: int,
-) -> torch.Tensor:
-    """Gaussian-noise copies of clean examples that the model still classifies correctly."""
-    if std <= 0 or len(clean) == 0:
-        return clean[:0]
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
-    noisy = (clean + std * noise).clamp(0.0, 1.0)
-    return noisy[_predict(model, noisy, batch_size) == labels]
 
 
 def _test_entry(
@@ -271,7 +174,7 @@ def _adaptive_entry(
             f"adaptive=True needs attack keys like 'pgd@0.1' to read eps, got {key!r}"
         ) from err
     attack = adaptive_attack(model, detector, eps, 2.5 * eps / max(steps, 1), steps, weight)
-    crafted = _craft(model, attack, test.clean, test.labels, test.total, batch_size)
+    crafted = craft(model, attack, test.clean, test.labels, test.total, batch_size)
     clean_scores = detector.score(test.clean)
     adv_scores = detector.score(crafted.positives)
     entry = _metrics_entry(clean_scores, adv_scores, crafted.robust_accuracy)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from robustlab.attacks.modes import attack_context
 from robustlab.attacks.pgd import PGD
 
 HELDOUT_PGD = "heldout_pgd_accuracy"
@@ -54,22 +55,18 @@ class HeldOutRobustness:
     def measure(self, model: nn.Module) -> tuple[float, float]:
         """(clean accuracy, PGD accuracy) on the held-out batch."""
         attack = PGD(model, eps=self.eps, alpha=self.alpha, steps=self.steps)
-        was_training = model.training
         clean_correct, robust_correct = 0, 0
-        with torch.random.fork_rng():
+        # a private RNG stream, and the model's modes and BN statistics given back as they were
+        with torch.random.fork_rng(), attack_context(model, "eval"):
             torch.manual_seed(self.seed)
-            try:
-                model.eval()
-                for start in range(0, len(self.images), self.batch_size):
-                    x = self.images[start : start + self.batch_size]
-                    y = self.labels[start : start + self.batch_size]
-                    with torch.no_grad():
-                        correct = model(x).argmax(dim=1) == y
-                    fooled = attack.run(x, y).success
-                    clean_correct += int(correct.sum())
-                    robust_correct += int((correct & ~fooled.to(correct.device)).sum())
-            finally:
-                model.train(was_training)
+            for start in range(0, len(self.images), self.batch_size):
+                x = self.images[start : start + self.batch_size]
+                y = self.labels[start : start + self.batch_size]
+                with torch.no_grad():
+                    correct = model(x).argmax(dim=1) == y
+                fooled = attack.run(x, y).success
+                clean_correct += int(correct.sum())
+                robust_correct += int((correct & ~fooled.to(correct.device)).sum())
         n = len(self.images)
         return clean_correct / n, robust_correct / n
 

@@ -133,7 +133,6 @@ class AdversarialTraining(Objective):
     def __call__(
         self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     ) -> ObjectiveStep:
-        was_training = model.training
         batch = images.shape[0]
         loss, grad_evals, logits = images.new_zeros(()), 0, None
         if self.mix < 1.0:
@@ -148,8 +147,7 @@ class AdversarialTraining(Objective):
                 norm=self.norm,
                 model_mode=self.model_mode,
             )
-            model.train(was_training)
-            logits = model(adv)
+            logits = model(adv)  # the attack gave the model back in its own (train) mode
             loss = (1.0 - self.mix) * F.cross_entropy(logits, labels)
             grad_evals += batch
         if self.mix > 0.0:

@@ -27,12 +27,13 @@ def soft_labels(teacher: nn.Module, images: torch.Tensor, temperature: float) ->
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    was_training = teacher.training
+    modes = [(module, module.training) for module in teacher.modules()]
     teacher.eval()
     try:
         logits = teacher(images)
     finally:
-        teacher.train(was_training)
+        for module, training in modes:
+            module.training = training
     return F.softmax(logits.float() / temperature, dim=1)
 
 
