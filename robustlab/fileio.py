@@ -61,4 +61,6 @@ def write_tensors_atomic(
 ) -> None:
     """Write a safetensors file atomically."""
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata
+        )

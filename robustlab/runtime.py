@@ -56,8 +56,17 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def progress(iterable: Iterable[T], desc: str, total: int | None = None, leave: bool = False) -> Iterator[T]:
+def progress(
+    iterable: Iterable[T], desc: str, total: int | None = None, leave: bool = False
+) -> Iterator[T]:
     """Wrap a long loop in a tqdm bar that stays quiet when stderr is not a terminal."""
     return iter(
-        tqdm(iterable, desc=desc, total=total, leave=leave, disable=not progress_enabled(), dynamic_ncols=True)
+        tqdm(
+            iterable,
+            desc=desc,
+            total=total,
+            leave=leave,
+            disable=not progress_enabled(),
+            dynamic_ncols=True,
+        )
     )

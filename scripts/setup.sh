@@ -28,7 +28,15 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ] && "$py" -c "import
   exit 0
 fi
 
-pip_install() { "$py" -m pip install --quiet --disable-pip-version-check "$@"; }
+log="$VENV/setup.log"
+# pip's own chatter goes to a log; it is shown only when an install fails
+pip_install() {
+  "$py" -m pip install --quiet --disable-pip-version-check "$@" >>"$log" 2>&1 || {
+    tail -n 40 "$log" >&2
+    echo "setup: pip install $* failed (full log: $log)" >&2
+    exit 1
+  }
+}
 
 if ! "$py" -c "import torch" >/dev/null 2>&1; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then

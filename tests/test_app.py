@@ -45,7 +45,11 @@ def test_wandb_offline_run_carries_the_summary(trained_run):
 def test_eval_entry_reproduces_the_pipeline_numbers(trained_run):
     root, results = trained_run
     proc = run_entry(
-        "eval", *TINY, "logger=none", f"paths.checkpoint={results['checkpoint']}", "hydra.run.dir=eval",
+        "eval",
+        *TINY,
+        "logger=none",
+        f"paths.checkpoint={results['checkpoint']}",
+        "hydra.run.dir=eval",
         cwd=root,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -83,7 +87,9 @@ def test_unknown_key_fails_at_start_up(tmp_path):
 
 
 def test_missing_data_file_is_one_clear_error(tmp_path):
-    proc = run_entry("train", *TINY, "logger=none", "data=mnist", f"data.root={tmp_path}", cwd=tmp_path)
+    proc = run_entry(
+        "train", *TINY, "logger=none", "data=mnist", f"data.root={tmp_path}", cwd=tmp_path
+    )
     assert proc.returncode == 2
     assert "train-images-idx3-ubyte" in proc.stderr
 
@@ -94,8 +100,16 @@ def test_eval_without_checkpoint_is_a_clear_error(tmp_path):
     assert "paths.checkpoint" in proc.stderr
 
 
-@pytest.mark.parametrize("package", ["robustlab.attacks", "robustlab.models", "robustlab.detection",
-                                     "robustlab.training", "robustlab.data"])
+@pytest.mark.parametrize(
+    "package",
+    [
+        "robustlab.attacks",
+        "robustlab.models",
+        "robustlab.detection",
+        "robustlab.training",
+        "robustlab.data",
+    ],
+)
 def test_library_imports_no_app_frameworks(package):
     code = (
         f"import sys, {package}; "

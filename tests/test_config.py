@@ -30,7 +30,9 @@ def composer():
     register_schemas()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        yield lambda *overrides: compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
+        yield lambda *overrides: compose(
+            config_name="config", overrides=list(overrides), return_hydra_config=False
+        )
     GlobalHydra.instance().clear()
 
 

@@ -11,8 +11,22 @@ from matplotlib import image
 from tests.app_helpers import job_results, run_entry
 
 # two real jobs and one that fails on purpose (its data files do not exist)
-STUDY = ["-m", "experiment=tiny", "detector=none", "logger=none", "defense=none,fast_at", "threads=1"]
-FAILING = ["-m", "experiment=tiny", "detector=none", "logger=none", "data=mnist", "data.root=/nonexistent"]
+STUDY = [
+    "-m",
+    "experiment=tiny",
+    "detector=none",
+    "logger=none",
+    "defense=none,fast_at",
+    "threads=1",
+]
+FAILING = [
+    "-m",
+    "experiment=tiny",
+    "detector=none",
+    "logger=none",
+    "data=mnist",
+    "data.root=/nonexistent",
+]
 
 
 def _report_rows(sweep: Path) -> list[dict]:
@@ -73,5 +87,9 @@ def test_failed_job_is_a_failed_row_and_rerun_reuses_checkpoints(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     reused = job_results(tmp_path / "again")
     assert all(r["training_cost"]["reused_checkpoint"] for r in reused)
-    before = {r["defense"]: r["clean_accuracy"] for r in job_results(tmp_path / "sweep") if r["status"] == "ok"}
+    before = {
+        r["defense"]: r["clean_accuracy"]
+        for r in job_results(tmp_path / "sweep")
+        if r["status"] == "ok"
+    }
     assert {r["defense"]: r["clean_accuracy"] for r in reused} == before

@@ -31,13 +31,24 @@ def _train(epochs: int, directory=None, seed: int = 0, config=None):
     model = create_model("resnet20", num_classes=10, in_channels=1)
     optimizer = build_optimizer(model, "sgd", lr=0.05, momentum=0.9, weight_decay=5e-4)
     scheduler = build_scheduler(optimizer, "cosine", epochs=2, steps_per_epoch=len(loader))
-    result = fit(model, loader, CrossEntropy(), optimizer, epochs, scheduler=scheduler,
-                 checkpoint_dir=directory, config=config)
+    result = fit(
+        model,
+        loader,
+        CrossEntropy(),
+        optimizer,
+        epochs,
+        scheduler=scheduler,
+        checkpoint_dir=directory,
+        config=config,
+    )
     return model, result
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    return all(
+        torch.equal(x, y)
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
 
 
 def test_same_seed_gives_same_weights_and_history():

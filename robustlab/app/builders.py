@@ -11,7 +11,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from robustlab.attacks import AttackSpec
-from robustlab.data import Augmentation, DatasetInfo, TensorLoader, dataset_info, load_dataset, train_val_split
+from robustlab.data import (
+    Augmentation,
+    DatasetInfo,
+    TensorLoader,
+    dataset_info,
+    load_dataset,
+    train_val_split,
+)
 from robustlab.errors import ConfigError
 
 
@@ -30,7 +37,9 @@ def build_data(cfg: DictConfig) -> DataBundle:
     data = cfg.data
     images, labels = load_dataset(data.name, root=data.root, split="train")
     test = load_dataset(data.name, root=data.root, split="test")
-    train_x, train_y, val_x, val_y = train_val_split(images, labels, data.val_fraction, seed=cfg.seed)
+    train_x, train_y, val_x, val_y = train_val_split(
+        images, labels, data.val_fraction, seed=cfg.seed
+    )
     if data.max_train is not None:
         train_x, train_y = train_x[: data.max_train], train_y[: data.max_train]
     return DataBundle(dataset_info(data.name), (train_x, train_y), (val_x, val_y), test)
@@ -40,18 +49,32 @@ def build_loader(cfg: DictConfig, bundle: DataBundle, device: torch.device) -> T
     """The in-memory training loader on the target device."""
     augment = None
     if cfg.data.crop_padding or cfg.data.horizontal_flip:
-        augment = Augmentation(crop_padding=cfg.data.crop_padding, horizontal_flip=cfg.data.horizontal_flip)
+        augment = Augmentation(
+            crop_padding=cfg.data.crop_padding, horizontal_flip=cfg.data.horizontal_flip
+        )
     images, labels = bundle.train
     return TensorLoader(
-        images, labels, batch_size=cfg.data.batch_size, shuffle=True, seed=cfg.seed, augment=augment, device=device
+        images,
+        labels,
+        batch_size=cfg.data.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        augment=augment,
+        device=device,
     )
 
 
 def build_model(cfg: DictConfig, info: DatasetInfo, device: torch.device) -> nn.Module:
     """Instantiate ``cfg.model`` (its ``_target_`` is robustlab.models.create_model)."""
-    options = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if v is not None}
+    options = {
+        k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if v is not None
+    }
     model = instantiate(
-        options, num_classes=info.num_classes, in_channels=info.in_channels, mean=list(info.mean), std=list(info.std)
+        options,
+        num_classes=info.num_classes,
+        in_channels=info.in_channels,
+        mean=list(info.mean),
+        std=list(info.std),
     )
     return model.to(device)
 
@@ -71,7 +94,12 @@ def attack_spec(attack: DictConfig) -> AttackSpec:
     kwargs: dict[str, Any] = dict(OmegaConf.to_container(attack.options, resolve=True))
     native_iterative = attack.name.lower() in ("pgd", "pgd_l2")
     if native_iterative:
-        kwargs.update(norm=attack.norm, loss=attack.loss, restarts=attack.restarts, early_stop=attack.early_stop)
+        kwargs.update(
+            norm=attack.norm,
+            loss=attack.loss,
+            restarts=attack.restarts,
+            early_stop=attack.early_stop,
+        )
     elif attack.loss != "ce" or attack.norm != "Linf" or attack.restarts != 1:
         raise ConfigError(
             f"attack {attack.name}: loss, norm and restarts are options of the native PGD; "
@@ -81,7 +109,9 @@ def attack_spec(attack: DictConfig) -> AttackSpec:
         kwargs["steps"] = attack.steps
     if attack.step_size is not None:
         kwargs["step_size"] = attack.step_size
-    return AttackSpec(name=attack.name, kwargs=kwargs, eps=list(attack.eps) if attack.eps is not None else None)
+    return AttackSpec(
+        name=attack.name, kwargs=kwargs, eps=list(attack.eps) if attack.eps is not None else None
+    )
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:

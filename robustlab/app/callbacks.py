@@ -26,6 +26,10 @@ class SweepReport(Callback):
         try:
             paths = write_report(sweep_dir)
         except Exception as err:
-            log.error("the sweep report could not be written (%s); rerun robustlab-report %s", err, sweep_dir)
+            log.error(
+                "the sweep report could not be written (%s); rerun robustlab-report %s",
+                err,
+                sweep_dir,
+            )
             return
         print(f"report: {paths.summary}")

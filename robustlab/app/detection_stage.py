@@ -31,7 +31,7 @@ def detection_attacks(cfg: DictConfig, model: nn.Module) -> tuple[dict[str, Atta
         else:
             make = attack_factory(spec, model)
             keys = [f"{name}@{float(eps)!r}" for eps in det.eps]
-            attacks.update({key: make(float(eps)) for key, eps in zip(keys, det.eps)})
+            attacks.update({key: make(float(eps)) for key, eps in zip(keys, det.eps, strict=True)})
         if name == det.fit_on:
             fit_on_key = keys[0]
     return attacks, fit_on_key

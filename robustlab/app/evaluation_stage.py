@@ -12,7 +12,9 @@ from robustlab.app.builders import DataBundle, attack_specs
 from robustlab.attacks import evaluate_robustness
 
 
-def test_subset(cfg: DictConfig, bundle: DataBundle, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+def test_subset(
+    cfg: DictConfig, bundle: DataBundle, limit: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``limit`` test examples (the test split is already shuffled and stratified)."""
     images, labels = bundle.test
     if limit is not None:

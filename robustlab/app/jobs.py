@@ -42,7 +42,9 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def run_job(cfg: DictConfig, task: Callable[[DictConfig, Path], dict[str, Any]]) -> dict[str, Any] | None:
+def run_job(
+    cfg: DictConfig, task: Callable[[DictConfig, Path], dict[str, Any]]
+) -> dict[str, Any] | None:
     """Run ``task``; on failure write a failed results.json and, in a sweep, carry on.
 
     A user error (RobustlabError) in a single run prints one line and exits with code 2; an

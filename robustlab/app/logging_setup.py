@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from robustlab.app.builders import plain_config
-from robustlab.app.jobs import in_multirun
+from robustlab.app.jobs import RESULTS_FILE, in_multirun
+from robustlab.fileio import write_json_atomic
 from robustlab.tracking.wandb_logger import WandbLogger
 
 
@@ -29,3 +33,22 @@ def make_logger(cfg: DictConfig, out: Path, job_type: str) -> WandbLogger:
         directory=out,
         log_checkpoints=cfg.logger.log_checkpoints,
     )
+
+
+@contextmanager
+def job_logger(cfg: DictConfig, out: Path, job_type: str) -> Iterator[WandbLogger]:
+    """A W&B run that is always finished, with a failure exit code if the body raised."""
+    logger = make_logger(cfg, out, job_type)
+    exit_code = 1
+    try:
+        yield logger
+        exit_code = 0
+    finally:
+        logger.finish(exit_code)
+
+
+def record_results(results: dict[str, Any], out: Path, logger: WandbLogger) -> None:
+    """Mark the job finished, write results.json atomically and send the numbers to W&B."""
+    results["status"] = "ok"
+    write_json_atomic(out / RESULTS_FILE, results)
+    logger.log_results(results)

@@ -13,10 +13,9 @@ from robustlab.app.builders import build_data
 from robustlab.app.detection_stage import detect_stage
 from robustlab.app.evaluation_stage import evaluate_stage
 from robustlab.app.jobs import RESULTS_FILE, identity
-from robustlab.app.logging_setup import make_logger
+from robustlab.app.logging_setup import job_logger, record_results
 from robustlab.app.training_stage import train_stage
 from robustlab.app.validate import validate_config
-from robustlab.fileio import write_json_atomic
 from robustlab.models import model_param_count
 from robustlab.runtime import resolve_device, seed_everything
 
@@ -26,7 +25,9 @@ log = logging.getLogger(__name__)
 def training_cost(trained_results: dict[str, Any]) -> dict[str, Any]:
     """Wall time and gradient evaluations per example, the teacher's included for distillation."""
     teacher = trained_results.get("teacher") or {}
-    evals = (trained_results.get("grad_evals_per_example") or 0) + (teacher.get("grad_evals_per_example") or 0)
+    evals = (trained_results.get("grad_evals_per_example") or 0) + (
+        teacher.get("grad_evals_per_example") or 0
+    )
     seconds = (trained_results.get("train_seconds") or 0) + (teacher.get("train_seconds") or 0)
     return {
         "grad_evals_per_example": evals,
@@ -43,9 +44,7 @@ def run_pipeline(cfg: DictConfig, out: Path) -> dict[str, Any]:
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device, threads=cfg.threads)
     results: dict[str, Any] = {"status": "running", **identity(cfg), "device": str(device)}
-    logger = make_logger(cfg, out, job_type="pipeline")
-    exit_code = 1
-    try:
+    with job_logger(cfg, out, job_type="pipeline") as logger:
         bundle = build_data(cfg)
         trained = train_stage(cfg, bundle, device, log_metrics=logger.log_epoch)
         model = trained.model
@@ -62,12 +61,9 @@ def run_pipeline(cfg: DictConfig, out: Path) -> dict[str, Any]:
             started = time.perf_counter()
             results["detection"] = detect_stage(cfg, model, bundle)
             results["timing_s"]["detect"] = time.perf_counter() - started
-        results["status"] = "ok"
-        write_json_atomic(out / RESULTS_FILE, results)
-        logger.log_results(results)
-        logger.log_checkpoint(trained.directory, name=f"{cfg.model.name}-{cfg.defense.name}-s{cfg.seed}")
-        log.info("results: %s", out / RESULTS_FILE)
-        exit_code = 0
-        return results
-    finally:
-        logger.finish(exit_code)
+        record_results(results, out, logger)
+        logger.log_checkpoint(
+            trained.directory, name=f"{cfg.model.name}-{cfg.defense.name}-s{cfg.seed}"
+        )
+    log.info("results: %s", out / RESULTS_FILE)
+    return results

@@ -88,7 +88,9 @@ class AttackConfig:
 
 @dataclass
 class EvalConfig:
-    eps: List[float] = field(default_factory=lambda: [0.05, 0.1, 0.2], metadata={"range": (0.0, None)})
+    eps: List[float] = field(
+        default_factory=lambda: [0.05, 0.1, 0.2], metadata={"range": (0.0, None)}
+    )
     attacks: Dict[str, AttackConfig] = field(default_factory=dict)
     max_examples: Optional[int] = _range(None, 1)
     batch_size: int = _range(512, 1)

@@ -69,8 +69,13 @@ def build_objective(cfg: DictConfig, teacher: nn.Module | None = None) -> Object
         return CrossEntropy()
     if d.name == "pgd_at":
         return AdversarialTraining(
-            eps=d.eps, alpha=alpha, steps=d.steps, random_start=d.random_start, mix=d.mix,
-            model_mode=d.model_mode, warmup_epochs=d.eps_warmup_epochs,
+            eps=d.eps,
+            alpha=alpha,
+            steps=d.steps,
+            random_start=d.random_start,
+            mix=d.mix,
+            model_mode=d.model_mode,
+            warmup_epochs=d.eps_warmup_epochs,
         )
     if d.name == "fast_at":
         return FastAdversarialTraining(eps=d.eps, alpha=alpha)
@@ -82,8 +87,13 @@ def build_objective(cfg: DictConfig, teacher: nn.Module | None = None) -> Object
 
 
 def _fit_or_reuse(
-    cfg: DictConfig, bundle: DataBundle, device: torch.device, objective: Objective, role: str,
-    epochs: int, log_metrics=None,
+    cfg: DictConfig,
+    bundle: DataBundle,
+    device: torch.device,
+    objective: Objective,
+    role: str,
+    epochs: int,
+    log_metrics=None,
 ) -> TrainedModel:
     model = build_model(cfg, bundle.info, device)
     directory = checkpoint_dir(cfg, role)
@@ -92,12 +102,21 @@ def _fit_or_reuse(
         load_weights(directory, model)
         meta = read_json(directory / WEIGHTS_META)
         log.info("reusing the finished %s checkpoint %s", role, directory)
-        return TrainedModel(model, directory, {**meta.get("results", {}), "reused_checkpoint": True})
+        return TrainedModel(
+            model, directory, {**meta.get("results", {}), "reused_checkpoint": True}
+        )
     loader = build_loader(cfg, bundle, device)
     optimizer = build_optimizer(
-        model, cfg.train.optimizer, cfg.train.lr, cfg.train.momentum, cfg.train.weight_decay, cfg.train.nesterov
+        model,
+        cfg.train.optimizer,
+        cfg.train.lr,
+        cfg.train.momentum,
+        cfg.train.weight_decay,
+        cfg.train.nesterov,
     )
-    scheduler = build_scheduler(optimizer, cfg.train.scheduler, epochs, len(loader), cfg.train.warmup_epochs)
+    scheduler = build_scheduler(
+        optimizer, cfg.train.scheduler, epochs, len(loader), cfg.train.warmup_epochs
+    )
     callbacks, monitor = [], None
     if cfg.defense.monitor_heldout and role == "model":
         # a fixed batch of the validation split: never the test set
@@ -105,14 +124,29 @@ def _fit_or_reuse(
         n = cfg.defense.heldout_size
         eps = cfg.defense.eps
         callbacks.append(
-            HeldOutRobustness(val_x[:n].to(device), val_y[:n].to(device), eps=eps, alpha=eps / 4, steps=cfg.defense.heldout_steps)
+            HeldOutRobustness(
+                val_x[:n].to(device),
+                val_y[:n].to(device),
+                eps=eps,
+                alpha=eps / 4,
+                steps=cfg.defense.heldout_steps,
+            )
         )
         monitor = Monitor("heldout_pgd_accuracy", "max")
     amp = torch.bfloat16 if cfg.train.amp and device.type == "cuda" else None
     result = fit(
-        model, loader, objective, optimizer, epochs, scheduler=scheduler, checkpoint_dir=directory,
-        config={k: meta_config[k] for k in TRAINING_KEYS}, callbacks=callbacks, monitor=monitor,
-        log_metrics=log_metrics, amp_dtype=amp,
+        model,
+        loader,
+        objective,
+        optimizer,
+        epochs,
+        scheduler=scheduler,
+        checkpoint_dir=directory,
+        config={k: meta_config[k] for k in TRAINING_KEYS},
+        callbacks=callbacks,
+        monitor=monitor,
+        log_metrics=log_metrics,
+        amp_dtype=amp,
     )
     results = {
         "train_seconds": result.seconds,
@@ -129,7 +163,9 @@ def _fit_or_reuse(
     return TrainedModel(model, directory, {**results, "reused_checkpoint": False})
 
 
-def train_stage(cfg: DictConfig, bundle: DataBundle, device: torch.device, log_metrics=None) -> TrainedModel:
+def train_stage(
+    cfg: DictConfig, bundle: DataBundle, device: torch.device, log_metrics=None
+) -> TrainedModel:
     """Train the configured model and defense; distillation trains (or reuses) its teacher first."""
     started = time.perf_counter()
     teacher = None
@@ -137,11 +173,20 @@ def train_stage(cfg: DictConfig, bundle: DataBundle, device: torch.device, log_m
     if cfg.defense.name == "distillation":
         epochs = cfg.defense.teacher_epochs or cfg.train.epochs
         teacher_run = _fit_or_reuse(
-            cfg, bundle, device, CrossEntropy(temperature=cfg.defense.temperature), "teacher", epochs
+            cfg,
+            bundle,
+            device,
+            CrossEntropy(temperature=cfg.defense.temperature),
+            "teacher",
+            epochs,
         )
         teacher = teacher_run.model
-        extra["teacher"] = {k: teacher_run.results.get(k) for k in ("train_seconds", "grad_evals_per_example")}
-    trained = _fit_or_reuse(cfg, bundle, device, build_objective(cfg, teacher), "model", cfg.train.epochs, log_metrics)
+        extra["teacher"] = {
+            k: teacher_run.results.get(k) for k in ("train_seconds", "grad_evals_per_example")
+        }
+    trained = _fit_or_reuse(
+        cfg, bundle, device, build_objective(cfg, teacher), "model", cfg.train.epochs, log_metrics
+    )
     trained.results.update(extra)
     trained.results["stage_seconds"] = time.perf_counter() - started
     return trained

@@ -16,7 +16,9 @@ def _check_value(path: str, value: Any, meta: dict[str, Any]) -> None:
         return
     choices = meta.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"{path}={value!r} is not valid: choose one of {', '.join(map(str, choices))}")
+        raise ConfigError(
+            f"{path}={value!r} is not valid: choose one of {', '.join(map(str, choices))}"
+        )
     low, high = meta.get("range", (None, None))
     values = list(value) if isinstance(value, (list, ListConfig)) else [value]
     for item in values:
@@ -57,8 +59,11 @@ def validate_config(cfg: DictConfig) -> None:
     for key in list(cfg.detector.attacks) + list(cfg.detector.unseen) + [cfg.detector.fit_on]:
         if key is not None and cfg.detector.name != "none" and key not in cfg.eval.attacks:
             raise ConfigError(
-                f"detector attack {key!r} is not one of eval.attacks ({', '.join(cfg.eval.attacks)}): "
+                f"detector attack {key!r} is not one of eval.attacks "
+                f"({', '.join(cfg.eval.attacks)}): "
                 f"add it with +attack@eval.attacks.{key}={key}"
             )
     if cfg.data.name != "digits" and not cfg.data.root:
-        raise ConfigError(f"data={cfg.data.name} needs data.root=DIR pointing at the data set files")
+        raise ConfigError(
+            f"data={cfg.data.name} needs data.root=DIR pointing at the data set files"
+        )

@@ -118,8 +118,12 @@ class WandbLogger:
             table = wandb.Table(columns=["attack", "eps", "robust_accuracy"], data=rows)
             self._run.log({"robust_accuracy_table": table})
             for attack in sorted({r[0] for r in rows}):
-                sub = wandb.Table(columns=["eps", "robust_accuracy"], data=[r[1:] for r in rows if r[0] == attack])
-                plot = wandb.plot.line(sub, "eps", "robust_accuracy", title=f"robust accuracy vs eps ({attack})")
+                sub = wandb.Table(
+                    columns=["eps", "robust_accuracy"], data=[r[1:] for r in rows if r[0] == attack]
+                )
+                plot = wandb.plot.line(
+                    sub, "eps", "robust_accuracy", title=f"robust accuracy vs eps ({attack})"
+                )
                 self._run.log({f"robust_accuracy_curve/{attack}": plot})
         detection = results.get("detection", {})
         if detection:

@@ -43,7 +43,9 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as err:
-        raise CheckpointError(f"checkpoint metadata {path} is missing: train the model first") from err
+        raise CheckpointError(
+            f"checkpoint metadata {path} is missing: train the model first"
+        ) from err
     except json.JSONDecodeError as err:
         raise CheckpointError(f"checkpoint metadata {path} is corrupt ({err}): retrain it") from err
 
@@ -89,12 +91,16 @@ class TrainingState:
         self.directory.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, torch.Tensor] = {}
         structure = {
-            name: flatten_state(obj.state_dict() if hasattr(obj, "state_dict") else obj, tensors, name)
+            name: flatten_state(
+                obj.state_dict() if hasattr(obj, "state_dict") else obj, tensors, name
+            )
             for name, obj in modules.items()
         }
         stem = f"epoch-{epoch:04d}"
         write_tensors_atomic(self.directory / f"{stem}.safetensors", tensors)
-        write_json_atomic(self.directory / f"{stem}.json", {"epoch": epoch, "state": structure, "info": info})
+        write_json_atomic(
+            self.directory / f"{stem}.json", {"epoch": epoch, "state": structure, "info": info}
+        )
         previous = self._pointer()
         write_json_atomic(self.directory / "last.json", {"epoch": epoch, "stem": stem})
         if previous and previous != stem:
@@ -119,7 +125,9 @@ class TrainingState:
         """Keep the weights of the best epoch by ``metric``."""
         self.directory.mkdir(parents=True, exist_ok=True)
         write_tensors_atomic(self.directory / "best.safetensors", model.state_dict())
-        write_json_atomic(self.directory / "best.json", {"epoch": epoch, "metric": metric, "value": value})
+        write_json_atomic(
+            self.directory / "best.json", {"epoch": epoch, "metric": metric, "value": value}
+        )
 
     def best(self) -> dict[str, Any] | None:
         """Metadata of the best epoch, if one was kept."""

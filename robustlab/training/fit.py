@@ -88,7 +88,13 @@ def _train_epoch(
     if seen == 0:
         raise ValueError("the training loader produced no batches: lower batch_size or drop_last")
     lr = optimizer.param_groups[0]["lr"]
-    return {"loss": loss_sum / seen, "train_accuracy": correct / seen, "lr": lr, "grad_evals": grad_evals, "examples": seen}
+    return {
+        "loss": loss_sum / seen,
+        "train_accuracy": correct / seen,
+        "lr": lr,
+        "grad_evals": grad_evals,
+        "examples": seen,
+    }
 
 
 def fit(
@@ -117,22 +123,34 @@ def fit(
     resumed = _resume(state, model, optimizer, scheduler, config) if state else None
     if resumed is not None:
         start, info = resumed
-        history, prior_seconds, best_value = info["history"], info["seconds"], info.get("best_value")
+        history, prior_seconds, best_value = (
+            info["history"],
+            info["seconds"],
+            info.get("best_value"),
+        )
         log.info("resuming from epoch %d in %s", start, checkpoint_dir)
     device = next(model.parameters()).device
     autocast = (
-        (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype is not None else nullcontext
+        (lambda: torch.autocast(device.type, dtype=amp_dtype))
+        if amp_dtype is not None
+        else nullcontext
     )
     began = time.perf_counter()
     for epoch in range(start, epochs):
         objective.on_epoch_start(epoch, epochs)
         loader.set_epoch(epoch)
-        metrics = _train_epoch(model, loader, objective, optimizer, scheduler, autocast, f"epoch {epoch + 1}/{epochs}")
+        metrics = _train_epoch(
+            model, loader, objective, optimizer, scheduler, autocast, f"epoch {epoch + 1}/{epochs}"
+        )
         metrics["epoch"] = epoch + 1
         for callback in callbacks:
             metrics.update(callback.on_epoch_end(epoch, model))
         history.append(metrics)
-        if monitor is not None and state is not None and monitor.better(metrics[monitor.metric], best_value):
+        if (
+            monitor is not None
+            and state is not None
+            and monitor.better(metrics[monitor.metric], best_value)
+        ):
             best_value = metrics[monitor.metric]
             state.save_best(model, epoch + 1, monitor.metric, best_value)
         log.info("epoch %d/%d %s", epoch + 1, epochs, _format(metrics))
@@ -143,7 +161,12 @@ def fit(
             modules = {"model": model, "optimizer": optimizer, "rng": _rng_state()}
             if scheduler is not None:
                 modules["scheduler"] = scheduler
-            info = {"history": history, "seconds": seconds, "best_value": best_value, "config": config}
+            info = {
+                "history": history,
+                "seconds": seconds,
+                "best_value": best_value,
+                "config": config,
+            }
             state.save(epoch + 1, modules, info)
     best_epoch = None
     if monitor is not None and state is not None and state.best() is not None:
@@ -152,7 +175,9 @@ def fit(
     seconds = prior_seconds + time.perf_counter() - began
     total_evals = sum(h["grad_evals"] for h in history)
     examples = history[0]["examples"] if history else 1
-    return FitResult(history, seconds, total_evals / examples, best_epoch, start if resumed else None)
+    return FitResult(
+        history, seconds, total_evals / examples, best_epoch, start if resumed else None
+    )
 
 
 def _resume(
@@ -194,4 +219,6 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
 
 
 def _format(metrics: dict[str, float]) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    return " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+    )

@@ -31,7 +31,9 @@ class Objective:
 
     name = "objective"
 
-    def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> ObjectiveStep:
+    def __call__(
+        self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor
+    ) -> ObjectiveStep:
         raise NotImplementedError
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:

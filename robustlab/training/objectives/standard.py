@@ -23,9 +23,13 @@ class CrossEntropy(Objective):
         self.temperature = temperature
         self.label_smoothing = label_smoothing
 
-    def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> ObjectiveStep:
+    def __call__(
+        self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor
+    ) -> ObjectiveStep:
         logits = model(images)
-        loss = F.cross_entropy(logits / self.temperature, labels, label_smoothing=self.label_smoothing)
+        loss = F.cross_entropy(
+            logits / self.temperature, labels, label_smoothing=self.label_smoothing
+        )
         return ObjectiveStep(loss=loss, logits=logits.detach(), grad_evals=images.shape[0])
 
     def describe(self) -> dict:
