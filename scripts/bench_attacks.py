@@ -121,7 +121,7 @@ def torchattacks_curve(model, x, y, grid, steps, batch_size, device):
     return accuracies
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet20", help="registry name, or 'tiny'")
     parser.add_argument("--epochs", type=int, default=15)
@@ -132,21 +132,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    seed_everything(args.seed)
-    device = resolve_device(args.device)
-    train_x, train_y, test_x, test_y = load_digits_split()
-    model = make_model(args.model).to(device)
-    start = time.perf_counter()
-    train(model, train_x, train_y, args.epochs, device)
-    with torch.no_grad():
-        clean = (model(test_x.to(device)).argmax(1).cpu() == test_y).float().mean().item()
-    print(
-        f"model={args.model} device={device} threads={torch.get_num_threads()} "
-        f"train {time.perf_counter() - start:.1f}s clean accuracy {clean:.4f} (n={len(test_y)})"
-    )
 
+def bench_cost(args, model, test_x, test_y, device) -> None:
     xb, yb = test_x[: args.batch_size].to(device), test_y[: args.batch_size].to(device)
     bare, t_full, t_early, active = cost_ratio(
         model, xb, yb, args.cost_eps, args.steps, device, args.repeats
@@ -165,6 +154,8 @@ def main() -> None:
         f"  (grad evals {active:.1%} of k*N)"
     )
 
+
+def bench_curve(args, model, test_x, test_y, device) -> None:
     grid = sorted(args.eps)
     seed_everything(args.seed)
     sync(device)
@@ -189,14 +180,12 @@ def main() -> None:
         f"  {'eps':>7} {'robustlab':>10} {'95% CI':>17} {'torchattacks':>13} {'diff':>7} "
         f"{'grad evals':>11}"
     )
-    worst = float("-inf")
     for point, ta in zip(curve.points, theirs, strict=True):
-        diff = point.accuracy - ta
-        worst = max(worst, diff)
         print(
             f"  {point.eps:7.3f} {point.accuracy:10.4f} [{point.ci[0]:.3f}, {point.ci[1]:.3f}]"
-            f" {ta:13.4f} {diff:+7.4f} {point.grad_evals:11d}"
+            f" {ta:13.4f} {point.accuracy - ta:+7.4f} {point.grad_evals:11d}"
         )
+    worst = max(p.accuracy - ta for p, ta in zip(curve.points, theirs, strict=True))
     full_evals = len(grid) * args.steps * len(test_y)
     print(
         f"  time: robust_accuracy {t_ours:.2f}s, torchattacks loop {t_theirs:.2f}s, "
@@ -204,6 +193,24 @@ def main() -> None:
     )
     print(f"  grad evals: {sum(p.grad_evals for p in curve.points)} vs {full_evals}")
     print(f"  max(robustlab - torchattacks) = {worst:+.4f} (target <= +0.005)")
+
+
+def main() -> None:
+    args = parse_args()
+    seed_everything(args.seed)
+    device = resolve_device(args.device)
+    train_x, train_y, test_x, test_y = load_digits_split()
+    model = make_model(args.model).to(device)
+    start = time.perf_counter()
+    train(model, train_x, train_y, args.epochs, device)
+    with torch.no_grad():
+        clean = (model(test_x.to(device)).argmax(1).cpu() == test_y).float().mean().item()
+    print(
+        f"model={args.model} device={device} threads={torch.get_num_threads()} "
+        f"train {time.perf_counter() - start:.1f}s clean accuracy {clean:.4f} (n={len(test_y)})"
+    )
+    bench_cost(args, model, test_x, test_y, device)
+    bench_curve(args, model, test_x, test_y, device)
 
 
 if __name__ == "__main__":

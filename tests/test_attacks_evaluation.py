@@ -155,3 +155,15 @@ def test_gradient_health_detects_dead_and_broken_gradients(model, digits):  # no
     report = _report({})
     report.gradient_health = dead
     assert any("all-zero input gradient" in w for w in gradient_masking_warnings(report))
+
+
+def test_evaluator_accepts_plain_torchattacks(model, digits):  # noqa: F811
+    import torchattacks
+
+    images, labels = digits
+    grid = [0.05, 0.1]
+    theirs = robust_accuracy(model, images, labels, lambda e: torchattacks.FGSM(model, eps=e), grid)
+    ours = robust_accuracy(model, images, labels, lambda e: FGSM(model, eps=e), grid)
+    for a, b in zip(theirs.points, ours.points, strict=True):
+        assert abs(a.accuracy - b.accuracy) <= 1 / len(labels) + 1e-9
+        assert a.grad_evals == pytest.approx(b.grad_evals, abs=1)  # counted by forward hook

@@ -65,6 +65,7 @@ class Attack:
     """
 
     norm = "Linf"
+    supports_init = False  # whether run() can start from given iterates (warm start)
 
     def __init__(
         self,
@@ -87,19 +88,31 @@ class Attack:
         """Adversarial images for ``images`` (like ``torchattacks.Attack.__call__``)."""
         images, labels = self._prepare(images, labels)
         with attack_context(self.model, self.model_mode):
-            adv, _, _ = self._craft(images, labels, need_success=False)
+            adv, _, _ = self._craft(images, labels, need_success=False, init=None)
         return adv
 
-    def run(self, images: torch.Tensor, labels: torch.Tensor) -> AttackResult:
-        """Attack a batch and report success, perturbation size and gradient cost."""
+    def run(
+        self, images: torch.Tensor, labels: torch.Tensor, init: torch.Tensor | None = None
+    ) -> AttackResult:
+        """Attack a batch and report success, perturbation size and gradient cost.
+
+        ``init``: starting iterates (projected into the ball) for attacks with
+        ``supports_init``, e.g. the previous eps's result in an eps-grid evaluation.
+        """
         images, labels = self._prepare(images, labels)
+        if init is not None:
+            init = init.detach().to(self.device)
         with attack_context(self.model, self.model_mode):
-            adv, success, grad_evals = self._craft(images, labels, need_success=True)
+            adv, success, grad_evals = self._craft(images, labels, need_success=True, init=init)
         norms = perturbation_norm(adv - images, self.norm)
         return AttackResult(adv, success, norms, grad_evals)
 
     def _craft(
-        self, images: torch.Tensor, labels: torch.Tensor, need_success: bool
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        need_success: bool,
+        init: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         raise NotImplementedError
 

@@ -65,7 +65,8 @@ class EpsCurve:
         raise KeyError(f"eps={eps} was not evaluated (grid: {self.eps})")
 
 
-def _device_for(model: nn.Module, device: str | torch.device | None) -> torch.device:
+def resolve_eval_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    """The device to evaluate on: the one asked for, else the model's."""
     return model_device(model) if device is None else resolve_device(device)
 
 
@@ -82,7 +83,7 @@ def predict(
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
     """Eval-mode predicted classes (on CPU) for a whole image tensor."""
-    device = _device_for(model, device)
+    device = resolve_eval_device(model, device)
     with attack_context(model, "eval"):
         chunks = [
             model(images[i : i + batch_size].to(device)).argmax(1).cpu()
@@ -92,28 +93,34 @@ def predict(
 
 
 def _attack_batch(
-    model: nn.Module, attack: Callable, images: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(fooled mask, perturbation norms, grad evals) for one batch, judged in eval mode."""
+    model: nn.Module,
+    attack: Callable,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    init: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """(adv, fooled mask, perturbation norms, grad evals) for one batch, judged in eval mode."""
     trusted = isinstance(attack, Attack) and attack.model_mode == "eval" and not attack.targeted
     if hasattr(attack, "run"):
-        result = attack.run(images, labels)
+        result = (
+            attack.run(images, labels, init=init)
+            if init is not None
+            else attack.run(images, labels)
+        )
         adv, evals, norms = result.adv_images, result.grad_evals, result.perturbation_norm
         if trusted:
-            return result.success, norms, evals
+            return adv, result.success, norms, evals
     else:
         counter = GradientCounter(model)
         try:
             adv = attack(images, labels)
         finally:
             counter.remove()
-        evals, norms = (
-            counter.count,
-            perturbation_norm(adv - images, getattr(attack, "norm", "Linf")),
-        )
+        evals = counter.count
+        norms = perturbation_norm(adv - images, getattr(attack, "norm", "Linf"))
     with torch.no_grad(), attack_context(model, "eval"):
         fooled = model(adv).argmax(1) != labels
-    return fooled, norms, evals
+    return adv, fooled, norms, evals
 
 
 def attack_survivors(
@@ -125,8 +132,15 @@ def attack_survivors(
     batch_size: int,
     device: torch.device,
     desc: str,
+    warm: torch.Tensor | None = None,
+    start_from_warm: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Attack the examples where ``alive``; returns (fooled mask [N], norms [N], grad evals)."""
+    """Attack the examples where ``alive``; returns (fooled mask [N], norms [N], grad evals).
+
+    ``warm`` (N, ...) receives each attacked example's final iterate; with ``start_from_warm``
+    attacks that have ``supports_init`` also start from it.
+    """
+    warm_start = warm is not None and start_from_warm and getattr(attack, "supports_init", False)
     index = alive.nonzero().squeeze(1)
     fooled = torch.zeros(len(images), dtype=torch.bool)
     norms = torch.full((len(images),), float("nan"))
@@ -135,7 +149,10 @@ def attack_survivors(
     for start in progress(starts, desc=desc, total=len(starts)):
         batch = index[start : start + batch_size]
         x, y = images[batch].to(device), labels[batch].to(device)
-        batch_fooled, batch_norms, batch_evals = _attack_batch(model, attack, x, y)
+        init = warm[batch].to(device) if warm_start else None
+        adv, batch_fooled, batch_norms, batch_evals = _attack_batch(model, attack, x, y, init)
+        if warm is not None:
+            warm[batch] = adv.detach().to(warm.device, warm.dtype)
         fooled[batch] = batch_fooled.cpu()
         norms[batch] = batch_norms.detach().float().cpu()
         evals += int(batch_evals)
@@ -157,26 +174,40 @@ def robust_accuracy(
     device: str | torch.device | None = None,
     name: str = "attack",
     clean_correct: torch.Tensor | None = None,
+    warm_start: bool = True,
 ) -> EpsCurve:
     """Accuracy under ``attack_factory(eps)`` for every eps in ``eps_grid``, in one pass.
 
     Only examples still correctly classified are attacked; eps is processed in ascending
     order and each larger eps attacks only the survivors of the smaller ones. Per eps: accuracy,
     95% Wilson interval, gradient evaluations, seconds. ``clean_correct`` (bool [N]) skips the
-    clean pass when already known.
+    clean pass when already known. With ``warm_start``, attacks that accept a starting point
+    (native PGD) begin each survivor at its final iterate from the previous eps, which lies in
+    the new, larger ball, so the budget of steps continues from the best point found so far.
     """
-    device = _device_for(model, device)
+    device = resolve_eval_device(model, device)
     labels = labels.cpu()
     if clean_correct is None:
         clean_correct = predict(model, images, batch_size, device) == labels
     alive = clean_correct.cpu().clone()
+    grid = sorted({float(e) for e in eps_grid})
+    warm = images.detach().to("cpu", copy=True) if warm_start else None
     points = []
-    for eps in sorted({float(e) for e in eps_grid}):
+    for position, eps in enumerate(grid):
         _sync(device)
         started = time.perf_counter()
         attack = attack_factory(eps)
         fooled, _, evals = attack_survivors(
-            model, attack, images, labels, alive, batch_size, device, f"{name} eps={eps:g}"
+            model,
+            attack,
+            images,
+            labels,
+            alive,
+            batch_size,
+            device,
+            f"{name} eps={eps:g}",
+            warm=warm,
+            start_from_warm=position > 0,
         )
         alive &= ~fooled
         _sync(device)
@@ -201,7 +232,7 @@ def minimal_perturbation_point(
 
     Reported at eps = inf with the median perturbation norm of the examples it fooled.
     """
-    device = _device_for(model, device)
+    device = resolve_eval_device(model, device)
     _sync(device)
     started = time.perf_counter()
     alive = clean_correct.cpu().clone()

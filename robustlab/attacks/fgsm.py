@@ -47,7 +47,11 @@ class FGSM(Attack):
         super().__init__(model, eps, loss=loss, targeted=targeted, model_mode=model_mode)
 
     def _craft(
-        self, images: torch.Tensor, labels: torch.Tensor, need_success: bool
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        need_success: bool,
+        init: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         if len(images) == 0:
             return images.clone(), labels.new_zeros(0, dtype=torch.bool), 0

@@ -38,6 +38,9 @@ class PGD(Attack):
     Shape:
         - images: (N, C, H, W), values in [0, 1]. labels: (N,) int64. output: (N, C, H, W).
 
+    ``run(images, labels, init=adv)`` starts from ``adv`` (projected into the ball) instead of a
+    random point; the eps-grid evaluator uses it to warm-start each larger eps.
+
     With ``early_stop=False`` and ``restarts=1`` the result equals ``torchattacks.PGD`` (Linf)
     or ``torchattacks.PGDL2`` (L2) under the same random state.
 
@@ -80,22 +83,29 @@ class PGD(Attack):
         self.early_stop = bool(early_stop)
         self.eps_for_division = eps_for_division
 
+    supports_init = True
+
     def _craft(
-        self, images: torch.Tensor, labels: torch.Tensor, need_success: bool
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        need_success: bool,
+        init: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         if self.restarts == 1:
-            adv, success, _, evals = self._single_run(images, labels, score=need_success)
+            adv, success, _, evals = self._single_run(images, labels, need_success, init)
             return adv, success, evals
         best = images.clone()
         best_value = images.new_full((len(images),), float("-inf"))
         fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
         evals = 0
-        for _ in range(self.restarts):
+        for restart in range(self.restarts):
             todo = (~fooled).nonzero().squeeze(1)
             if todo.numel() == 0:
                 break
+            start = init[todo] if init is not None and restart == 0 else None
             adv, success, value, run_evals = self._single_run(
-                images[todo], labels[todo], score=True
+                images[todo], labels[todo], True, start
             )
             evals += run_evals
             better = success | (value > best_value[todo])
@@ -105,10 +115,10 @@ class PGD(Attack):
         return best, fooled, evals
 
     def _single_run(
-        self, images: torch.Tensor, labels: torch.Tensor, score: bool
+        self, images: torch.Tensor, labels: torch.Tensor, score: bool, init: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, int]:
-        """One random start: (adv, success, objective value, grad_evals)."""
-        adv = self._start(images)
+        """One start (``init`` or random): (adv, success, objective value, grad_evals)."""
+        adv = self._start(images) if init is None else self._project(init.clone(), images)
         if not self.early_stop:
             for _ in range(self.steps):
                 grad, _ = self._input_grad(adv, images, labels)
@@ -156,12 +166,17 @@ class PGD(Attack):
 
     def _step(self, adv: torch.Tensor, images: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         if self.norm == "Linf":
-            adv = adv.detach() + self.alpha * grad.sign()
+            return self._project(adv.detach() + self.alpha * grad.sign(), images)
+        shape = (-1, *[1] * (images.ndim - 1))
+        grad_norms = grad.reshape(len(grad), -1).norm(p=2, dim=1) + self.eps_for_division
+        return self._project(adv.detach() + self.alpha * (grad / grad_norms.view(shape)), images)
+
+    def _project(self, adv: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """Back into the eps-ball around ``images`` and into [0, 1] (torchattacks' order)."""
+        if self.norm == "Linf":
             delta = torch.clamp(adv - images, min=-self.eps, max=self.eps)
             return torch.clamp(images + delta, min=0, max=1).detach()
         shape = (-1, *[1] * (images.ndim - 1))
-        grad_norms = grad.reshape(len(grad), -1).norm(p=2, dim=1) + self.eps_for_division
-        adv = adv.detach() + self.alpha * (grad / grad_norms.view(shape))
         delta = adv - images
         delta_norms = delta.reshape(len(delta), -1).norm(p=2, dim=1)
         # eps / 0 is inf (no scaling needed) but 0 / 0 is nan: both mean "inside the ball".

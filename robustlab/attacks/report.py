@@ -12,9 +12,9 @@ from torch import nn
 from robustlab.attacks.catalogue import attack_norm, attack_options, build_attack, takes_eps
 from robustlab.attacks.evaluation import (
     EpsCurve,
-    _device_for,
     minimal_perturbation_point,
     predict,
+    resolve_eval_device,
     robust_accuracy,
 )
 from robustlab.attacks.masking import (
@@ -126,7 +126,7 @@ def evaluate_robustness(
     median perturbation norm. ``large_eps`` adds a PGD sanity run at that Linf radius; the
     gradient-masking checks run last and fill ``report.warnings``.
     """
-    device = _device_for(model, device)
+    device = resolve_eval_device(model, device)
     labels = labels.cpu()
     correct = predict(model, images, batch_size, device) == labels
     clean = float(correct.float().mean()) if len(labels) else 0.0
