@@ -142,3 +142,11 @@ def test_onecycle_schedule_peaks_then_falls_to_zero():
 
 def test_empty_state_directory_means_fresh_start(tmp_path):
     assert TrainingState(tmp_path).load() is None
+
+
+def test_temperature_scaled_cross_entropy_keeps_the_t1_gradient_scale():
+    model = create_model("small_cnn", num_classes=10, in_channels=1)
+    images, labels = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    plain = CrossEntropy(temperature=5.0)(model, images, labels).loss
+    scaled = CrossEntropy(temperature=5.0, scale_by_temperature=True)(model, images, labels).loss
+    assert torch.allclose(scaled, 5.0 * plain)

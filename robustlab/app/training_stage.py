@@ -176,7 +176,7 @@ def train_stage(
             cfg,
             bundle,
             device,
-            CrossEntropy(temperature=cfg.defense.temperature),
+            CrossEntropy(temperature=cfg.defense.temperature, scale_by_temperature=True),
             "teacher",
             epochs,
         )

@@ -12,16 +12,22 @@ from robustlab.training.objectives.base import Objective, ObjectiveStep
 class CrossEntropy(Objective):
     """Cross-entropy on clean inputs: ``CE(softmax(f(x) / T), y)``.
 
-    ``temperature`` > 1 is how a defensive-distillation teacher is trained (Papernot et al. 2016).
+    ``temperature`` > 1 is how a defensive-distillation teacher is trained (Papernot et al. 2016);
+    ``scale_by_temperature`` then multiplies the loss by T so that the gradient w.r.t. the logits
+    keeps the scale of T = 1 training instead of shrinking by 1/T (which makes a large-T teacher
+    underfit at an ordinary learning rate).
     """
 
     name = "standard"
 
-    def __init__(self, temperature: float = 1.0, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self, temperature: float = 1.0, label_smoothing: float = 0.0, scale_by_temperature: bool = False
+    ) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
         self.label_smoothing = label_smoothing
+        self.scale_by_temperature = scale_by_temperature
 
     def __call__(
         self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor
@@ -30,7 +36,13 @@ class CrossEntropy(Objective):
         loss = F.cross_entropy(
             logits / self.temperature, labels, label_smoothing=self.label_smoothing
         )
+        if self.scale_by_temperature:
+            loss = loss * self.temperature
         return ObjectiveStep(loss=loss, logits=logits.detach(), grad_evals=images.shape[0])
 
     def describe(self) -> dict:
-        return {"name": self.name, "temperature": self.temperature}
+        return {
+            "name": self.name,
+            "temperature": self.temperature,
+            "scale_by_temperature": self.scale_by_temperature,
+        }
