@@ -24,10 +24,18 @@ def atomic_path(path: str | Path) -> Iterator[str]:
     os.close(handle)
     try:
         yield tmp
+        # mkstemp makes owner-only files; give the result the permissions a plain open() would
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def json_safe(obj: Any) -> Any:

@@ -13,9 +13,11 @@ from robustlab.app.builders import attack_spec, build_model
 from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.schema import register_schemas
 from robustlab.app.validate import validate_config
-from robustlab.attacks import list_attacks
+from robustlab.attacks import build_attack, list_attacks, takes_eps
+from robustlab.attacks.report import attack_factory
 from robustlab.data import dataset_info
 from robustlab.errors import ConfigError
+from robustlab.models import create_model
 from robustlab.runtime import resolve_device
 
 CONF = Path(CONFIG_DIR)
@@ -69,6 +71,12 @@ def test_every_attack_option_builds_a_spec(composer, attack):
     validate_config(cfg)
     spec = attack_spec(cfg.eval.attacks.extra)
     assert spec.name.lower() in {a.lower() for a in list_attacks()}
+    model = create_model("small_cnn", num_classes=10, in_channels=1)
+    if takes_eps(spec.name):
+        attack = attack_factory(spec, model)(0.1)
+    else:
+        attack = build_attack(spec.name, model, **spec.kwargs)
+    assert callable(attack)
 
 
 @pytest.mark.parametrize("group", ["data", "detector", "logger", "experiment", "train"])

@@ -107,8 +107,8 @@ def test_degenerate_data_raise_clear_errors():
         MahalanobisDetector().fit(FeaturesAsInput(), torch.full_like(x, 0.5), y)
     with pytest.raises(ConfigError):
         MahalanobisDetector(shrinkage=1.5)
-    with pytest.raises(RobustlabError, match="fit_ensemble"):
-        MahalanobisDetector().fit(FeaturesAsInput(), x, y).score(x)
+    with pytest.raises(RobustlabError, match="not fitted"):
+        MahalanobisDetector().score(x)
     with pytest.raises(DataError, match="at least"):
         MahalanobisDetector().fit(FeaturesAsInput(), x, y).fit_ensemble(x, x[:1])
 
@@ -125,3 +125,13 @@ def test_model_mode_and_gradients_left_untouched():
     assert all(p.grad is None and p.requires_grad for p in model.parameters())
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, buffers[key])
+
+
+def test_score_before_the_ensemble_is_the_negated_closed_form_confidence():
+    x, y = gaussian_clusters(num_classes=3, dim=4, per_class=80)
+    detector = MahalanobisDetector(shrinkage=0.0).fit(FeaturesAsInput(), x, y)
+    inliers, _ = gaussian_clusters(num_classes=3, dim=4, per_class=10, seed=1)
+    outliers = inliers + 25.0  # far from every class mean
+    _, _, expected = _closed_form(x.double().numpy(), y.numpy(), inliers.double().numpy(), 3)
+    np.testing.assert_allclose(detector.score(inliers).numpy(), -expected, rtol=1e-4, atol=1e-3)
+    assert detector.score(outliers).min() > detector.score(inliers).max()

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from robustlab.data import TensorLoader, load_dataset
 from robustlab.errors import CheckpointError
@@ -145,8 +146,16 @@ def test_empty_state_directory_means_fresh_start(tmp_path):
 
 
 def test_temperature_scaled_cross_entropy_keeps_the_t1_gradient_scale():
-    model = create_model("small_cnn", num_classes=10, in_channels=1)
-    images, labels = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
-    plain = CrossEntropy(temperature=5.0)(model, images, labels).loss
-    scaled = CrossEntropy(temperature=5.0, scale_by_temperature=True)(model, images, labels).loss
-    assert torch.allclose(scaled, 5.0 * plain)
+    # with the scaling, d loss / d logits = softmax(z / T) - onehot(y), as at T = 1
+    logits = (torch.randn(8, 10) * 3).requires_grad_()
+    labels = torch.randint(0, 10, (8,))
+
+    class Fixed(torch.nn.Module):
+        def forward(self, _):
+            return logits
+
+    images = torch.zeros(8, 1, 8, 8)
+    loss = CrossEntropy(temperature=5.0, scale_by_temperature=True)(Fixed(), images, labels).loss
+    (grad,) = torch.autograd.grad(loss, logits)
+    expected = (torch.softmax(logits.detach() / 5.0, 1) - F.one_hot(labels, 10)) / len(labels)
+    assert torch.allclose(grad, expected, atol=1e-6)

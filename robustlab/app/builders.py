@@ -17,6 +17,7 @@ from robustlab.data import (
     TensorLoader,
     dataset_info,
     load_dataset,
+    stratified_subset,
     train_val_split,
 )
 from robustlab.errors import ConfigError
@@ -40,8 +41,7 @@ def build_data(cfg: DictConfig) -> DataBundle:
     train_x, train_y, val_x, val_y = train_val_split(
         images, labels, data.val_fraction, seed=cfg.seed
     )
-    if data.max_train is not None:
-        train_x, train_y = train_x[: data.max_train], train_y[: data.max_train]
+    train_x, train_y = stratified_subset(train_x, train_y, data.max_train, seed=cfg.seed)
     return DataBundle(dataset_info(data.name), (train_x, train_y), (val_x, val_y), test)
 
 
@@ -92,14 +92,15 @@ def attack_specs(cfg: DictConfig, keys: list[str] | None = None) -> dict[str, At
 def attack_spec(attack: DictConfig) -> AttackSpec:
     """One attack config node as an AttackSpec (step size relative to eps, own eps grid)."""
     kwargs: dict[str, Any] = dict(OmegaConf.to_container(attack.options, resolve=True))
-    native_iterative = attack.name.lower() in ("pgd", "pgd_l2")
-    if native_iterative:
-        kwargs.update(
-            norm=attack.norm,
-            loss=attack.loss,
-            restarts=attack.restarts,
-            early_stop=attack.early_stop,
-        )
+    name = attack.name.lower()
+    if name in ("pgd", "pgd_l2"):
+        kwargs.update(loss=attack.loss, restarts=attack.restarts, early_stop=attack.early_stop)
+        if name == "pgd":
+            kwargs["norm"] = attack.norm
+        elif attack.norm != "L2":
+            raise ConfigError(
+                f"attack pgd_l2 is the L2 PGD: drop norm={attack.norm} or use name: pgd"
+            )
     elif attack.loss != "ce" or attack.norm != "Linf" or attack.restarts != 1:
         raise ConfigError(
             f"attack {attack.name}: loss, norm and restarts are options of the native PGD; "

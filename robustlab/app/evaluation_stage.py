@@ -4,29 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from omegaconf import DictConfig
 from torch import nn
 
 from robustlab.app.builders import DataBundle, attack_specs
 from robustlab.attacks import evaluate_robustness
-
-
-def test_subset(
-    cfg: DictConfig, bundle: DataBundle, limit: int | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``limit`` test examples (the test split is already shuffled and stratified)."""
-    images, labels = bundle.test
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    return images, labels
+from robustlab.data import stratified_subset
 
 
 def evaluate_stage(
     cfg: DictConfig, model: nn.Module, bundle: DataBundle, merge_warnings: list[str] | None = None
 ) -> dict[str, Any]:
     """Clean and robust accuracy, confidence intervals, attack cost and masking warnings."""
-    images, labels = test_subset(cfg, bundle, cfg.eval.max_examples)
+    images, labels = stratified_subset(*bundle.test, cfg.eval.max_examples, seed=cfg.seed)
     report = evaluate_robustness(
         model,
         images,

@@ -40,7 +40,8 @@ def load_saved_model(cfg: DictConfig, device: torch.device) -> SavedModel:
     directory = Path(cfg.paths.checkpoint)
     if finished_weights(directory) is None:
         raise CheckpointError(
-            f"{directory} holds no finished checkpoint (model.safetensors + model.json): train it first"
+            f"{directory} holds no finished checkpoint (model.safetensors + model.json): "
+            "train it first"
         )
     saved = read_json(directory / WEIGHTS_META).get("config")
     if not isinstance(saved, dict) or "model" not in saved or "data" not in saved:

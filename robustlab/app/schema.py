@@ -29,7 +29,6 @@ class DataConfig:
     root: Optional[str] = None
     val_fraction: float = _range(0.15, 0.01, 0.9)
     batch_size: int = _range(64, 1)
-    eval_batch_size: int = _range(512, 1)
     crop_padding: int = _range(0, 0)
     horizontal_flip: bool = False
     max_train: Optional[int] = _range(None, 1)

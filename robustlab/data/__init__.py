@@ -8,7 +8,7 @@ with ``download_dataset(name, root)``. Nothing here downloads implicitly.
 from robustlab.data.download import download_dataset
 from robustlab.data.loader import Augmentation, TensorLoader
 from robustlab.data.registry import DatasetInfo, dataset_info, list_datasets, load_dataset
-from robustlab.data.split import train_val_split
+from robustlab.data.split import stratified_subset, train_val_split
 
 __all__ = [
     "Augmentation",
@@ -18,5 +18,6 @@ __all__ = [
     "download_dataset",
     "list_datasets",
     "load_dataset",
+    "stratified_subset",
     "train_val_split",
 ]

@@ -46,3 +46,18 @@ def train_val_split(
     train_idx = torch.from_numpy(train_idx).to(labels.device)
     val_idx = torch.from_numpy(val_idx).to(labels.device)
     return images[train_idx], labels[train_idx], images[val_idx], labels[val_idx]
+
+
+def stratified_subset(
+    images: torch.Tensor, labels: torch.Tensor, size: int | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """About ``size`` examples with every class in its share (all of them if ``size`` is None).
+
+    Taking the first ``size`` examples instead would follow the file's order, which for many
+    data sets is grouped by class.
+    """
+    if size is None or size >= len(labels):
+        return images, labels
+    _, chosen = stratified_indices(labels.detach().cpu().numpy(), size / len(labels), seed)
+    chosen = torch.from_numpy(chosen).to(labels.device)
+    return images[chosen], labels[chosen]

@@ -175,9 +175,16 @@ class MahalanobisDetector:
         return self
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
-        """Ensemble score ``(N,)``: the LR decision function, higher = more likely adversarial."""
-        weights = self._require_ensemble()
-        return self.layer_scores(images, self.noise) @ weights + self.intercept
+        """Score ``(N,)``, higher = more likely adversarial.
+
+        After ``fit_ensemble``: the logistic-regression decision function over the layer scores.
+        After ``fit`` alone (no adversarial data seen yet): the negated confidence of the last
+        stage, the single-layer Mahalanobis score of the paper's unsupervised variant.
+        """
+        if self.weights is None:
+            self._require_fitted()
+            return -self.layer_scores(images)[:, -1]
+        return self.layer_scores(images, self.noise) @ self.weights + self.intercept
 
     def score_from_features(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Differentiable ensemble score at noise 0 from pooled features (adaptive attacks)."""

@@ -7,6 +7,7 @@ functions that touch test data return scores and metrics, never a fitted object.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -36,6 +37,8 @@ def evaluate_detection(
     test_labels: torch.Tensor,
     attacks: dict[str, AttackFn],
     fit_on: str | None = None,
+    known: Sequence[str] | None = None,
+    unseen: Sequence[str] | None = None,
     noise_std: float = 0.05,
     adaptive: bool = False,
     adaptive_weight: float = 1.0,
@@ -49,7 +52,9 @@ def evaluate_detection(
         ``"<attack>"`` (e.g. ``"pgd@0.1"``), protocol ``"known"``: the ensemble is fitted on
         validation adversarials of that attack and tested on its test adversarials.
         ``"<attack>|unseen(<fit_on>)"``, protocol ``"unseen"``: fitted on the validation
-        adversarials of ``fit_on`` (e.g. FGSM), tested on ``<attack>`` (every other attack).
+        adversarials of ``fit_on`` (e.g. FGSM), tested on ``<attack>``.
+    ``known`` and ``unseen`` choose the attack keys of each protocol (default: every attack
+    for the known protocol, every attack but ``fit_on`` for the unseen one).
     Each entry holds ``auroc``, ``tnr_at_tpr95``, ``detection_accuracy``, ``aupr``,
     ``n_adversarial``, ``n_clean``, ``robust_accuracy`` (classifier accuracy under the attack
     on all test examples), ``protocol``, ``noise`` (chosen pre-processing), ``positives`` (a
@@ -74,7 +79,7 @@ def evaluate_detection(
     noisy = noisy_negatives(model, val.clean, val.labels, noise_std, seed, batch_size)
     test = craft_split(model, test_images, test_labels, attacks, batch_size, "test")
     results: dict[str, dict] = {}
-    for key in attacks:
+    for key in attacks if known is None else known:
         if not _fit_on_validation(detector, val, noisy, key, test, results, key):
             continue
         results[key] = _test_entry(model, detector, test, key, "known", batch_size)
@@ -89,7 +94,7 @@ def evaluate_detection(
                 adaptive_steps,
                 batch_size,
             )
-    others = [key for key in attacks if key != fit_on]
+    others = [key for key in (attacks if unseen is None else unseen) if key != fit_on]
     if fit_on is not None and others:
         unseen_keys = {key: f"{key}|unseen({fit_on})" for key in others}
         if _fit_on_validation(detector, val, noisy, fit_on, test, results, *unseen_keys.values()):
