@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustlab.attacks.losses import margin_loss
 from robustlab.detection.features import pool_maps
 from robustlab.detection.mahalanobis import MahalanobisDetector
 from robustlab.errors import ConfigError
@@ -63,9 +64,7 @@ class AdaptiveDetectorLoss:
     def _classifier_term(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.classifier_loss == "ce":
             return F.cross_entropy(logits, labels, reduction="none")
-        true_logit = logits.gather(1, labels[:, None]).squeeze(1)
-        others = logits.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
-        return (others - true_logit).clamp(max=self.kappa)
+        return margin_loss(logits, labels).clamp(max=self.kappa)
 
     def __repr__(self) -> str:
         return (

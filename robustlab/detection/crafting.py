@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustlab.detection.features import batches, frozen_eval, model_device
+from robustlab.attacks.evaluation import predict as predict_classes
+from robustlab.attacks.modes import model_device
 from robustlab.runtime import progress
 
 logger = logging.getLogger(__name__)
@@ -40,11 +41,8 @@ class Split:
 
 
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    out = []
-    with frozen_eval(model), torch.no_grad():
-        for x in batches(images, batch_size, model_device(model), "predict"):
-            out.append(model(x).argmax(dim=1).cpu())
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+    """Eval-mode predicted classes (on CPU), batched on the model's device."""
+    return predict_classes(model, images, batch_size)
 
 
 def run_attack(

@@ -1,43 +1,21 @@
-"""Model plumbing for the detector: eval mode, device, pooled per-stage features, batching."""
+"""Model plumbing for the detector: pooled per-stage features and batching."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import torch
 from torch import nn
 
+from robustlab.attacks.modes import attack_context
 from robustlab.errors import ConfigError
 from robustlab.runtime import progress
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """Device of the model's first parameter or buffer (CPU for a stateless model)."""
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-@contextmanager
-def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode with parameters frozen; every module's mode and flag is restored on exit.
-
-    Freezing means input gradients never build weight-gradient graphs and ``.grad`` of the
-    parameters stays exactly as the caller left it.
-    """
-    flags = [(module, module.training) for module in model.modules()]
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    model.eval()
-    for param in frozen:
-        param.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for param in frozen:
-            param.requires_grad_(True)
-        for module, flag in flags:
-            module.training = flag
+def frozen_eval(model: nn.Module) -> AbstractContextManager[nn.Module]:
+    """Eval mode with parameters frozen, everything restored on exit (the attacks' context)."""
+    return attack_context(model, "eval")
 
 
 def pooled_features(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:

@@ -119,16 +119,10 @@ def fit(
     """
     state = TrainingState(checkpoint_dir) if checkpoint_dir is not None else None
     config = json_safe(config) if config is not None else None
-    history, start, prior_seconds, best_value = [], 0, 0.0, None
-    resumed = _resume(state, model, optimizer, scheduler, config) if state else None
-    if resumed is not None:
-        start, info = resumed
-        history, prior_seconds, best_value = (
-            info["history"],
-            info["seconds"],
-            info.get("best_value"),
-        )
-        log.info("resuming from epoch %d in %s", start, checkpoint_dir)
+    run = _RunState()
+    if state is not None and (resumed := _resume(state, model, optimizer, scheduler, config)):
+        run = resumed
+        log.info("resuming from epoch %d in %s", run.start, checkpoint_dir)
     device = next(model.parameters()).device
     autocast = (
         (lambda: torch.autocast(device.type, dtype=amp_dtype))
@@ -136,48 +130,59 @@ def fit(
         else nullcontext
     )
     began = time.perf_counter()
-    for epoch in range(start, epochs):
+    for epoch in range(run.start, epochs):
         objective.on_epoch_start(epoch, epochs)
         loader.set_epoch(epoch)
-        metrics = _train_epoch(
-            model, loader, objective, optimizer, scheduler, autocast, f"epoch {epoch + 1}/{epochs}"
-        )
+        desc = f"epoch {epoch + 1}/{epochs}"
+        metrics = _train_epoch(model, loader, objective, optimizer, scheduler, autocast, desc)
         metrics["epoch"] = epoch + 1
         for callback in callbacks:
             metrics.update(callback.on_epoch_end(epoch, model))
-        history.append(metrics)
-        if (
-            monitor is not None
-            and state is not None
-            and monitor.better(metrics[monitor.metric], best_value)
-        ):
-            best_value = metrics[monitor.metric]
-            state.save_best(model, epoch + 1, monitor.metric, best_value)
+        run.history.append(metrics)
         log.info("epoch %d/%d %s", epoch + 1, epochs, _format(metrics))
         if log_metrics is not None:
             log_metrics(metrics)
         if state is not None:
-            seconds = prior_seconds + time.perf_counter() - began
+            if monitor is not None and monitor.better(metrics[monitor.metric], run.best_value):
+                run.best_value = metrics[monitor.metric]
+                state.save_best(model, epoch + 1, monitor.metric, run.best_value)
+            run.seconds = run.prior_seconds + time.perf_counter() - began
             modules = {"model": model, "optimizer": optimizer, "rng": _rng_state()}
             if scheduler is not None:
                 modules["scheduler"] = scheduler
-            info = {
-                "history": history,
-                "seconds": seconds,
-                "best_value": best_value,
-                "config": config,
-            }
-            state.save(epoch + 1, modules, info)
-    best_epoch = None
-    if monitor is not None and state is not None and state.best() is not None:
-        best_epoch = state.best()["epoch"]
+            state.save(epoch + 1, modules, run.info(config))
+    best = state.best() if monitor is not None and state is not None else None
+    if best is not None:
         state.restore_best(model)
-    seconds = prior_seconds + time.perf_counter() - began
-    total_evals = sum(h["grad_evals"] for h in history)
-    examples = history[0]["examples"] if history else 1
+    seconds = run.prior_seconds + time.perf_counter() - began
+    total_evals = sum(h["grad_evals"] for h in run.history)
+    examples = run.history[0]["examples"] if run.history else 1
     return FitResult(
-        history, seconds, total_evals / examples, best_epoch, start if resumed else None
+        run.history,
+        seconds,
+        total_evals / examples,
+        best["epoch"] if best else None,
+        run.start if run.start else None,
     )
+
+
+@dataclass
+class _RunState:
+    """What a checkpoint carries besides tensors: progress so far."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    start: int = 0
+    prior_seconds: float = 0.0
+    seconds: float = 0.0
+    best_value: float | None = None
+
+    def info(self, config: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "history": self.history,
+            "seconds": self.seconds,
+            "best_value": self.best_value,
+            "config": config,
+        }
 
 
 def _resume(
@@ -186,7 +191,7 @@ def _resume(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     config: dict[str, Any] | None,
-) -> tuple[int, dict[str, Any]] | None:
+) -> _RunState | None:
     loaded = state.load()
     if loaded is None:
         return None
@@ -202,7 +207,12 @@ def _resume(
     if scheduler is not None and "scheduler" in states:
         scheduler.load_state_dict(states["scheduler"])
     _set_rng_state(states["rng"])
-    return epoch, info
+    return _RunState(
+        history=info["history"],
+        start=epoch,
+        prior_seconds=info["seconds"],
+        best_value=info.get("best_value"),
+    )
 
 
 def _rng_state() -> dict[str, Any]:

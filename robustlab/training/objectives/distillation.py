@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustlab.attacks.modes import attack_context
 from robustlab.training.objectives.base import Objective, ObjectiveStep
 
 
@@ -27,13 +28,8 @@ def soft_labels(teacher: nn.Module, images: torch.Tensor, temperature: float) ->
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    modes = [(module, module.training) for module in teacher.modules()]
-    teacher.eval()
-    try:
+    with attack_context(teacher, "eval"):
         logits = teacher(images)
-    finally:
-        for module, training in modes:
-            module.training = training
     return F.softmax(logits.float() / temperature, dim=1)
 
 
@@ -85,4 +81,8 @@ class Distillation(Objective):
         return ObjectiveStep(loss=loss, logits=logits.detach(), grad_evals=images.shape[0])
 
     def describe(self) -> dict:
-        return {"name": self.name, "temperature": self.temperature, "scale_by_temperature": self.scale_by_temperature}
+        return {
+            "name": self.name,
+            "temperature": self.temperature,
+            "scale_by_temperature": self.scale_by_temperature,
+        }

@@ -21,7 +21,10 @@ class CrossEntropy(Objective):
     name = "standard"
 
     def __init__(
-        self, temperature: float = 1.0, label_smoothing: float = 0.0, scale_by_temperature: bool = False
+        self,
+        temperature: float = 1.0,
+        label_smoothing: float = 0.0,
+        scale_by_temperature: bool = False,
     ) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
