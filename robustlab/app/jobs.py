@@ -27,6 +27,7 @@ def job_dir() -> Path:
 
 
 def in_multirun() -> bool:
+    """Whether this job is part of a Hydra multirun (a sweep)."""
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
 

@@ -26,6 +26,8 @@ from robustlab.training.checkpoint import WEIGHTS_META, read_json
 
 @dataclass
 class SavedModel:
+    """A model rebuilt from a checkpoint directory, with the config it was trained with."""
+
     model: nn.Module
     directory: Path
     config: dict[str, Any]

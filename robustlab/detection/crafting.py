@@ -48,6 +48,7 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Te
 def run_attack(
     model: nn.Module, attack: AttackFn, images: torch.Tensor, labels: torch.Tensor, batch_size: int
 ) -> torch.Tensor:
+    """``attack`` applied batch by batch on the model's device; adversarial images on CPU."""
     device = model_device(model)
     out = []
     for start in progress(range(0, len(images), batch_size), desc="attack"):
@@ -79,6 +80,7 @@ def craft_split(
     batch_size: int,
     name: str,
 ) -> Split:
+    """The correct clean examples of a split and, per attack, the ones it flips."""
     images, labels = images.detach().cpu(), labels.detach().cpu().long()
     correct = predict(model, images, batch_size) == labels
     clean, clean_labels = images[correct], labels[correct]

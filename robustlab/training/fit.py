@@ -56,6 +56,7 @@ class Monitor:
     mode: str = "max"
 
     def better(self, value: float, best: float | None) -> bool:
+        """Whether ``value`` improves on ``best`` (None: nothing seen yet)."""
         if best is None:
             return True
         return value > best if self.mode == "max" else value < best
