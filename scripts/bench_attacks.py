@@ -1,9 +1,8 @@
 """Benchmark robustlab's attack engine against bare passes and torchattacks on digits.
 
 (a) PGD-k cost relative to k bare forward+backward passes of the model on the same batch;
-(b) an eps curve with PGD-20 by ``robust_accuracy`` (batched and sequential schedules) vs a
-plain loop of ``torchattacks.PGD`` over the whole test set per eps: time ratio and robust
-accuracy at every eps. The trained model is cached (``--weights``) so reruns skip training.
+(b) an eps curve with PGD-20 by ``robust_accuracy`` vs a plain loop of ``torchattacks.PGD``
+over the whole test set per eps: time ratio and robust accuracy at every eps.
 
     python scripts/bench_attacks.py --model resnet20 --epochs 15
 """
@@ -11,9 +10,7 @@ accuracy at every eps. The trained model is cached (``--weights``) so reruns ski
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 import time
 
 import torch
@@ -24,7 +21,6 @@ from torch import nn
 from robustlab.attacks import PGD, robust_accuracy
 from robustlab.runtime import resolve_device, seed_everything
 
-SCHEDULES = ("batched", "sequential")
 DEFAULT_GRID = [0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3]  # spans digits models to ~0
 
 
@@ -136,7 +132,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--weights", help="trained weights to reuse (default: a temp file)")
     return parser.parse_args()
 
 
@@ -160,25 +155,19 @@ def bench_cost(args, model, test_x, test_y, device) -> None:
     )
 
 
-def our_curve(args, model, test_x, test_y, grid, device, schedule):
-    def factory(eps: float) -> PGD:
-        return PGD(model, eps=eps, alpha=2.5 * eps / args.steps, steps=args.steps)
-
+def bench_curve(args, model, test_x, test_y, device) -> None:
+    grid = sorted(args.eps)
     seed_everything(args.seed)
     sync(device)
     start = time.perf_counter()
-    curve = robust_accuracy(
-        model, test_x, test_y, factory, grid, args.batch_size, device, schedule=schedule
-    )
+
+    def factory(eps: float) -> PGD:
+        return PGD(model, eps=eps, alpha=2.5 * eps / args.steps, steps=args.steps)
+
+    curve = robust_accuracy(model, test_x, test_y, factory, grid, args.batch_size, device)
     sync(device)
-    return curve, time.perf_counter() - start
-
-
-def bench_curve(args, model, test_x, test_y, device) -> None:
-    grid = sorted(args.eps)
-    curves = {s: our_curve(args, model, test_x, test_y, grid, device, s) for s in SCHEDULES}
+    t_ours = time.perf_counter() - start
     seed_everything(args.seed)
-    sync(device)
     start = time.perf_counter()
     theirs = torchattacks_curve(model, test_x, test_y, grid, args.steps, args.batch_size, device)
     sync(device)
@@ -187,40 +176,23 @@ def bench_curve(args, model, test_x, test_y, device) -> None:
     print(
         f"\n(b) PGD-{args.steps} eps curve over {len(test_y)} test images, {len(grid)} eps values"
     )
-    for schedule, (curve, t_ours) in curves.items():
-        print(f"  schedule={schedule}")
-        print(
-            f"  {'eps':>7} {'robustlab':>10} {'95% CI':>17} {'torchattacks':>13} {'diff':>7} "
-            f"{'grad evals':>11} {'seconds':>8}"
-        )
-        for point, ta in zip(curve.points, theirs, strict=True):
-            print(
-                f"  {point.eps:7.3f} {point.accuracy:10.4f} [{point.ci[0]:.3f}, {point.ci[1]:.3f}]"
-                f" {ta:13.4f} {point.accuracy - ta:+7.4f} {point.grad_evals:11d}"
-                f" {point.seconds:8.3f}"
-            )
-        worst = max(p.accuracy - ta for p, ta in zip(curve.points, theirs, strict=True))
-        full_evals = len(grid) * args.steps * len(test_y)
-        print(
-            f"  time: robust_accuracy {t_ours:.2f}s, torchattacks loop {t_theirs:.2f}s, "
-            f"ratio {t_ours / t_theirs:.3f} (target <= 0.25)"
-        )
-        print(f"  grad evals: {sum(p.grad_evals for p in curve.points)} vs {full_evals}")
-        print(f"  max(robustlab - torchattacks) = {worst:+.4f} (target <= +0.005)")
-
-
-def trained_model(args, train_x, train_y, device) -> nn.Module:
-    """The benchmark model, trained once and reused from ``--weights`` on later runs."""
-    model = make_model(args.model).to(device)
-    path = args.weights or os.path.join(
-        tempfile.gettempdir(), f"robustlab_bench_{args.model}_e{args.epochs}_s{args.seed}.pt"
+    print(
+        f"  {'eps':>7} {'robustlab':>10} {'95% CI':>17} {'torchattacks':>13} {'diff':>7} "
+        f"{'grad evals':>11}"
     )
-    if os.path.exists(path):
-        model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
-        return model.eval()
-    train(model, train_x, train_y, args.epochs, device)
-    torch.save(model.state_dict(), path)
-    return model
+    for point, ta in zip(curve.points, theirs, strict=True):
+        print(
+            f"  {point.eps:7.3f} {point.accuracy:10.4f} [{point.ci[0]:.3f}, {point.ci[1]:.3f}]"
+            f" {ta:13.4f} {point.accuracy - ta:+7.4f} {point.grad_evals:11d}"
+        )
+    worst = max(p.accuracy - ta for p, ta in zip(curve.points, theirs, strict=True))
+    full_evals = len(grid) * args.steps * len(test_y)
+    print(
+        f"  time: robust_accuracy {t_ours:.2f}s, torchattacks loop {t_theirs:.2f}s, "
+        f"ratio {t_ours / t_theirs:.3f} (target <= 0.25)"
+    )
+    print(f"  grad evals: {sum(p.grad_evals for p in curve.points)} vs {full_evals}")
+    print(f"  max(robustlab - torchattacks) = {worst:+.4f} (target <= +0.005)")
 
 
 def main() -> None:
@@ -228,8 +200,9 @@ def main() -> None:
     seed_everything(args.seed)
     device = resolve_device(args.device)
     train_x, train_y, test_x, test_y = load_digits_split()
+    model = make_model(args.model).to(device)
     start = time.perf_counter()
-    model = trained_model(args, train_x, train_y, device)
+    train(model, train_x, train_y, args.epochs, device)
     with torch.no_grad():
         clean = (model(test_x.to(device)).argmax(1).cpu() == test_y).float().mean().item()
     print(

@@ -38,31 +38,6 @@ class AttackResult:
     success: torch.Tensor
     perturbation_norm: torch.Tensor
     grad_evals: int
-    evals_per_example: torch.Tensor | None = None
-
-
-@dataclass
-class Budget:
-    """Perturbation budget of one batch: ``eps`` and step ``alpha`` are floats (the whole
-    batch) or tensors of shape (N,) broadcast over pixels (one budget per example).
-
-    ``groups`` (int64 (N,), optional) marks rows that are copies of one example at different
-    eps: once a row fools the model, the rows of its group at an eps at least as large need no
-    further steps (a perturbation inside a small ball is inside every larger one).
-    """
-
-    eps: float | torch.Tensor
-    alpha: float | torch.Tensor | None = None
-    groups: torch.Tensor | None = None
-
-    def take(self, index: torch.Tensor) -> Budget:
-        """The budget of the rows ``index``."""
-        return Budget(*(v[index] if torch.is_tensor(v) else v for v in vars(self).values()))
-
-
-def per_pixel(value: float | torch.Tensor, ndim: int) -> float | torch.Tensor:
-    """A float as is; a per-example tensor (N,) viewed as (N, 1, ...) to broadcast over pixels."""
-    return value.view(-1, *[1] * (ndim - 1)) if torch.is_tensor(value) else value
 
 
 def perturbation_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
@@ -91,7 +66,6 @@ class Attack:
 
     norm = "Linf"
     supports_init = False  # whether run() can start from given iterates (warm start)
-    supports_per_example_eps = False  # whether run() takes eps/alpha tensors of shape (N,)
 
     def __init__(
         self,
@@ -114,33 +88,24 @@ class Attack:
         """Adversarial images for ``images`` (like ``torchattacks.Attack.__call__``)."""
         images, labels = self._prepare(images, labels)
         with attack_context(self.model, self.model_mode):
-            adv, _, _ = self._craft(images, labels, False, None, self._budget(len(images)))
+            adv, _, _ = self._craft(images, labels, need_success=False, init=None)
         return adv
 
     def run(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        init: torch.Tensor | None = None,
-        eps: torch.Tensor | None = None,
-        alpha: torch.Tensor | None = None,
-        groups: torch.Tensor | None = None,
+        self, images: torch.Tensor, labels: torch.Tensor, init: torch.Tensor | None = None
     ) -> AttackResult:
         """Attack a batch and report success, perturbation size and gradient cost.
 
         ``init``: starting iterates (projected into the ball) for attacks with
         ``supports_init``, e.g. the previous eps's result in an eps-grid evaluation.
-        ``eps``, ``alpha`` (shape (N,)) and ``groups``: per-example budgets for attacks with
-        ``supports_per_example_eps``, see :class:`Budget`; by default the attack's own scalars.
         """
         images, labels = self._prepare(images, labels)
         if init is not None:
             init = init.detach().to(self.device)
-        budget = self._budget(len(images), eps, alpha, groups)
         with attack_context(self.model, self.model_mode):
-            adv, success, evals = self._craft(images, labels, True, init, budget)
+            adv, success, grad_evals = self._craft(images, labels, need_success=True, init=init)
         norms = perturbation_norm(adv - images, self.norm)
-        return AttackResult(adv, success, norms, int(evals.sum()), evals)
+        return AttackResult(adv, success, norms, grad_evals)
 
     def _craft(
         self,
@@ -148,31 +113,8 @@ class Attack:
         labels: torch.Tensor,
         need_success: bool,
         init: torch.Tensor | None,
-        budget: Budget,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(adv, success or None, gradient evaluations per example (int64 (N,)))."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         raise NotImplementedError
-
-    def _budget(
-        self,
-        n: int,
-        eps: torch.Tensor | None = None,
-        alpha: torch.Tensor | None = None,
-        groups: torch.Tensor | None = None,
-    ) -> Budget:
-        given = {"eps": eps, "alpha": alpha, "groups": groups}
-        if any(v is not None for v in given.values()) and not self.supports_per_example_eps:
-            raise ConfigError(f"{type(self).__name__} takes no per-example eps, alpha or groups")
-        budget = Budget(self.eps, getattr(self, "alpha", None), None)
-        for key, value in given.items():
-            if value is None:
-                continue
-            value = torch.as_tensor(value, device=self.device)
-            if value.shape != (n,) or (key != "groups" and bool((value < 0).any())):
-                raise ValueError(f"per-example {key} must have shape ({n},) and be >= 0")
-            is_float = key != "groups"
-            setattr(budget, key, value.float() if is_float else value.long())
-        return budget
 
     def _prepare(
         self, images: torch.Tensor, labels: torch.Tensor
@@ -248,13 +190,4 @@ class Attack:
         return f"{name}(eps={self.eps:g}, norm={self.norm}, loss={loss}, targeted={self.targeted})"
 
 
-__all__ = [
-    "Attack",
-    "AttackResult",
-    "Budget",
-    "NORMS",
-    "is_success",
-    "margin_loss",
-    "perturbation_norm",
-    "per_pixel",
-]
+__all__ = ["Attack", "AttackResult", "NORMS", "is_success", "margin_loss", "perturbation_norm"]

@@ -2,9 +2,7 @@
 
 An example fooled at a small eps counts as fooled at every larger eps (a perturbation inside a
 small ball is inside every larger one), so each larger eps attacks only the survivors. The curve
-is monotone by construction and much cheaper than attacking the whole set at every eps. Native
-attacks run all eps in one batched pass (:mod:`robustlab.attacks.eps_batch`); others run one
-eps after the other.
+is monotone by construction and much cheaper than attacking the whole set at every eps.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from torch import nn
 
 from robustlab.attacks.adapter import GradientCounter
 from robustlab.attacks.base import Attack, perturbation_norm
-from robustlab.attacks.eps_batch import attack_eps_grid, resolve_schedule, split_seconds
 from robustlab.attacks.modes import attack_context, model_device
 from robustlab.attacks.stats import wilson_interval
 from robustlab.runtime import progress, resolve_device
@@ -178,22 +175,15 @@ def robust_accuracy(
     name: str = "attack",
     clean_correct: torch.Tensor | None = None,
     warm_start: bool = True,
-    schedule: str | None = None,
 ) -> EpsCurve:
     """Accuracy under ``attack_factory(eps)`` for every eps in ``eps_grid``, in one pass.
 
-    Only examples still correctly classified are attacked, and an example fooled at a smaller
-    eps counts as fooled at every larger one. Per eps: accuracy, 95% Wilson interval, gradient
-    evaluations, seconds. ``clean_correct`` (bool [N]) skips the clean pass when already known.
-
-    ``schedule="sequential"``: eps in ascending order, each larger eps attacking the survivors
-    of the smaller ones; with ``warm_start``, attacks that accept a starting point (native PGD)
-    begin each survivor at its final iterate from the previous eps. ``schedule="batched"``
-    (the default when the factory builds native FGSM/PGD that differ only in eps/alpha, see
-    :mod:`robustlab.attacks.eps_batch`): one copy of each correct example per eps in a single
-    early-stopped run, copies at larger eps dropped once a smaller one fools the model. Its
-    gradient evaluations are attributed to the eps of each copy and its wall time is split
-    among eps in proportion to them. Other attacks (torchattacks) always run sequentially.
+    Only examples still correctly classified are attacked; eps is processed in ascending
+    order and each larger eps attacks only the survivors of the smaller ones. Per eps: accuracy,
+    95% Wilson interval, gradient evaluations, seconds. ``clean_correct`` (bool [N]) skips the
+    clean pass when already known. With ``warm_start``, attacks that accept a starting point
+    (native PGD) begin each survivor at its final iterate from the previous eps, which lies in
+    the new, larger ball, so the budget of steps continues from the best point found so far.
     """
     device = resolve_eval_device(model, device)
     labels = labels.cpu()
@@ -201,26 +191,12 @@ def robust_accuracy(
         clean_correct = predict(model, images, batch_size, device) == labels
     alive = clean_correct.cpu().clone()
     grid = sorted({float(e) for e in eps_grid})
-    attacks = [attack_factory(eps) for eps in grid]
-    if resolve_schedule(schedule, attacks) == "batched":
-        points = _batched_points(attacks, grid, images, labels, alive, batch_size, device, name)
-    else:
-        points = _sequential_points(
-            model, attacks, grid, images, labels, alive, batch_size, device, name, warm_start
-        )
-    clean = float(clean_correct.float().mean()) if len(labels) else 0.0
-    norm = getattr(attacks[-1], "norm", "Linf") if attacks else "Linf"
-    return EpsCurve(name, clean, len(labels), points, norm=norm)
-
-
-def _sequential_points(
-    model, attacks, grid, images, labels, alive, batch_size, device, name, warm_start
-) -> list[EpsPoint]:
     warm = images.detach().to("cpu", copy=True) if warm_start else None
     points = []
-    for position, (eps, attack) in enumerate(zip(grid, attacks, strict=True)):
+    for position, eps in enumerate(grid):
         _sync(device)
         started = time.perf_counter()
+        attack = attack_factory(eps)
         fooled, _, evals = attack_survivors(
             model,
             attack,
@@ -236,21 +212,10 @@ def _sequential_points(
         alive &= ~fooled
         _sync(device)
         points.append(_point(eps, alive, evals, time.perf_counter() - started))
-    return points
-
-
-def _batched_points(attacks, grid, images, labels, alive, batch_size, device, name):
-    _sync(device)
-    started = time.perf_counter()
-    first_fooled, evals = attack_eps_grid(
-        attacks, images, labels, alive, batch_size, device, f"{name} eps-grid"
+    clean = float(clean_correct.float().mean()) if len(labels) else 0.0
+    return EpsCurve(
+        name, clean, len(labels), points, norm=getattr(attack, "norm", "Linf") if points else "Linf"
     )
-    _sync(device)
-    seconds = split_seconds(time.perf_counter() - started, evals)
-    return [
-        _point(eps, alive & (first_fooled > position), evals[position], seconds[position])
-        for position, eps in enumerate(grid)
-    ]
 
 
 def minimal_perturbation_point(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robustlab.attacks.base import Attack, Budget, is_success, per_pixel
+from robustlab.attacks.base import Attack, is_success
 from robustlab.attacks.losses import LossSpec
 
 
@@ -26,8 +26,6 @@ class FGSM(Attack):
     Shape:
         - images: (N, C, H, W), values in [0, 1]. labels: (N,) int64. output: (N, C, H, W).
 
-    ``run(images, labels, eps=tensor)`` takes one eps per example (shape (N,)).
-
     With the default loss the result equals ``torchattacks.FGSM(model, eps)(images, labels)``.
 
     Examples::
@@ -37,7 +35,6 @@ class FGSM(Attack):
     """
 
     norm = "Linf"
-    supports_per_example_eps = True
 
     def __init__(
         self,
@@ -55,13 +52,10 @@ class FGSM(Attack):
         labels: torch.Tensor,
         need_success: bool,
         init: torch.Tensor | None,
-        budget: Budget,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        evals = torch.ones(len(images), dtype=torch.long, device=images.device)
+    ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         if len(images) == 0:
-            return images.clone(), labels.new_zeros(0, dtype=torch.bool), evals
+            return images.clone(), labels.new_zeros(0, dtype=torch.bool), 0
         grad, _ = self._input_grad(images, images, labels)
-        step = per_pixel(budget.eps, images.ndim) * grad.sign()
-        adv = torch.clamp(images + step, min=0, max=1).detach()
+        adv = torch.clamp(images + self.eps * grad.sign(), min=0, max=1).detach()
         success = is_success(self._logits(adv), labels, self.targeted) if need_success else None
-        return adv, success, evals
+        return adv, success, len(images)

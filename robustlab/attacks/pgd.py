@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robustlab.attacks.base import NORMS, Attack, Budget, is_success, per_pixel
+from robustlab.attacks.base import NORMS, Attack, is_success
 from robustlab.attacks.losses import LossSpec
 from robustlab.errors import ConfigError
 
@@ -40,9 +40,6 @@ class PGD(Attack):
 
     ``run(images, labels, init=adv)`` starts from ``adv`` (projected into the ball) instead of a
     random point; the eps-grid evaluator uses it to warm-start each larger eps.
-    ``run(images, labels, eps=e, alpha=a, groups=g)`` gives every example its own budget
-    (tensors of shape (N,)); the batched eps-grid evaluator stacks one copy of each example per
-    eps, grouped so that a copy fooled at a small eps stops the copies at larger ones.
 
     With ``early_stop=False`` and ``restarts=1`` the result equals ``torchattacks.PGD`` (Linf)
     or ``torchattacks.PGDL2`` (L2) under the same random state.
@@ -87,7 +84,6 @@ class PGD(Attack):
         self.eps_for_division = eps_for_division
 
     supports_init = True
-    supports_per_example_eps = True
 
     def _craft(
         self,
@@ -95,24 +91,23 @@ class PGD(Attack):
         labels: torch.Tensor,
         need_success: bool,
         init: torch.Tensor | None,
-        budget: Budget,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         if self.restarts == 1:
-            adv, success, _, evals = self._single_run(images, labels, need_success, init, budget)
+            adv, success, _, evals = self._single_run(images, labels, need_success, init)
             return adv, success, evals
         best = images.clone()
         best_value = images.new_full((len(images),), float("-inf"))
         fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
-        evals = torch.zeros(len(images), dtype=torch.long, device=images.device)
+        evals = 0
         for restart in range(self.restarts):
-            todo = (~fooled & ~_dominated(fooled, budget)).nonzero().squeeze(1)
+            todo = (~fooled).nonzero().squeeze(1)
             if todo.numel() == 0:
                 break
             start = init[todo] if init is not None and restart == 0 else None
             adv, success, value, run_evals = self._single_run(
-                images[todo], labels[todo], True, start, budget.take(todo)
+                images[todo], labels[todo], True, start
             )
-            evals[todo] += run_evals
+            evals += run_evals
             better = success | (value > best_value[todo])
             best[todo[better]] = adv[better]
             best_value[todo[better]] = value[better]
@@ -120,42 +115,33 @@ class PGD(Attack):
         return best, fooled, evals
 
     def _single_run(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        score: bool,
-        init: torch.Tensor | None,
-        budget: Budget,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
-        """One start (``init`` or random): (adv, success, objective value, evals per example)."""
-        eps = budget.eps
-        adv = self._start(images, eps) if init is None else self._project(init.clone(), images, eps)
-        evals = torch.zeros(len(images), dtype=torch.long, device=images.device)
+        self, images: torch.Tensor, labels: torch.Tensor, score: bool, init: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, int]:
+        """One start (``init`` or random): (adv, success, objective value, grad_evals)."""
+        adv = self._start(images) if init is None else self._project(init.clone(), images)
         if not self.early_stop:
             for _ in range(self.steps):
                 grad, _ = self._input_grad(adv, images, labels)
-                adv = self._step(adv, images, grad, budget)
-            evals += self.steps
+                adv = self._step(adv, images, grad)
             if not score:
-                return adv, None, None, evals
+                return adv, None, None, self.steps * len(images)
             success, value = self._score(adv, images, labels)
-            return adv, success, value, evals
+            return adv, success, value, self.steps * len(images)
         success = torch.zeros(len(images), dtype=torch.bool, device=images.device)
         active = torch.arange(len(images), device=images.device)
+        evals = 0
         for _ in range(self.steps):
             if active.numel() == 0:
                 break
             x, x0, y = adv[active], images[active], labels[active]
             grad, logits = self._input_grad(x, x0, y)
-            evals[active] += 1
+            evals += len(active)
             fooled = is_success(logits if logits is not None else self._logits(x), y, self.targeted)
             # A fooling iterate is final: later steps could only move it back across the boundary.
             success[active[fooled]] = True
             keep = ~fooled
-            if budget.groups is not None:
-                keep &= ~_dominated(success, budget)[active]
             active = active[keep]
-            adv[active] = self._step(x[keep], x0[keep], grad[keep], budget.take(active))
+            adv[active] = self._step(x[keep], x0[keep], grad[keep])
         if not score:
             return adv, None, None, evals
         value = images.new_full((len(images),), float("inf"))
@@ -165,46 +151,36 @@ class PGD(Attack):
             value[active] = last_value
         return adv, success, value, evals
 
-    def _start(self, images: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+    def _start(self, images: torch.Tensor) -> torch.Tensor:
         # Same draws in the same order as torchattacks.PGD / PGDL2, so seeded runs agree.
         if not self.random_start:
             return images.clone()
         if self.norm == "Linf":
-            if torch.is_tensor(eps):
-                noise = torch.empty_like(images).uniform_(-1, 1) * per_pixel(eps, images.ndim)
-            else:
-                noise = torch.empty_like(images).uniform_(-eps, eps)
-            return torch.clamp(images + noise, min=0, max=1).detach()
+            adv = images + torch.empty_like(images).uniform_(-self.eps, self.eps)
+            return torch.clamp(adv, min=0, max=1).detach()
         delta = torch.empty_like(images).normal_()
         n = delta.reshape(len(images), -1).norm(p=2, dim=1).view(-1, *[1] * (images.ndim - 1))
         r = torch.zeros_like(n).uniform_(0, 1)
-        delta *= r / n * per_pixel(eps, images.ndim)
+        delta *= r / n * self.eps
         return torch.clamp(images + delta, min=0, max=1).detach()
 
-    def _step(
-        self, adv: torch.Tensor, images: torch.Tensor, grad: torch.Tensor, budget: Budget
-    ) -> torch.Tensor:
-        alpha = per_pixel(budget.alpha, images.ndim)
+    def _step(self, adv: torch.Tensor, images: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         if self.norm == "Linf":
-            return self._project(adv.detach() + alpha * grad.sign(), images, budget.eps)
+            return self._project(adv.detach() + self.alpha * grad.sign(), images)
         shape = (-1, *[1] * (images.ndim - 1))
         grad_norms = grad.reshape(len(grad), -1).norm(p=2, dim=1) + self.eps_for_division
-        step = alpha * (grad / grad_norms.view(shape))
-        return self._project(adv.detach() + step, images, budget.eps)
+        return self._project(adv.detach() + self.alpha * (grad / grad_norms.view(shape)), images)
 
-    def _project(
-        self, adv: torch.Tensor, images: torch.Tensor, eps: float | torch.Tensor
-    ) -> torch.Tensor:
+    def _project(self, adv: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """Back into the eps-ball around ``images`` and into [0, 1] (torchattacks' order)."""
         if self.norm == "Linf":
-            bound = per_pixel(eps, images.ndim)
-            delta = torch.clamp(adv - images, min=-bound, max=bound)
+            delta = torch.clamp(adv - images, min=-self.eps, max=self.eps)
             return torch.clamp(images + delta, min=0, max=1).detach()
         shape = (-1, *[1] * (images.ndim - 1))
         delta = adv - images
         delta_norms = delta.reshape(len(delta), -1).norm(p=2, dim=1)
         # eps / 0 is inf (no scaling needed) but 0 / 0 is nan: both mean "inside the ball".
-        factor = (eps / delta_norms).nan_to_num(nan=1.0).clamp(max=1.0)
+        factor = (self.eps / delta_norms).nan_to_num(nan=1.0).clamp(max=1.0)
         return torch.clamp(images + delta * factor.view(shape), min=0, max=1).detach()
 
     def __repr__(self) -> str:
@@ -212,13 +188,3 @@ class PGD(Attack):
             f"PGD(eps={self.eps:g}, alpha={self.alpha:g}, steps={self.steps}, norm={self.norm}, "
             f"restarts={self.restarts}, early_stop={self.early_stop}, targeted={self.targeted})"
         )
-
-
-def _dominated(success: torch.Tensor, budget: Budget) -> torch.Tensor:
-    """Rows whose group has a fooled row at an eps no larger than their own."""
-    if budget.groups is None or not torch.is_tensor(budget.eps) or not success.any():
-        return torch.zeros_like(success)
-    groups, eps = budget.groups, budget.eps
-    smallest = eps.new_full((int(groups.max()) + 1,), float("inf"))
-    smallest.scatter_reduce_(0, groups[success], eps[success], reduce="amin")
-    return eps >= smallest[groups]
