@@ -8,4 +8,4 @@ bash scripts/setup.sh
 export WANDB_SILENT=true
 start=$(date +%s)
 "${ROBUSTLAB_VENV:-.venv}/bin/robustlab-train" experiment=tradeoff "$@"
-echo "study: finished in $(( $(date +%s) - start )) s; report: multirun/tradeoff/report/summary.md"
+echo "study: finished in $(( $(date +%s) - start )) s (the report path is printed above)"

@@ -177,10 +177,14 @@ def test_adaptive_attack_with_native_pgd_evades_better(setup, detector):
 def test_evaluate_detection_reports_adaptive_next_to_known(setup):
     model = setup.model
     detector = MahalanobisDetector(noise_grid=(0.0,)).fit(model, *setup.train)
-    attacks = {"pgd@0.15": torchattacks.PGD(model, eps=EPS, alpha=0.05, steps=5)}
+    attacks = {
+        "pgd@0.15": torchattacks.PGD(model, eps=EPS, alpha=0.05, steps=5),
+        "deepfool": torchattacks.DeepFool(model, steps=10),  # no eps: no adaptive pairing
+    }
     results = evaluate_detection(
         model, detector, *setup.val, *setup.test, attacks, adaptive=True, adaptive_steps=8
     )
+    assert "auroc" in results["deepfool"] and "adaptive" not in results["deepfool"]
     known = results["pgd@0.15"]
     adaptive = known["adaptive"]
     assert adaptive["protocol"] == "adaptive" and adaptive["eps"] == EPS

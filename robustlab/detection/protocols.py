@@ -62,7 +62,7 @@ def evaluate_detection(
     the fit are the correct clean validation examples plus Gaussian-noise copies
     (``noise_std``) that stay correctly classified.
 
-    ``adaptive=True`` adds ``"adaptive"`` to each known entry: a detector-aware PGD
+    ``adaptive=True`` adds ``"adaptive"`` to each known ``"name@eps"`` entry: a detector-aware PGD
     (``adaptive_attack``, eps parsed from the ``"name@eps"`` key, ``adaptive_steps`` steps)
     against the ensemble fitted for that entry, with its robust accuracy, detection metrics
     and ``evasion_rate`` (share of correct test examples misclassified *and* scored below
@@ -83,7 +83,9 @@ def evaluate_detection(
         if not _fit_on_validation(detector, val, noisy, key, test, results, key):
             continue
         results[key] = _test_entry(model, detector, test, key, "known", batch_size)
-        if adaptive:
+        # the adaptive attack is an eps-ball PGD: it pairs with the "name@eps" attacks only,
+        # not with minimal-perturbation attacks such as CW or DeepFool
+        if adaptive and "@" in key:
             results[key]["adaptive"] = _adaptive_entry(
                 model,
                 detector,
