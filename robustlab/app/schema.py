@@ -104,7 +104,7 @@ class DetectorConfig:
     fit_on: Optional[str] = "fgsm"
     unseen: List[str] = field(default_factory=list)
     adaptive: bool = True
-    adaptive_weight: float = _range(1.0, 0.0)
+    adaptive_weight: float = _range(0.1, 0.0)
     noise_grid: List[float] = field(default_factory=lambda: [0.0, 0.001, 0.002, 0.005, 0.01])
     max_examples: Optional[int] = _range(400, 1)
 

@@ -147,11 +147,19 @@ def plot_tradeoff_frontier(
     for group, (x, y), seconds in zip(points, xy, times, strict=True):
         size = 40 + 360 * seconds / longest if seconds and longest else 60
         color = colors[id(group)]
-        ax.scatter([x], [y], s=size, color=color, alpha=0.75, edgecolors="black", zorder=3)
+        ax.scatter(
+            [x],
+            [y],
+            s=size,
+            color=color,
+            alpha=0.75,
+            edgecolors="black",
+            zorder=3,
+            label=group.label,
+        )
         xerr, yerr = group.stats["clean_accuracy"].std, group.stats[column].std
         if xerr or yerr:
             ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", color=color, capsize=2)
-        ax.annotate(group.label, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=7)
     front = pareto_front(xy)
     ax.plot(
         [xy[i][0] for i in front],
@@ -166,7 +174,12 @@ def plot_tradeoff_frontier(
         f"Clean vs robust accuracy at {attack} eps={eps}\nmarker area ∝ training time", fontsize=10
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    # a legend instead of text beside the markers: good configurations cluster and their
+    # labels would overlap; legend markers get one size so the list stays readable
+    legend = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    for handle in legend.legend_handles:
+        if hasattr(handle, "set_sizes"):
+            handle.set_sizes([40])
     return _save(fig, Path(path), title)
 
 
