@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from robustlab.attacks.modes import attack_context
+from robustlab.attacks.evaluation import robust_accuracy
 from robustlab.attacks.pgd import PGD
 
 HELDOUT_PGD = "heldout_pgd_accuracy"
@@ -53,22 +53,18 @@ class HeldOutRobustness:
         return {HELDOUT_PGD: robust, HELDOUT_CLEAN: clean}
 
     def measure(self, model: nn.Module) -> tuple[float, float]:
-        """(clean accuracy, PGD accuracy) on the held-out batch."""
-        attack = PGD(model, eps=self.eps, alpha=self.alpha, steps=self.steps)
-        clean_correct, robust_correct = 0, 0
-        # a private RNG stream, and the model's modes and BN statistics given back as they were
-        with torch.random.fork_rng(), attack_context(model, "eval"):
+        """(clean accuracy, PGD accuracy) on the held-out batch, by the attacks' evaluator."""
+
+        def attack(eps: float) -> PGD:
+            return PGD(model, eps=eps, alpha=self.alpha, steps=self.steps)
+
+        # a private RNG stream: measuring must not shift the training run's random numbers
+        with torch.random.fork_rng():
             torch.manual_seed(self.seed)
-            for start in range(0, len(self.images), self.batch_size):
-                x = self.images[start : start + self.batch_size]
-                y = self.labels[start : start + self.batch_size]
-                with torch.no_grad():
-                    correct = model(x).argmax(dim=1) == y
-                fooled = attack.run(x, y).success
-                clean_correct += int(correct.sum())
-                robust_correct += int((correct & ~fooled.to(correct.device)).sum())
-        n = len(self.images)
-        return clean_correct / n, robust_correct / n
+            curve = robust_accuracy(
+                model, self.images, self.labels, attack, [self.eps], batch_size=self.batch_size
+            )
+        return curve.clean_accuracy, curve.points[0].accuracy
 
 
 def catastrophic_overfitting(
