@@ -1,0 +1,72 @@
+"""The W&B logger: offline files carry the results, and W&B failures never fail a run."""
+
+from __future__ import annotations
+
+from robustlab.tracking.wandb_logger import WandbLogger, summary_metrics
+
+RESULTS = {
+    "clean_accuracy": 0.97,
+    "params": 272186,
+    "robust_accuracy": {"pgd": {"0.1": 0.5, "0.2": 0.01}, "cw": {"inf": 0.1}},
+    "detection": {"pgd@0.1": {"auroc": 0.97, "tnr_at_tpr95": 0.9}},
+    "timing_s": {"train": 4.0},
+    "training_cost": {"grad_evals_per_example": 15.0},
+    "warnings": ["gradient masking suspected: ..."],
+}
+
+
+def test_summary_metrics_are_flat_scalars_for_parallel_coordinates():
+    summary = summary_metrics(RESULTS)
+    assert summary["robust_accuracy/pgd@0.1"] == 0.5
+    assert summary["robust_accuracy/cw@inf"] == 0.1
+    assert summary["detection/pgd@0.1/auroc"] == 0.97
+    assert summary["training_cost/grad_evals_per_example"] == 15.0
+    assert summary["n_warnings"] == 1
+    assert all(isinstance(v, (int, float)) for v in summary.values())
+
+
+def test_offline_run_records_curves_results_and_checkpoint_artifact(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "model.json").write_text("{}")
+    logger = WandbLogger(
+        "robustlab-test",
+        {"seed": 0},
+        mode="offline",
+        group="sweep-x",
+        directory=tmp_path,
+        log_checkpoints=True,
+    )
+    assert logger.active
+    logger.log_epoch({"loss": 1.5, "epoch": 1})
+    logger.log_results(RESULTS)
+    logger.log_checkpoint(checkpoint, name="resnet20-none-s0")
+    logger.finish(0)
+    runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    data = runs[0].read_bytes()
+    for key in (b"train/loss", b"robust_accuracy/pgd@0.1", b"sweep-x", b"resnet20-none-s0"):
+        assert key in data
+
+
+def test_a_failing_wandb_turns_the_logger_into_a_no_op(tmp_path, monkeypatch):
+    import wandb
+
+    def refuse(**_):
+        raise RuntimeError("no network, no API key")
+
+    monkeypatch.setattr(wandb, "init", refuse)
+    logger = WandbLogger("robustlab-test", {}, mode="online", directory=tmp_path)
+    assert not logger.active
+    logger.log_epoch({"loss": 1.0})
+    logger.log_results(RESULTS)
+    logger.finish(1)
+
+
+def test_disabled_logger_starts_nothing(tmp_path):
+    logger = WandbLogger("robustlab-test", {}, mode="disabled", directory=tmp_path)
+    assert not logger.active
+    logger.log_results(RESULTS)
+    logger.finish()
+    assert not (tmp_path / "wandb").exists()
