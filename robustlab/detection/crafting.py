@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustlab.attacks.evaluation import predict as predict_classes
+from robustlab.attacks.evaluation import predict
 from robustlab.attacks.modes import model_device
 from robustlab.runtime import progress
 
@@ -38,11 +38,6 @@ class Split:
     labels: torch.Tensor
     total: int
     attacked: dict[str, Crafted]
-
-
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Eval-mode predicted classes (on CPU), batched on the model's device."""
-    return predict_classes(model, images, batch_size)
 
 
 def run_attack(

@@ -83,10 +83,6 @@ class WandbLogger:
     def active(self) -> bool:
         return self._run is not None
 
-    @property
-    def run_dir(self) -> str | None:
-        return getattr(self._run, "dir", None) if self._run is not None else None
-
     def _safely(self, what: str, fn, *args, **kwargs) -> None:
         if self._run is None:
             return

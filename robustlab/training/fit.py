@@ -45,7 +45,6 @@ class FitResult:
     grad_evals_per_example: float
     best_epoch: int | None = None
     resumed_from: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
