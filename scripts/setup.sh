@@ -52,6 +52,10 @@ if ! "$py" -c "import torch" >/dev/null 2>&1; then
 fi
 
 echo "setup: installing robustlab and its dependencies into $VENV"
-pip_install -e ".[dev]"
+# Pin the torch installed above: torchattacks pulls torchvision, and the newest torchvision
+# would otherwise replace this torch with the matching (CUDA, several GB) release.
+pin="$VENV/torch-pin.txt"
+"$py" -c "import importlib.metadata as m; print('torch==' + m.version('torch'))" >"$pin"
+pip_install -e ".[dev]" --constraint "$pin"
 "$py" -c "import robustlab, torch; print(f'setup: robustlab ready (torch {torch.__version__})')"
 echo "$fingerprint" > "$stamp"
