@@ -70,3 +70,15 @@ def progress(
             dynamic_ncols=True,
         )
     )
+
+
+def progress_bar(desc: str, total: int, unit: str = "it") -> tqdm:
+    """A manually updated tqdm bar (``bar.update(n)``), quiet when not on a terminal."""
+    return tqdm(
+        desc=desc,
+        total=total,
+        unit=unit,
+        leave=False,
+        disable=not progress_enabled(),
+        dynamic_ncols=True,
+    )

@@ -29,6 +29,11 @@ def test_train_writes_the_results_contract(trained_run):
     assert 0.0 <= results["clean_accuracy"] <= 1.0
     assert set(results["robust_accuracy"]) == {"fgsm", "pgd", "pgd_margin"}
     assert list(results["robust_accuracy"]["pgd"]) == ["0.1"]
+    assert results["attack_schedule"] == {
+        "fgsm": "full",
+        "pgd": "continuation",
+        "pgd_margin": "continuation",
+    }
     assert {"train", "evaluate"} <= set(results["timing_s"])
     assert isinstance(results["warnings"], list)
 
@@ -50,12 +55,14 @@ def test_eval_entry_reproduces_the_pipeline_numbers(trained_run):
         "logger=none",
         f"paths.checkpoint={results['checkpoint']}",
         "hydra.run.dir=eval",
+        "eval.schedule=full",
         cwd=root,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     evaluated = job_results(root / "eval")[0]
     assert evaluated["clean_accuracy"] == results["clean_accuracy"]
     assert evaluated["robust_accuracy"]["fgsm"] == results["robust_accuracy"]["fgsm"]
+    assert evaluated["attack_schedule"]["pgd"] == "full"
 
 
 def test_rerun_reuses_the_finished_checkpoint(trained_run):

@@ -98,6 +98,8 @@ def test_every_other_option_composes(composer, group):
         ("data.val_fraction=0", "out of range"),
         ("train.lr=0", "must be >"),
         ("train.optimizer=adagrad", "choose one of"),
+        ("eval.schedule=fast", "choose one of"),
+        ("eval.continuation_steps=0", "out of range"),
         ("+attack@eval.attacks.x=pgd", None),
     ],
 )

@@ -25,6 +25,8 @@ def evaluate_stage(
         eps_grid=list(cfg.eval.eps),
         batch_size=cfg.eval.batch_size,
         large_eps=cfg.eval.large_eps,
+        schedule=cfg.eval.schedule,
+        continuation_steps=cfg.eval.continuation_steps,
     )
     results = report.to_results()
     results["warnings"] = list(merge_warnings or []) + results["warnings"]

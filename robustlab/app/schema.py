@@ -94,6 +94,10 @@ class EvalConfig:
     max_examples: Optional[int] = _range(None, 1)
     batch_size: int = _range(512, 1)
     large_eps: Optional[float] = _range(0.5, 0.0, exclusive_low=True)
+    # eps-grid schedule for PGD: "continuation" (one stream, survivors go on with a few more
+    # steps at each larger eps) or "full" (the whole attack again at every eps)
+    schedule: str = _choice("continuation", "continuation", "full")
+    continuation_steps: Optional[int] = _range(None, 1)  # null: a quarter of the attack's steps
 
 
 @dataclass

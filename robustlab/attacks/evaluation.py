@@ -18,8 +18,10 @@ from torch import nn
 
 from robustlab.attacks.adapter import GradientCounter
 from robustlab.attacks.base import Attack, perturbation_norm
+from robustlab.attacks.continuation import can_continue, pgd_continuation
 from robustlab.attacks.modes import attack_context, model_device
 from robustlab.attacks.stats import wilson_interval
+from robustlab.errors import ConfigError
 from robustlab.runtime import progress, resolve_device
 
 AttackFactory = Callable[[float], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
@@ -48,6 +50,7 @@ class EpsCurve:
     points: list[EpsPoint]
     norm: str = "Linf"
     params: dict = field(default_factory=dict)
+    schedule: str = "full"
 
     @property
     def eps(self) -> list[float]:
@@ -164,6 +167,15 @@ def _point(eps: float, alive: torch.Tensor, evals: int, seconds: float) -> EpsPo
     return EpsPoint(float(eps), correct / max(n, 1), wilson_interval(correct, n), evals, seconds, n)
 
 
+SCHEDULES = ("continuation", "full")
+
+
+def default_continuation_steps(steps: int) -> int:
+    """Steps per larger eps in the continuation schedule: a quarter of the attack's budget,
+    and at least two, so that one step is never all a larger eps gets."""
+    return max(2, steps // 4)
+
+
 def robust_accuracy(
     model: nn.Module,
     images: torch.Tensor,
@@ -174,29 +186,79 @@ def robust_accuracy(
     device: str | torch.device | None = None,
     name: str = "attack",
     clean_correct: torch.Tensor | None = None,
-    warm_start: bool = True,
+    schedule: str = "continuation",
+    continuation_steps: int | None = None,
 ) -> EpsCurve:
-    """Accuracy under ``attack_factory(eps)`` for every eps in ``eps_grid``, in one pass.
+    """Accuracy under ``attack_factory(eps)`` for every eps in ``eps_grid``, in one call.
 
-    Only examples still correctly classified are attacked; eps is processed in ascending
-    order and each larger eps attacks only the survivors of the smaller ones. Per eps: accuracy,
-    95% Wilson interval, gradient evaluations, seconds. ``clean_correct`` (bool [N]) skips the
-    clean pass when already known. With ``warm_start``, attacks that accept a starting point
-    (native PGD) begin each survivor at its final iterate from the previous eps, which lies in
-    the new, larger ball, so the budget of steps continues from the best point found so far.
+    Only examples still correctly classified are attacked, in ascending eps: an example fooled
+    at a smaller eps counts as fooled at every larger eps, and each larger eps attacks only the
+    survivors. Per eps: accuracy, 95% Wilson interval, gradient evaluations, seconds.
+
+    ``schedule="continuation"`` (native PGD; see :mod:`robustlab.attacks.continuation`): a
+    survivor goes on at the next eps from its perturbation stretched to the new radius, with
+    ``continuation_steps`` more steps (default: a quarter of the attack's steps, at least 2),
+    all eps in one stream of full batches; the stream's seconds are shared out among the eps
+    in proportion to their gradient evaluations. ``schedule="full"``, and every attack that
+    cannot continue: each eps runs the whole attack on its survivors (native PGD warm-started
+    from the previous eps).
+    ``clean_correct`` (bool [N]) skips the clean pass when already known.
     """
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
     device = resolve_eval_device(model, device)
     labels = labels.cpu()
     if clean_correct is None:
         clean_correct = predict(model, images, batch_size, device) == labels
     alive = clean_correct.cpu().clone()
     grid = sorted({float(e) for e in eps_grid})
-    warm = images.detach().to("cpu", copy=True) if warm_start else None
+    attacks = [attack_factory(eps) for eps in grid]
+    if schedule == "continuation" and can_continue(attacks):
+        steps = continuation_steps
+        if steps is None:
+            steps = default_continuation_steps(attacks[0].steps)
+        points = _continuation_points(
+            attacks, images, labels, alive, batch_size, device, steps, name
+        )
+    else:
+        schedule = "full"
+        points = _full_points(
+            model,
+            dict(zip(grid, attacks, strict=True)),
+            images,
+            labels,
+            alive,
+            batch_size,
+            device,
+            name,
+        )
+    clean = float(clean_correct.float().mean()) if len(labels) else 0.0
+    norm = getattr(attacks[0], "norm", "Linf") if attacks else "Linf"
+    return EpsCurve(name, clean, len(labels), points, norm=norm, schedule=schedule)
+
+
+def _continuation_points(attacks, images, labels, alive, batch_size, device, steps, name):
+    _sync(device)
+    started = time.perf_counter()
+    result = pgd_continuation(
+        attacks, images, labels, alive, batch_size, device, steps, f"{name} eps-continuation"
+    )
+    _sync(device)
+    seconds = time.perf_counter() - started
+    total = max(sum(result.grad_evals), 1)
+    return [
+        _point(attack.eps, alive & (result.first_fooled > level), evals, seconds * evals / total)
+        for level, (attack, evals) in enumerate(zip(attacks, result.grad_evals, strict=True))
+    ]
+
+
+def _full_points(model, attacks, images, labels, alive, batch_size, device, name):
+    warm = images.detach().to("cpu", copy=True)
+    alive = alive.clone()
     points = []
-    for position, eps in enumerate(grid):
+    for position, (eps, attack) in enumerate(attacks.items()):
         _sync(device)
         started = time.perf_counter()
-        attack = attack_factory(eps)
         fooled, _, evals = attack_survivors(
             model,
             attack,
@@ -212,10 +274,7 @@ def robust_accuracy(
         alive &= ~fooled
         _sync(device)
         points.append(_point(eps, alive, evals, time.perf_counter() - started))
-    clean = float(clean_correct.float().mean()) if len(labels) else 0.0
-    return EpsCurve(
-        name, clean, len(labels), points, norm=getattr(attack, "norm", "Linf") if points else "Linf"
-    )
+    return points
 
 
 def minimal_perturbation_point(

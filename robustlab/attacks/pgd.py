@@ -164,23 +164,42 @@ class PGD(Attack):
         delta *= r / n * self.eps
         return torch.clamp(images + delta, min=0, max=1).detach()
 
-    def _step(self, adv: torch.Tensor, images: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        if self.norm == "Linf":
-            return self._project(adv.detach() + self.alpha * grad.sign(), images)
+    def _step(
+        self,
+        adv: torch.Tensor,
+        images: torch.Tensor,
+        grad: torch.Tensor,
+        eps: torch.Tensor | None = None,
+        alpha: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One ascent step and projection; ``eps``/``alpha`` (N,) override the attack's own."""
         shape = (-1, *[1] * (images.ndim - 1))
-        grad_norms = grad.reshape(len(grad), -1).norm(p=2, dim=1) + self.eps_for_division
-        return self._project(adv.detach() + self.alpha * (grad / grad_norms.view(shape)), images)
-
-    def _project(self, adv: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        """Back into the eps-ball around ``images`` and into [0, 1] (torchattacks' order)."""
+        alpha = self.alpha if alpha is None else alpha.view(shape)
         if self.norm == "Linf":
-            delta = torch.clamp(adv - images, min=-self.eps, max=self.eps)
-            return torch.clamp(images + delta, min=0, max=1).detach()
+            return self._project(adv.detach() + alpha * grad.sign(), images, eps)
+        grad_norms = grad.reshape(len(grad), -1).norm(p=2, dim=1) + self.eps_for_division
+        return self._project(adv.detach() + alpha * (grad / grad_norms.view(shape)), images, eps)
+
+    def _project(
+        self, adv: torch.Tensor, images: torch.Tensor, eps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Back into the eps-ball around ``images`` and into [0, 1] (torchattacks' order).
+
+        ``eps`` (N,) gives every example its own radius (the eps-continuation schedule).
+        """
         shape = (-1, *[1] * (images.ndim - 1))
         delta = adv - images
+        if self.norm == "Linf":
+            if eps is None:
+                delta = torch.clamp(delta, min=-self.eps, max=self.eps)
+            else:
+                radius = eps.view(shape)
+                delta = torch.maximum(torch.minimum(delta, radius), -radius)
+            return torch.clamp(images + delta, min=0, max=1).detach()
+        radius = self.eps if eps is None else eps
         delta_norms = delta.reshape(len(delta), -1).norm(p=2, dim=1)
         # eps / 0 is inf (no scaling needed) but 0 / 0 is nan: both mean "inside the ball".
-        factor = (self.eps / delta_norms).nan_to_num(nan=1.0).clamp(max=1.0)
+        factor = (radius / delta_norms).nan_to_num(nan=1.0).clamp(max=1.0)
         return torch.clamp(images + delta * factor.view(shape), min=0, max=1).detach()
 
     def __repr__(self) -> str:

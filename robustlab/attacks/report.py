@@ -79,6 +79,7 @@ class RobustnessReport:
     def to_results(self) -> dict:
         """The results.json fields; eps keys are ``repr(float(eps))`` (``"inf"`` without eps)."""
         accuracy, ci, cost, medians = {}, {}, {}, {}
+        schedules = {key: curve.schedule for key, curve in self.curves.items()}
         for key, curve in self.curves.items():
             accuracy[key] = {repr(p.eps): p.accuracy for p in curve.points}
             ci[key] = {repr(p.eps): [p.ci[0], p.ci[1]] for p in curve.points}
@@ -95,6 +96,7 @@ class RobustnessReport:
             "robust_accuracy": accuracy,
             "robust_accuracy_ci": ci,
             "attack_cost": cost,
+            "attack_schedule": schedules,
             "warnings": list(self.warnings),
         }
         if medians:
@@ -119,11 +121,14 @@ def evaluate_robustness(
     device: str | torch.device | None = None,
     large_eps: float | None = None,
     check_gradients: bool = True,
+    schedule: str = "continuation",
+    continuation_steps: int | None = None,
 ) -> RobustnessReport:
     """Robust accuracy of ``model`` under every attack in ``attacks`` over ``eps_grid``.
 
     Attacks without an eps (CW, DeepFool) run once and are reported at eps = inf with their
-    median perturbation norm. ``large_eps`` adds a PGD sanity run at that Linf radius; the
+    median perturbation norm. ``schedule``/``continuation_steps``: how PGD covers the eps grid
+    (see :func:`robust_accuracy`). ``large_eps`` adds a PGD sanity run at that Linf radius; the
     gradient-masking checks run last and fill ``report.warnings``.
     """
     device = resolve_eval_device(model, device)
@@ -137,14 +142,24 @@ def evaluate_robustness(
             grid = spec.eps if spec.eps is not None else eps_grid
             factory = attack_factory(spec, model)
             curve = robust_accuracy(
-                model, images, labels, factory, grid, batch_size, device, key, correct
+                model,
+                images,
+                labels,
+                factory,
+                grid,
+                batch_size,
+                device,
+                key,
+                correct,
+                schedule=schedule,
+                continuation_steps=continuation_steps,
             )
         else:
             attack = build_attack(spec.name, model, **spec.kwargs)
             point = minimal_perturbation_point(
                 model, attack, images, labels, correct, batch_size, device, key
             )
-            curve = EpsCurve(spec.name, clean, len(labels), [point])
+            curve = EpsCurve(spec.name, clean, len(labels), [point], schedule="single run")
         curve.attack, curve.norm, curve.params = spec.name.lower(), norm, dict(spec.kwargs)
         curves[key] = curve
         log.info("%s: %s", key, {p.eps: round(p.accuracy, 4) for p in curve.points})
