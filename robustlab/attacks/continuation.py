@@ -9,9 +9,12 @@ more steps, with the step size scaled up so that the short budget still covers t
 so on up the grid. Survivors are attacked at every eps, as in the eps-by-eps schedule, but each
 larger eps resumes from the strongest point found so far instead of starting over from noise.
 
-Examples at different eps share every forward+backward pass (each row carries its own radius
-and step size), and an example that leaves is replaced by a waiting one, so batches stay full
-until the queue runs dry.
+Examples at different eps share every forward+backward pass: each row carries its own radius
+and step size. Up to ``POOL_BATCHES`` batches of examples are held at once, and every pass
+serves the ``batch_size`` rows furthest behind (lowest eps, fewest steps). An example that
+survives many eps is a long chain of steps that cannot run in parallel; serving the furthest
+behind first keeps those chains moving while the batches are full, instead of leaving a few of
+them to run alone in nearly empty batches at the end.
 
 Only PGD can continue this way, and only when its result does not depend on the batch (eval
 mode, one restart, early stop); other attacks are evaluated eps by eps
@@ -31,8 +34,8 @@ from robustlab.attacks.pgd import PGD
 from robustlab.errors import ConfigError
 from robustlab.runtime import progress_bar
 
-# Examples held under attack at once, in batches: more than one batch lets the scheduler serve
-# the rows furthest behind first while the memory stays bounded.
+# Examples held under attack at once, in batches: more than one lets the scheduler choose whom
+# to serve, a bound keeps the memory of the images held on the device in check.
 POOL_BATCHES = 4
 
 
@@ -93,9 +96,8 @@ class _Pool:
             setattr(self, name, getattr(self, name)[keep])
 
     def most_behind(self, count: int, max_steps: int) -> torch.Tensor:
-        """The ``count`` rows with the longest way still possibly ahead: lowest eps, then fewest
-        steps. Serving them first keeps the longest chains of dependent steps moving, so the
-        last batches are not a few long chains running nearly alone."""
+        """The ``count`` rows with the longest way possibly still ahead: lowest eps first, then
+        fewest steps taken there."""
         key = self.level * (max_steps + 1) + self.steps
         return key.argsort(stable=True)[:count]
 
