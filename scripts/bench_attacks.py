@@ -64,6 +64,16 @@ def make_model(name: str) -> nn.Module:
     return create_model(name, num_classes=10, in_channels=1)
 
 
+def load_checkpoint(directory: str, device: torch.device) -> nn.Module:
+    """A model trained by ``robustlab-train`` (its checkpoint directory), e.g. a defended one."""
+    from omegaconf import OmegaConf
+
+    from robustlab.app.saved_model import load_saved_model
+
+    cfg = OmegaConf.create({"paths": {"checkpoint": directory}})
+    return load_saved_model(cfg, device).model
+
+
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, device) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
@@ -127,6 +137,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet20", help="registry name, or 'tiny'")
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument(
+        "--checkpoint", help="a robustlab-train checkpoint directory to use instead of training"
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cost-eps", type=float, default=0.1)
     parser.add_argument("--eps", type=float, nargs="+", default=DEFAULT_GRID)
@@ -213,9 +226,13 @@ def main() -> None:
     seed_everything(args.seed)
     device = resolve_device(args.device)
     train_x, train_y, test_x, test_y = load_digits_split()
-    model = make_model(args.model).to(device)
     start = time.perf_counter()
-    train(model, train_x, train_y, args.epochs, device)
+    if args.checkpoint:
+        model = load_checkpoint(args.checkpoint, device)
+        args.model = args.checkpoint
+    else:
+        model = make_model(args.model).to(device)
+        train(model, train_x, train_y, args.epochs, device)
     with torch.no_grad():
         clean = (model(test_x.to(device)).argmax(1).cpu() == test_y).float().mean().item()
     print(

@@ -156,3 +156,31 @@ def test_per_example_radius_projects_like_the_scalar_one(model, digits):  # noqa
         for i, eps in enumerate(radii.tolist()):
             single = PGD(model, eps=eps, norm=norm)._project(far[i : i + 1], images[i : i + 1])
             assert torch.allclose(rows[i : i + 1], single, atol=1e-6)
+
+
+class Saturated(nn.Module):
+    """Logits scaled by 1000: the softmax saturates and cross-entropy gradients underflow to 0
+    wherever the model is confident, as in a defensively distilled network."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1000.0 * self.inner(x)
+
+
+@pytest.mark.parametrize("schedule", ["continuation", "full"])
+def test_masked_gradients_do_not_freeze_larger_eps(model, digits, schedule):  # noqa: F811
+    images, labels = digits
+    masked = Saturated(model).eval()
+    grid = [0.05, 0.1, 0.2, 0.3]
+    torch.manual_seed(0)
+    curve = robust_accuracy(masked, images, labels, pgd_factory(masked), grid, schedule=schedule)
+    for point in curve.points:
+        attack = torchattacks.PGD(masked, eps=point.eps, alpha=2.5 * point.eps / 20, steps=20)
+        adv = attack(images, labels)
+        with torch.no_grad():
+            independent = (masked(adv).argmax(1) == labels).float().mean().item()
+        # a fresh random start at each eps escapes the flat region; a frozen iterate would not
+        assert point.accuracy <= independent + 0.035

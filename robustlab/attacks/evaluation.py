@@ -96,20 +96,12 @@ def predict(
 
 
 def _attack_batch(
-    model: nn.Module,
-    attack: Callable,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    init: torch.Tensor | None,
+    model: nn.Module, attack: Callable, images: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """(adv, fooled mask, perturbation norms, grad evals) for one batch, judged in eval mode."""
     trusted = isinstance(attack, Attack) and attack.model_mode == "eval" and not attack.targeted
     if hasattr(attack, "run"):
-        result = (
-            attack.run(images, labels, init=init)
-            if init is not None
-            else attack.run(images, labels)
-        )
+        result = attack.run(images, labels)
         adv, evals, norms = result.adv_images, result.grad_evals, result.perturbation_norm
         if trusted:
             return adv, result.success, norms, evals
@@ -135,15 +127,8 @@ def attack_survivors(
     batch_size: int,
     device: torch.device,
     desc: str,
-    warm: torch.Tensor | None = None,
-    start_from_warm: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Attack the examples where ``alive``; returns (fooled mask [N], norms [N], grad evals).
-
-    ``warm`` (N, ...) receives each attacked example's final iterate; with ``start_from_warm``
-    attacks that have ``supports_init`` also start from it.
-    """
-    warm_start = warm is not None and start_from_warm and getattr(attack, "supports_init", False)
+    """Attack the examples where ``alive``; returns (fooled mask [N], norms [N], grad evals)."""
     index = alive.nonzero().squeeze(1)
     fooled = torch.zeros(len(images), dtype=torch.bool)
     norms = torch.full((len(images),), float("nan"))
@@ -152,10 +137,7 @@ def attack_survivors(
     for start in progress(starts, desc=desc, total=len(starts)):
         batch = index[start : start + batch_size]
         x, y = images[batch].to(device), labels[batch].to(device)
-        init = warm[batch].to(device) if warm_start else None
-        adv, batch_fooled, batch_norms, batch_evals = _attack_batch(model, attack, x, y, init)
-        if warm is not None:
-            warm[batch] = adv.detach().to(warm.device, warm.dtype)
+        _, batch_fooled, batch_norms, batch_evals = _attack_batch(model, attack, x, y)
         fooled[batch] = batch_fooled.cpu()
         norms[batch] = batch_norms.detach().float().cpu()
         evals += int(batch_evals)
@@ -200,8 +182,9 @@ def robust_accuracy(
     ``continuation_steps`` more steps (default: a quarter of the attack's steps, at least 2),
     all eps in one stream of full batches; the stream's seconds are shared out among the eps
     in proportion to their gradient evaluations. ``schedule="full"``, and every attack that
-    cannot continue: each eps runs the whole attack on its survivors (native PGD warm-started
-    from the previous eps).
+    cannot continue: each eps runs the whole attack afresh (its own random start) on the
+    survivors. A warm start from the previous eps's iterate is not used there: on a model with
+    masked gradients it sits where the gradient vanishes and never moves again.
     ``clean_correct`` (bool [N]) skips the clean pass when already known.
     """
     if schedule not in SCHEDULES:
@@ -253,10 +236,9 @@ def _continuation_points(attacks, images, labels, alive, batch_size, device, ste
 
 
 def _full_points(model, attacks, images, labels, alive, batch_size, device, name):
-    warm = images.detach().to("cpu", copy=True)
     alive = alive.clone()
     points = []
-    for position, (eps, attack) in enumerate(attacks.items()):
+    for eps, attack in attacks.items():
         _sync(device)
         started = time.perf_counter()
         fooled, _, evals = attack_survivors(
@@ -268,8 +250,6 @@ def _full_points(model, attacks, images, labels, alive, batch_size, device, name
             batch_size,
             device,
             f"{name} eps={eps:g}",
-            warm=warm,
-            start_from_warm=position > 0,
         )
         alive &= ~fooled
         _sync(device)

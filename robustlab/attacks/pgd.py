@@ -39,7 +39,7 @@ class PGD(Attack):
         - images: (N, C, H, W), values in [0, 1]. labels: (N,) int64. output: (N, C, H, W).
 
     ``run(images, labels, init=adv)`` starts from ``adv`` (projected into the ball) instead of a
-    random point; the eps-grid evaluator uses it to warm-start each larger eps.
+    random point, e.g. to resume an attack from an earlier result.
 
     With ``early_stop=False`` and ``restarts=1`` the result equals ``torchattacks.PGD`` (Linf)
     or ``torchattacks.PGDL2`` (L2) under the same random state.
