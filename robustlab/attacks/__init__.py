@@ -2,8 +2,9 @@
 
 Native FGSM and PGD (Linf/L2, early stop, restarts, CE/margin/custom loss) that are drop-in
 interchangeable with torchattacks, every torchattacks attack by name through
-:func:`build_attack`, the eps-grid evaluator :func:`robust_accuracy`, the multi-attack
-:func:`evaluate_robustness` and gradient-masking checks. Images are in [0, 1].
+:func:`build_attack`, the eps-grid evaluator :func:`robust_accuracy` (PGD over the whole grid as
+one eps-continuation stream), the multi-attack :func:`evaluate_robustness` and gradient-masking
+checks. Images are in [0, 1].
 This package imports neither Hydra, OmegaConf, W&B nor torchvision.
 """
 
