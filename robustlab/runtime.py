@@ -56,29 +56,28 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
+def progress_bar(
+    desc: str,
+    total: int | None,
+    unit: str = "it",
+    leave: bool = False,
+    iterable: Iterable[T] | None = None,
+) -> tqdm:
+    """A tqdm bar that stays quiet when stderr is not a terminal; without ``iterable`` it is
+    updated by hand (``bar.update(n)``)."""
+    return tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        unit=unit,
+        leave=leave,
+        disable=not progress_enabled(),
+        dynamic_ncols=True,
+    )
+
+
 def progress(
     iterable: Iterable[T], desc: str, total: int | None = None, leave: bool = False
 ) -> Iterator[T]:
     """Wrap a long loop in a tqdm bar that stays quiet when stderr is not a terminal."""
-    return iter(
-        tqdm(
-            iterable,
-            desc=desc,
-            total=total,
-            leave=leave,
-            disable=not progress_enabled(),
-            dynamic_ncols=True,
-        )
-    )
-
-
-def progress_bar(desc: str, total: int, unit: str = "it") -> tqdm:
-    """A manually updated tqdm bar (``bar.update(n)``), quiet when not on a terminal."""
-    return tqdm(
-        desc=desc,
-        total=total,
-        unit=unit,
-        leave=False,
-        disable=not progress_enabled(),
-        dynamic_ncols=True,
-    )
+    return iter(progress_bar(desc, total, leave=leave, iterable=iterable))

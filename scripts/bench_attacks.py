@@ -173,9 +173,8 @@ def bench_cost(args, model, test_x, test_y, device) -> None:
 def run_curve(method: str, model, x, y, grid, args, device) -> tuple[list[float], int]:
     """One eps curve: (accuracy per eps, gradient evaluations)."""
     if method == "torchattacks":
-        return torchattacks_curve(model, x, y, grid, args.steps, args.batch_size, device), len(
-            grid
-        ) * args.steps * len(y)
+        accuracy = torchattacks_curve(model, x, y, grid, args.steps, args.batch_size, device)
+        return accuracy, len(grid) * args.steps * len(y)
 
     def factory(eps: float) -> PGD:
         return PGD(model, eps=eps, alpha=2.5 * eps / args.steps, steps=args.steps)

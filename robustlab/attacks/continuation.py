@@ -102,6 +102,12 @@ class _Pool:
         return key.argsort(stable=True)[:count]
 
 
+def default_continuation_steps(steps: int) -> int:
+    """Steps per larger eps: a quarter of the attack's budget, and at least two, so that one
+    step is never all a larger eps gets."""
+    return max(2, steps // 4)
+
+
 @dataclass
 class _Levels:
     eps: torch.Tensor
@@ -163,17 +169,20 @@ def _step_rows(
     tables: _Levels,
 ) -> None:
     """One PGD step for the ``kept`` rows, or the move up to the next eps for the ``moving``."""
-    level = level + moving.long()
-    x0, adv, radius = pool.x0[kept], pool.adv[kept], tables.eps[level]
-    stepped = attack._step(adv, x0, grad, radius, tables.alpha[level])
-    # Moving up, the perturbation that survived the smaller ball is stretched to the new
-    # radius (same direction, new boundary) and attacked from there.
-    ratio = radius / tables.eps[level - moving.long()].clamp_min(1e-12)
-    shape = (-1, *[1] * (adv.ndim - 1))
-    stretched = attack._project(x0 + (adv - x0) * ratio.view(shape), x0, radius)
-    pool.adv[kept] = torch.where(moving.view(shape), stretched, stepped)
-    pool.level[kept] = level
-    pool.steps[kept] = torch.where(moving, torch.zeros_like(level), steps + 1)
+    x0, adv = pool.x0[kept], pool.adv[kept]
+    new_adv = attack._step(adv, x0, grad, tables.eps[level], tables.alpha[level])
+    if moving.any():
+        # Moving up, the perturbation that survived the smaller ball is stretched to the new
+        # radius (same direction, new boundary) and attacked from there.
+        old, new = tables.eps[level[moving]], tables.eps[level[moving] + 1]
+        ratio = (new / old.clamp_min(1e-12)).view(-1, *[1] * (adv.ndim - 1))
+        x0_moving = x0[moving]
+        new_adv[moving] = attack._project(
+            x0_moving + (adv[moving] - x0_moving) * ratio, x0_moving, new
+        )
+    pool.adv[kept] = new_adv
+    pool.level[kept] = level + moving.long()
+    pool.steps[kept] = torch.where(moving, torch.zeros_like(steps), steps + 1)
 
 
 def pgd_continuation(
@@ -183,16 +192,21 @@ def pgd_continuation(
     alive: torch.Tensor,
     batch_size: int,
     device: torch.device,
-    continuation_steps: int,
+    continuation_steps: int | None = None,
     desc: str = "PGD",
 ) -> ContinuationResult:
     """Run ``attacks`` (one PGD per eps, ascending eps) as one stream over the ``alive`` examples.
+
+    ``continuation_steps``: steps at each eps after the first (default: a quarter of the
+    attack's steps, at least 2).
 
     ``images``/``labels`` stay where they are (CPU is fine); rows move to ``device`` as they
     enter the batch. See the module docstring for the schedule.
     """
     if not can_continue(attacks):
         raise ConfigError("eps continuation needs one eval-mode, single-restart PGD per eps")
+    if continuation_steps is None:
+        continuation_steps = default_continuation_steps(attacks[0].steps)
     if not isinstance(continuation_steps, int) or continuation_steps < 1:
         raise ConfigError(f"continuation_steps must be an integer >= 1, got {continuation_steps!r}")
     levels = len(attacks)
@@ -216,11 +230,12 @@ def pgd_continuation(
                 x0 = images[new].to(device)
                 pool.add(new.to(device), x0, attack._start(x0), labels[new].to(device))
             rows = pool.most_behind(batch_size, max_steps)
-            grad, logits = attack._input_grad(pool.adv[rows], pool.x0[rows], pool.labels[rows])
+            adv, y, level = pool.adv[rows], pool.labels[rows], pool.level[rows]
+            grad, logits = attack._input_grad(adv, pool.x0[rows], y)
             if logits is None:
-                logits = attack._logits(pool.adv[rows])
-            evals += torch.bincount(pool.level[rows], minlength=levels)
-            fooled = is_success(logits, pool.labels[rows], attack.targeted)
-            first_fooled[pool.index[rows][fooled].cpu()] = pool.level[rows][fooled].cpu()
+                logits = attack._logits(adv)
+            evals += torch.bincount(level, minlength=levels)
+            fooled = is_success(logits, y, attack.targeted)
+            first_fooled[pool.index[rows][fooled].cpu()] = level[fooled].cpu()
             bar.update(_advance(pool, rows, attack, grad, fooled, tables))
     return ContinuationResult(first_fooled, [int(e) for e in evals.cpu()])

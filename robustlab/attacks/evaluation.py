@@ -152,12 +152,6 @@ def _point(eps: float, alive: torch.Tensor, evals: int, seconds: float) -> EpsPo
 SCHEDULES = ("continuation", "full")
 
 
-def default_continuation_steps(steps: int) -> int:
-    """Steps per larger eps in the continuation schedule: a quarter of the attack's budget,
-    and at least two, so that one step is never all a larger eps gets."""
-    return max(2, steps // 4)
-
-
 def robust_accuracy(
     model: nn.Module,
     images: torch.Tensor,
@@ -197,11 +191,8 @@ def robust_accuracy(
     grid = sorted({float(e) for e in eps_grid})
     attacks = [attack_factory(eps) for eps in grid]
     if schedule == "continuation" and can_continue(attacks):
-        steps = continuation_steps
-        if steps is None:
-            steps = default_continuation_steps(attacks[0].steps)
         points = _continuation_points(
-            attacks, images, labels, alive, batch_size, device, steps, name
+            attacks, images, labels, alive, batch_size, device, continuation_steps, name
         )
     else:
         schedule = "full"
