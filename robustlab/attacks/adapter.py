@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from robustlab.attacks.base import AttackResult, is_success, perturbation_norm
-from robustlab.attacks.modes import attack_context, model_device
+from robustlab.models.runtime import model_context, model_device
 
 L2_ATTACKS = {"cw", "pgdl2", "deepfool", "eaden", "pgdrsl2"}
 
@@ -57,7 +57,7 @@ class TorchattacksAttack:
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Adversarial images, like the wrapped attack's ``__call__``."""
-        with attack_context(self.model, "eval"):
+        with model_context(self.model, "eval"):
             adv = self.attack(images.detach().to(self.device), labels.detach().to(self.device))
         return adv.detach()
 
@@ -66,7 +66,7 @@ class TorchattacksAttack:
         images, labels = images.detach().to(self.device), labels.detach().to(self.device)
         counter = GradientCounter(self.model)
         try:
-            with attack_context(self.model, "eval"):
+            with model_context(self.model, "eval"):
                 adv = self.attack(images, labels).detach()
                 with torch.no_grad():
                     success = is_success(self.model(adv), labels, self.targeted)

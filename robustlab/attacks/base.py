@@ -19,8 +19,8 @@ from robustlab.attacks.losses import (
     per_example_objective,
     validate_loss,
 )
-from robustlab.attacks.modes import attack_context, check_model_mode, model_device
 from robustlab.errors import ConfigError
+from robustlab.models.runtime import check_model_mode, model_context, model_device
 
 NORMS = ("Linf", "L2")
 
@@ -87,7 +87,7 @@ class Attack:
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Adversarial images for ``images`` (like ``torchattacks.Attack.__call__``)."""
         images, labels = self._prepare(images, labels)
-        with attack_context(self.model, self.model_mode):
+        with model_context(self.model, self.model_mode):
             adv, _, _ = self._craft(images, labels, need_success=False, init=None)
         return adv
 
@@ -102,7 +102,7 @@ class Attack:
         images, labels = self._prepare(images, labels)
         if init is not None:
             init = init.detach().to(self.device)
-        with attack_context(self.model, self.model_mode):
+        with model_context(self.model, self.model_mode):
             adv, success, grad_evals = self._craft(images, labels, need_success=True, init=init)
         norms = perturbation_norm(adv - images, self.norm)
         return AttackResult(adv, success, norms, grad_evals)

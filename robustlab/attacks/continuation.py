@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import torch
 
 from robustlab.attacks.base import is_success
-from robustlab.attacks.modes import attack_context
 from robustlab.attacks.pgd import PGD
 from robustlab.errors import ConfigError
+from robustlab.models.runtime import model_context
 from robustlab.runtime import progress_bar
 
 # Examples held under attack at once, in batches: more than one lets the scheduler choose whom
@@ -222,7 +222,7 @@ def pgd_continuation(
     max_steps = max(attack.steps, continuation_steps)
     taken = 0
     bar = progress_bar(desc, total=len(waiting), unit="ex")
-    with attack_context(attack.model, "eval"), bar:
+    with model_context(attack.model, "eval"), bar:
         while taken < len(waiting) or len(pool):
             if len(pool) < POOL_BATCHES * batch_size and taken < len(waiting):
                 new = waiting[taken : taken + POOL_BATCHES * batch_size - len(pool)]

@@ -19,10 +19,10 @@ from torch import nn
 from robustlab.attacks.adapter import GradientCounter
 from robustlab.attacks.base import Attack, perturbation_norm
 from robustlab.attacks.continuation import can_continue, pgd_continuation
-from robustlab.attacks.modes import attack_context, model_device
 from robustlab.attacks.stats import wilson_interval
 from robustlab.errors import ConfigError
-from robustlab.runtime import progress, resolve_device
+from robustlab.models.runtime import eval_device, model_context, predict
+from robustlab.runtime import progress
 
 AttackFactory = Callable[[float], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 
@@ -68,31 +68,9 @@ class EpsCurve:
         raise KeyError(f"eps={eps} was not evaluated (grid: {self.eps})")
 
 
-def resolve_eval_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
-    """The device to evaluate on: the one asked for, else the model's."""
-    return model_device(model) if device is None else resolve_device(device)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module,
-    images: torch.Tensor,
-    batch_size: int = 256,
-    device: str | torch.device | None = None,
-) -> torch.Tensor:
-    """Eval-mode predicted classes (on CPU) for a whole image tensor."""
-    device = resolve_eval_device(model, device)
-    with attack_context(model, "eval"):
-        chunks = [
-            model(images[i : i + batch_size].to(device)).argmax(1).cpu()
-            for i in range(0, len(images), batch_size)
-        ]
-    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long)
 
 
 def _attack_batch(
@@ -113,7 +91,7 @@ def _attack_batch(
             counter.remove()
         evals = counter.count
         norms = perturbation_norm(adv - images, getattr(attack, "norm", "Linf"))
-    with torch.no_grad(), attack_context(model, "eval"):
+    with torch.no_grad(), model_context(model, "eval"):
         fooled = model(adv).argmax(1) != labels
     return adv, fooled, norms, evals
 
@@ -183,7 +161,7 @@ def robust_accuracy(
     """
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
-    device = resolve_eval_device(model, device)
+    device = eval_device(model, device)
     labels = labels.cpu()
     if clean_correct is None:
         clean_correct = predict(model, images, batch_size, device) == labels
@@ -262,7 +240,7 @@ def minimal_perturbation_point(
 
     Reported at eps = inf with the median perturbation norm of the examples it fooled.
     """
-    device = resolve_eval_device(model, device)
+    device = eval_device(model, device)
     _sync(device)
     started = time.perf_counter()
     alive = clean_correct.cpu().clone()

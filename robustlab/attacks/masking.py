@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustlab.attacks.evaluation import EpsPoint, robust_accuracy
-from robustlab.attacks.modes import attack_context, model_device
 from robustlab.attacks.pgd import PGD
+from robustlab.models.runtime import model_context, model_device
 
 if TYPE_CHECKING:
     from robustlab.attacks.report import RobustnessReport
@@ -42,7 +42,7 @@ def gradient_health(
     """Check that cross-entropy input gradients carry a signal for every example."""
     device = model_device(model)
     zero = nonfinite = 0
-    with attack_context(model, "eval"), torch.enable_grad():
+    with model_context(model, "eval"), torch.enable_grad():
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size].detach().to(device).requires_grad_(True)
             y = labels[start : start + batch_size].to(device)

@@ -13,8 +13,6 @@ from robustlab.attacks.catalogue import attack_norm, attack_options, build_attac
 from robustlab.attacks.evaluation import (
     EpsCurve,
     minimal_perturbation_point,
-    predict,
-    resolve_eval_device,
     robust_accuracy,
 )
 from robustlab.attacks.masking import (
@@ -24,6 +22,7 @@ from robustlab.attacks.masking import (
     large_eps_check,
 )
 from robustlab.errors import ConfigError
+from robustlab.models.runtime import eval_device, predict
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +130,7 @@ def evaluate_robustness(
     (see :func:`robust_accuracy`). ``large_eps`` adds a PGD sanity run at that Linf radius; the
     gradient-masking checks run last and fill ``report.warnings``.
     """
-    device = resolve_eval_device(model, device)
+    device = eval_device(model, device)
     labels = labels.cpu()
     correct = predict(model, images, batch_size, device) == labels
     clean = float(correct.float().mean()) if len(labels) else 0.0

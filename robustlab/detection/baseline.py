@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robustlab.attacks.modes import model_device
 from robustlab.detection.features import batches, frozen_eval
+from robustlab.models.runtime import model_device
 
 
 def msp_score(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:

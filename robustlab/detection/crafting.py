@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustlab.attacks.evaluation import predict
-from robustlab.attacks.modes import model_device
+from robustlab.models.runtime import model_device, predict
 from robustlab.runtime import progress
 
 logger = logging.getLogger(__name__)

@@ -8,14 +8,14 @@ from contextlib import AbstractContextManager
 import torch
 from torch import nn
 
-from robustlab.attacks.modes import attack_context
 from robustlab.errors import ConfigError
+from robustlab.models.runtime import model_context
 from robustlab.runtime import progress
 
 
 def frozen_eval(model: nn.Module) -> AbstractContextManager[nn.Module]:
     """Eval mode with parameters frozen, everything restored on exit (the attacks' context)."""
-    return attack_context(model, "eval")
+    return model_context(model, "eval")
 
 
 def pooled_features(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:

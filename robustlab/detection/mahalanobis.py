@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustlab.attacks.modes import model_device
 from robustlab.detection import ensemble, storage
 from robustlab.detection.features import batches, frozen_eval, pooled_features
 from robustlab.detection.gaussian import TiedGaussian, fit_tied_gaussian, resolve_shrinkage
 from robustlab.errors import ConfigError, DataError, RobustlabError
+from robustlab.models.runtime import model_device
 
 logger = logging.getLogger(__name__)
 

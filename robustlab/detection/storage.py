@@ -17,11 +17,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from robustlab.attacks.modes import model_device
 from robustlab.detection.features import frozen_eval, pooled_features
 from robustlab.detection.gaussian import TiedGaussian
 from robustlab.errors import CheckpointError
 from robustlab.fileio import write_json_atomic, write_tensors_atomic
+from robustlab.models.runtime import model_device
 
 if TYPE_CHECKING:
     from robustlab.detection.mahalanobis import MahalanobisDetector

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlab.attacks.modes import check_model_mode
 from robustlab.attacks.pgd import PGD
+from robustlab.models.runtime import check_model_mode
 from robustlab.training.objectives.base import Objective, ObjectiveStep
 
 log = logging.getLogger(__name__)

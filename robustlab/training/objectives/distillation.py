@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlab.attacks.modes import attack_context
+from robustlab.models.runtime import model_context
 from robustlab.training.objectives.base import Objective, ObjectiveStep
 
 
@@ -28,7 +28,7 @@ def soft_labels(teacher: nn.Module, images: torch.Tensor, temperature: float) ->
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    with attack_context(teacher, "eval"):
+    with model_context(teacher, "eval"):
         logits = teacher(images)
     return F.softmax(logits.float() / temperature, dim=1)
 

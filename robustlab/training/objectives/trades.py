@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlab.attacks.modes import attack_context
+from robustlab.models.runtime import model_context
 from robustlab.training.objectives.adversarial import craft
 from robustlab.training.objectives.base import Objective, ObjectiveStep
 
@@ -61,7 +61,7 @@ class TRADES(Objective):
 
     def adversarial(self, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, int]:
         """``x_adv`` for a batch (in the eps-ball, in [0, 1]) and its gradient evaluations."""
-        with attack_context(model, "eval"), torch.no_grad():  # mode and BN restored after
+        with model_context(model, "eval"), torch.no_grad():  # mode and BN restored after
             clean_probs = F.softmax(model(images).float(), dim=1)
         start = (images + START_STD * torch.randn_like(images)).clamp(0.0, 1.0)
         labels = clean_probs.argmax(dim=1)  # unused by the KL loss; the engine wants labels

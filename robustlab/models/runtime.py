@@ -1,4 +1,5 @@
-"""Model state while an attack runs: mode, BN statistics and parameter gradients.
+"""Model run-time helpers shared by attacks, training, detection and the rest of the library:
+the model's device, a mode/BN/gradient-preserving context, and batched prediction.
 
 Attacks differentiate with respect to the input only. Freezing the parameters for the duration
 keeps their ``.grad`` untouched even for third-party attacks that call ``loss.backward()``, and
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from robustlab.errors import ConfigError
+from robustlab.runtime import resolve_device
 
 MODEL_MODES = ("eval", "train")
 
@@ -42,7 +44,7 @@ def _norm_buffers(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 @contextmanager
-def attack_context(model: nn.Module, mode: str = "eval") -> Iterator[nn.Module]:
+def model_context(model: nn.Module, mode: str = "eval") -> Iterator[nn.Module]:
     """Run an attack with the model in ``mode`` and give the model back exactly as it was.
 
     ``"train"`` crafts with batch statistics (as some adversarial-training recipes do); the
@@ -66,3 +68,25 @@ def attack_context(model: nn.Module, mode: str = "eval") -> Iterator[nn.Module]:
         with torch.no_grad():
             for buffer, copy in saved_buffers:
                 buffer.copy_(copy)
+
+
+def eval_device(model: nn.Module, device: str | torch.device | None = None) -> torch.device:
+    """The device to run on: the one asked for, else the model's."""
+    return model_device(model) if device is None else resolve_device(device)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    images: torch.Tensor,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Eval-mode predicted classes (on CPU) for a whole image tensor, in batches."""
+    device = eval_device(model, device)
+    with model_context(model, "eval"):
+        chunks = [
+            model(images[i : i + batch_size].to(device)).argmax(1).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long)
