@@ -8,6 +8,7 @@ import torchattacks
 
 from robustlab.detection import (
     AdaptiveDetectorLoss,
+    DetectionProtocol,
     MahalanobisDetector,
     adaptive_attack,
     detection_metrics,
@@ -96,12 +97,18 @@ def test_evaluate_detection_fits_on_validation_only(setup):
     test_x[:, 0, 0, 0] = 1.0
     spy = SpyDetector().fit(model, *setup.train)
     attacks = {
-        "fgsm@0.15": torchattacks.FGSM(model, eps=EPS),
-        "pgd@0.15": torchattacks.PGD(model, eps=EPS, alpha=0.05, steps=5),
+        ("fgsm", EPS): torchattacks.FGSM(model, eps=EPS),
+        ("pgd", EPS): torchattacks.PGD(model, eps=EPS, alpha=0.05, steps=5),
     }
-    results = evaluate_detection(
-        model, spy, val_x, val_y, test_x, setup.test[1], attacks, fit_on="fgsm@0.15"
+    report = evaluate_detection(
+        model,
+        spy,
+        (val_x, val_y),
+        (test_x, setup.test[1]),
+        attacks,
+        DetectionProtocol(fit_on=("fgsm", EPS)),
     )
+    results = report.to_results()["detection"]
     assert set(results) == {"fgsm@0.15", "pgd@0.15", "pgd@0.15|unseen(fgsm@0.15)"}
     assert len(spy.fitted_on) == 3 * 3  # two known fits and one for the unseen protocol
     for kind, tensor in spy.fitted_on:
@@ -116,7 +123,7 @@ def test_evaluate_detection_fits_on_validation_only(setup):
             assert (predictions == val_y[source]).all()  # negatives keep it
     assert any(t[:, 0, 0, 0].gt(0.5).all() for t in spy.scored)  # the spy does see test data
     test_correct = _correct(model, test_x, setup.test[1])
-    n_flipped = len(_flipped(model, attacks["fgsm@0.15"], *test_correct))
+    n_flipped = len(_flipped(model, attacks[("fgsm", EPS)], *test_correct))
     entry = results["fgsm@0.15"]
     assert entry["n_adversarial"] == n_flipped and entry["n_clean"] == len(test_correct[0])
     assert entry["protocol"] == "known" and "wrongly" in entry["positives"]
@@ -178,16 +185,15 @@ def test_evaluate_detection_reports_adaptive_next_to_known(setup):
     model = setup.model
     detector = MahalanobisDetector(noise_grid=(0.0,)).fit(model, *setup.train)
     attacks = {
-        "pgd@0.15": torchattacks.PGD(model, eps=EPS, alpha=0.05, steps=5),
+        ("pgd", EPS): torchattacks.PGD(model, eps=EPS, alpha=0.05, steps=5),
         # no eps: no adaptive pairing (CW rather than DeepFool, whose per-class Jacobians
         # take most of a minute here)
         "cw": torchattacks.CW(model, c=1.0, steps=10),
     }
-    results = evaluate_detection(
-        model, detector, *setup.val, *setup.test, attacks, adaptive=True, adaptive_steps=8
-    )
-    assert "auroc" in results["cw"] and "adaptive" not in results["cw"]
-    known = results["pgd@0.15"]
+    protocol = DetectionProtocol(adaptive=True, adaptive_weight=1.0, adaptive_steps=8)
+    report = evaluate_detection(model, detector, setup.val, setup.test, attacks, protocol)
+    assert "auroc" in report["cw"] and "adaptive" not in report["cw"]
+    known = report[("pgd", EPS)]
     adaptive = known["adaptive"]
     assert adaptive["protocol"] == "adaptive" and adaptive["eps"] == EPS
     assert 0.0 <= adaptive["robust_accuracy"] <= 1.0 and adaptive["n_adversarial"] > 0

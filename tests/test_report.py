@@ -15,8 +15,9 @@ import matplotlib.image
 import pytest
 
 from robustlab.app.report import main
+from robustlab.fileio import write_json_atomic
 from robustlab.tracking import plots
-from robustlab.tracking.records import load_run_records, record_from_payload, write_json_atomic
+from robustlab.tracking.records import load_run_records, record_from_payload
 from robustlab.tracking.report import write_report
 from robustlab.tracking.report_table import aggregate_over_seeds, build_table
 

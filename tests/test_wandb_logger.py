@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from robustlab.tracking.wandb_logger import WandbLogger, summary_metrics
+from robustlab.tracking.results import summary_metrics
+from robustlab.tracking.wandb_logger import WandbLogger
 
 RESULTS = {
     "clean_accuracy": 0.97,

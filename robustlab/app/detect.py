@@ -7,9 +7,7 @@ from typing import Any
 
 import hydra
 from omegaconf import DictConfig
-from torch import nn
 
-from robustlab.app.builders import DataBundle
 from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.detection_stage import detect_stage
 from robustlab.app.jobs import run_job
@@ -18,15 +16,11 @@ from robustlab.app.schema import register_schemas
 from robustlab.errors import ConfigError
 
 
-def _detection(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> dict[str, Any]:
-    return {"detection": detect_stage(cfg, model, bundle)}
-
-
 def run_detection(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """Fit the detector for ``paths.checkpoint`` on its training split and evaluate it."""
     if cfg.detector.name == "none":
         raise ConfigError("detector=none: choose detector=mahalanobis for robustlab-detect")
-    return run_saved_model_job(cfg, out, "detect", _detection)
+    return run_saved_model_job(cfg, out, "detect", detect_stage)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")

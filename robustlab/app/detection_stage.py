@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import torch
 from omegaconf import DictConfig
 from torch import nn
 
@@ -13,30 +9,34 @@ from robustlab.app.builders import DataBundle, attack_spec
 from robustlab.attacks import build_attack, takes_eps
 from robustlab.attacks.report import attack_factory
 from robustlab.data import stratified_subset
-from robustlab.detection import MahalanobisDetector, evaluate_detection
-
-AttackFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from robustlab.detection import (
+    AttackKey,
+    DetectionProtocol,
+    DetectionReport,
+    MahalanobisDetector,
+    evaluate_detection,
+)
+from robustlab.detection.crafting import AttackFn
 
 
 def detection_attacks(
     cfg: DictConfig, model: nn.Module
-) -> tuple[dict[str, AttackFn], dict[str, list[str]]]:
-    """Attacks keyed ``"name@eps"`` (``"name"`` without eps) and the keys of each protocol."""
+) -> tuple[dict[AttackKey, AttackFn], dict[str, list[AttackKey]]]:
+    """Attacks keyed ``AttackKey(name, eps)`` (eps None for CW...) and the keys of each
+    protocol (``known``, ``unseen``, ``fit_on``)."""
     det = cfg.detector
     names = list(dict.fromkeys([*det.attacks, *det.unseen, *([det.fit_on] if det.fit_on else [])]))
-    attacks: dict[str, AttackFn] = {}
-    keys_of: dict[str, list[str]] = {}
+    attacks: dict[AttackKey, AttackFn] = {}
+    keys_of: dict[str, list[AttackKey]] = {}
     for name in names:
         spec = attack_spec(cfg.eval.attacks[name])
         if not takes_eps(spec.name):
-            attacks[name] = build_attack(spec.name, model, **spec.kwargs)
-            keys_of[name] = [name]
+            keys_of[name] = [AttackKey(name)]
+            attacks[AttackKey(name)] = build_attack(spec.name, model, **spec.kwargs)
             continue
         make = attack_factory(spec, model)
-        keys_of[name] = [f"{name}@{float(eps)!r}" for eps in det.eps]
-        attacks.update(
-            {key: make(float(eps)) for key, eps in zip(keys_of[name], det.eps, strict=True)}
-        )
+        keys_of[name] = [AttackKey(name, float(eps)) for eps in det.eps]
+        attacks.update({key: make(key.eps) for key in keys_of[name]})
     protocols = {
         "known": [key for name in det.attacks for key in keys_of[name]],
         "unseen": [key for name in det.unseen for key in keys_of[name]],
@@ -45,7 +45,7 @@ def detection_attacks(
     return attacks, protocols
 
 
-def detect_stage(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> dict[str, Any]:
+def detect_stage(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> DetectionReport:
     """Known- and unseen-attack protocols (plus the adaptive attack) on validation/test splits.
 
     The detector's Gaussians are fitted on the clean training split, its ensemble on the
@@ -54,23 +54,16 @@ def detect_stage(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> dict[
     det = cfg.detector
     detector = MahalanobisDetector(noise_grid=tuple(det.noise_grid), batch_size=cfg.eval.batch_size)
     detector.fit(model, *bundle.train)
-    attacks, protocols = detection_attacks(cfg, model)
-    fit_on = protocols["fit_on"][0] if protocols["fit_on"] and protocols["unseen"] else None
-    val_x, val_y = stratified_subset(*bundle.val, det.max_examples, seed=cfg.seed)
-    test_x, test_y = stratified_subset(*bundle.test, det.max_examples, seed=cfg.seed)
-    return evaluate_detection(
-        model,
-        detector,
-        val_x,
-        val_y,
-        test_x,
-        test_y,
-        attacks,
-        fit_on=fit_on,
-        known=protocols["known"],
-        unseen=protocols["unseen"],
+    attacks, keys = detection_attacks(cfg, model)
+    protocol = DetectionProtocol(
+        known=keys["known"],
+        unseen=keys["unseen"],
+        fit_on=keys["fit_on"][0] if keys["fit_on"] and keys["unseen"] else None,
         adaptive=det.adaptive,
         adaptive_weight=det.adaptive_weight,
         seed=cfg.seed,
         batch_size=cfg.eval.batch_size,
     )
+    val = stratified_subset(*bundle.val, det.max_examples, seed=cfg.seed)
+    test = stratified_subset(*bundle.test, det.max_examples, seed=cfg.seed)
+    return evaluate_detection(model, detector, val, test, attacks, protocol)

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from omegaconf import DictConfig
 from torch import nn
 
 from robustlab.app.builders import DataBundle, attack_specs
-from robustlab.attacks import evaluate_robustness
+from robustlab.attacks import RobustnessReport, evaluate_robustness
 from robustlab.data import stratified_subset
 
 
-def evaluate_stage(
-    cfg: DictConfig, model: nn.Module, bundle: DataBundle, merge_warnings: list[str] | None = None
-) -> dict[str, Any]:
+def evaluate_stage(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> RobustnessReport:
     """Clean and robust accuracy, confidence intervals, attack cost and masking warnings."""
     images, labels = stratified_subset(*bundle.test, cfg.eval.max_examples, seed=cfg.seed)
-    report = evaluate_robustness(
+    return evaluate_robustness(
         model,
         images,
         labels,
@@ -28,6 +24,3 @@ def evaluate_stage(
         schedule=cfg.eval.schedule,
         continuation_steps=cfg.eval.continuation_steps,
     )
-    results = report.to_results()
-    results["warnings"] = list(merge_warnings or []) + results["warnings"]
-    return results

@@ -1,24 +1,36 @@
-"""Running one Hydra job safely: one-line errors, a failed results.json, never a broken sweep."""
+"""Running one job safely: start-up, one-line errors, a failed results.json, no broken sweep."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from robustlab.app.validate import validate_config
 from robustlab.errors import RobustlabError
-from robustlab.fileio import write_json_atomic
+from robustlab.runtime import resolve_device, seed_everything
+from robustlab.tracking.results import (
+    RESULTS_FILE,
+    JobIdentity,
+    JobResults,
+    StageResult,
+    failed_payload,
+    results_payload,
+    write_results,
+)
+from robustlab.tracking.wandb_logger import WandbLogger
 
 log = logging.getLogger(__name__)
-
-RESULTS_FILE = "results.json"
+R = TypeVar("R", bound=StageResult)
 
 
 def job_dir() -> Path:
@@ -27,20 +39,46 @@ def job_dir() -> Path:
 
 
 def in_multirun() -> bool:
-    """Whether this job is part of a Hydra multirun (a sweep)."""
-    return HydraConfig.get().mode == RunMode.MULTIRUN
+    """Whether this job is part of a Hydra multirun (a sweep); False outside Hydra."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def identity(cfg: DictConfig) -> dict[str, Any]:
-    """The keys that name a job in results.json, known before anything runs."""
-    return {
-        "dataset": cfg.data.name,
-        "model": cfg.model.name,
-        "defense": cfg.defense.name,
-        "seed": cfg.seed,
-        "overrides": list(HydraConfig.get().overrides.task),
-        "job_dir": str(job_dir()),
-    }
+def job_identity(cfg: DictConfig, out: Path, device: torch.device | None = None) -> JobIdentity:
+    """The keys that name a job; the overrides are Hydra's when run by Hydra, else none."""
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return JobIdentity(
+        dataset=cfg.data.name,
+        model=cfg.model.name,
+        defense=cfg.defense.name,
+        seed=cfg.seed,
+        overrides=overrides,
+        job_dir=str(out),
+        device=None if device is None else str(device),
+    )
+
+
+def start_job(cfg: DictConfig) -> torch.device:
+    """The prologue of every job: check the config, seed everything, pick the device."""
+    validate_config(cfg)
+    seed_everything(cfg.seed)
+    return resolve_device(cfg.device, threads=cfg.threads)
+
+
+def run_stage(job: JobResults, name: str, stage: Callable[[], R]) -> R:
+    """Run one stage, record its typed result and its wall time under ``name``."""
+    started = time.perf_counter()
+    result = stage()
+    job.add(name, result, time.perf_counter() - started)
+    return result
+
+
+def publish_results(job: JobResults, out: Path, logger: WandbLogger) -> dict[str, Any]:
+    """Write the job's results.json atomically and send the same numbers to W&B."""
+    payload = results_payload(job)
+    write_results(out / RESULTS_FILE, payload)
+    logger.log_results(payload)
+    log.info("results: %s", out / RESULTS_FILE)
+    return payload
 
 
 def run_job(
@@ -56,11 +94,10 @@ def run_job(
     try:
         return task(cfg, out)
     except Exception as err:
-        failed = {"status": "failed", "error": f"{type(err).__name__}: {err}", **identity(cfg)}
-        if not isinstance(err, RobustlabError):
-            failed["traceback"] = traceback.format_exc(limit=8)
+        trace = None if isinstance(err, RobustlabError) else traceback.format_exc(limit=8)
+        failed = failed_payload(job_identity(cfg, out), f"{type(err).__name__}: {err}", trace)
         try:
-            write_json_atomic(out / RESULTS_FILE, failed)
+            write_results(out / RESULTS_FILE, failed)
         except OSError as write_err:
             log.error("could not record the failure in %s: %s", out, write_err)
         if in_multirun():

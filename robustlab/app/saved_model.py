@@ -1,60 +1,21 @@
-"""Rebuilding a trained model from its checkpoint directory (safetensors + JSON, no pickle)."""
+"""Jobs on a saved checkpoint (``robustlab-eval``, ``robustlab-detect``): load, run, record."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from robustlab.app.builders import DataBundle, build_data, build_model
-from robustlab.app.jobs import identity
-from robustlab.app.logging_setup import job_logger, record_results
-from robustlab.app.validate import validate_config
-from robustlab.data import dataset_info
-from robustlab.errors import CheckpointError, ConfigError
+from robustlab.app.builders import DataBundle, build_data
+from robustlab.app.job_logger import job_logger
+from robustlab.app.jobs import job_identity, publish_results, run_stage, start_job
+from robustlab.errors import ConfigError
+from robustlab.loading import checkpoint_config, load_checkpoint
 from robustlab.models import model_param_count
-from robustlab.runtime import resolve_device, seed_everything
-from robustlab.training import finished_weights, load_weights
-from robustlab.training.checkpoint import WEIGHTS_META, read_json
-
-
-@dataclass
-class SavedModel:
-    """A model rebuilt from a checkpoint directory, with the config it was trained with."""
-
-    model: nn.Module
-    directory: Path
-    config: dict[str, Any]
-
-
-def load_saved_model(cfg: DictConfig, device: torch.device) -> SavedModel:
-    """The model in ``cfg.paths.checkpoint``, built from the config stored beside its weights."""
-    if cfg.paths.checkpoint is None:
-        raise ConfigError(
-            "no checkpoint given: pass paths.checkpoint=DIR (a directory with model.safetensors)"
-        )
-    directory = Path(cfg.paths.checkpoint)
-    if finished_weights(directory) is None:
-        raise CheckpointError(
-            f"{directory} holds no finished checkpoint (model.safetensors + model.json): "
-            "train it first"
-        )
-    saved = read_json(directory / WEIGHTS_META).get("config")
-    if not isinstance(saved, dict) or "model" not in saved or "data" not in saved:
-        raise CheckpointError(
-            f"{directory / WEIGHTS_META} has no model/data config: it was not written by robustlab"
-        )
-    saved_cfg = OmegaConf.create(saved)
-    model = build_model(saved_cfg, dataset_info(saved_cfg.data.name), device)
-    load_weights(directory, model)
-    model.eval()
-    return SavedModel(model, directory, saved)
+from robustlab.tracking.results import JobResults, StageResult
 
 
 def with_saved_identity(cfg: DictConfig, saved: dict[str, Any]) -> DictConfig:
@@ -68,25 +29,21 @@ def with_saved_identity(cfg: DictConfig, saved: dict[str, Any]) -> DictConfig:
     return OmegaConf.create(merged)
 
 
-Stage = Callable[[DictConfig, nn.Module, DataBundle], dict[str, Any]]
+Stage = Callable[[DictConfig, nn.Module, DataBundle], StageResult]
 
 
 def run_saved_model_job(cfg: DictConfig, out: Path, job_type: str, stage: Stage) -> dict[str, Any]:
     """Load ``paths.checkpoint``, run ``stage`` on it, write results.json and log to W&B."""
-    validate_config(cfg)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device, threads=cfg.threads)
-    saved = load_saved_model(cfg, device)
-    job_cfg = with_saved_identity(cfg, saved.config)
-    results: dict[str, Any] = {
-        "status": "running",
-        **identity(job_cfg),
-        "checkpoint": str(saved.directory),
-    }
-    results["params"] = model_param_count(saved.model)
+    device = start_job(cfg)
+    if cfg.paths.checkpoint is None:
+        raise ConfigError(
+            "no checkpoint given: pass paths.checkpoint=DIR (a directory with model.safetensors)"
+        )
+    job_cfg = with_saved_identity(cfg, checkpoint_config(cfg.paths.checkpoint))
+    model = load_checkpoint(cfg.paths.checkpoint, device)
+    job = JobResults(job_identity(job_cfg, Path(out), device))
+    job.params, job.checkpoint = model_param_count(model), str(cfg.paths.checkpoint)
     with job_logger(job_cfg, out, job_type) as logger:
-        started = time.perf_counter()
-        results.update(stage(job_cfg, saved.model, build_data(job_cfg)))
-        results["timing_s"] = {job_type: time.perf_counter() - started}
-        record_results(results, out, logger)
-    return results
+        bundle = build_data(job_cfg)
+        run_stage(job, job_type, lambda: stage(job_cfg, model, bundle))
+        return publish_results(job, Path(out), logger)

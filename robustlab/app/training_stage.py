@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from robustlab.training import (
 from robustlab.training.checkpoint import WEIGHTS_META, read_json
 from robustlab.training.objectives import Objective
 from robustlab.training.robust_monitor import catastrophic_overfitting
+from robustlab.training.summary import TrainingSummary
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,33 @@ CHECKPOINT_FORMAT = 2
 
 @dataclass
 class TrainedModel:
-    """A trained (or reused) model, its checkpoint directory and its training figures."""
+    """A trained (or reused) model, its checkpoint directory and its training summary."""
 
     model: nn.Module
     directory: Path
-    results: dict[str, Any]
+    summary: TrainingSummary
 
 
-def training_identity(cfg: DictConfig, role: str, objective: Objective) -> dict[str, Any]:
-    """Everything that decides the weights: hashed into the directory, checked on resume."""
+def training_identity(
+    cfg: DictConfig, role: str, objective: Objective, epochs: int, teacher: str | None = None
+) -> dict[str, Any]:
+    """Everything that decides the weights: hashed into the directory, checked on resume.
+
+    The defense enters through what its objective uses (``objective.describe()``), so a
+    setting the objective ignores (``defense.steps`` of fast_at) does not force a retrain.
+    """
     plain = plain_config(cfg)
     identity = {key: plain[key] for key in TRAINING_KEYS}
+    identity["model"] = {k: v for k, v in identity["model"].items() if v is not None}
     for key in IGNORED_DATA_KEYS:
         identity["data"].pop(key, None)
-    identity.update(role=role, objective=objective.describe(), format=CHECKPOINT_FORMAT)
+    identity.update(role=role, objective=objective.describe(), epochs=epochs)
+    identity["format"] = CHECKPOINT_FORMAT
+    if teacher is not None:
+        identity["teacher"] = teacher
+    if role == "model" and cfg.defense.monitor_heldout:
+        d = cfg.defense
+        identity["monitor"] = {"size": d.heldout_size, "steps": d.heldout_steps, "eps": d.eps}
     return identity
 
 
@@ -74,11 +87,10 @@ def _train(
     objective: Objective,
     directory: Path,
     identity: dict[str, Any],
-    epochs: int,
     log_metrics,
-) -> dict[str, Any]:
+) -> TrainingSummary:
     loader = build_loader(cfg, bundle, device)
-    t = cfg.train
+    t, epochs = cfg.train, identity["epochs"]
     optimizer = build_optimizer(model, t.optimizer, t.lr, t.momentum, t.weight_decay, t.nesterov)
     scheduler = build_scheduler(optimizer, t.scheduler, epochs, len(loader), t.warmup_epochs)
     callbacks, monitor = (
@@ -98,66 +110,61 @@ def _train(
         log_metrics=log_metrics,
         amp_dtype=torch.bfloat16 if t.amp and device.type == "cuda" else None,
     )
-    results = {
-        "train_seconds": result.seconds,
-        "grad_evals_per_example": result.grad_evals_per_example,
-        "epochs": epochs,
-        "best_epoch": result.best_epoch,
-        "history": result.history,
-        "objective": objective.describe(),
-    }
     warning = catastrophic_overfitting(result.history) if monitor else None
-    if warning:
-        results["warnings"] = [warning]
-    return results
+    return TrainingSummary(
+        epochs=epochs,
+        train_seconds=result.seconds,
+        grad_evals_per_example=result.grad_evals_per_example,
+        best_epoch=result.best_epoch,
+        history=result.history,
+        warnings=[warning] if warning else [],
+    )
 
 
 def fit_or_reuse(
     cfg: DictConfig,
     bundle: DataBundle,
     device: torch.device,
+    identity: dict[str, Any],
     objective: Objective,
-    role: str,
-    epochs: int,
     log_metrics=None,
 ) -> TrainedModel:
     """Train ``objective`` into its checkpoint directory, resuming or reusing what is there."""
     model = build_model(cfg, bundle.info, device)
-    identity = training_identity(cfg, role, objective)
     directory = checkpoint_dir(cfg, identity)
     if cfg.reuse_checkpoints and finished_weights(directory):
         load_weights(directory, model)
         meta = read_json(directory / WEIGHTS_META)
-        log.info("reusing the finished %s checkpoint %s", role, directory)
-        return TrainedModel(
-            model, directory, {**meta.get("results", {}), "reused_checkpoint": True}
-        )
+        log.info("reusing the finished %s checkpoint %s", identity["role"], directory)
+        summary = TrainingSummary.from_json(meta.get("results", {}), reused=True)
+        return TrainedModel(model, directory, summary)
     if not cfg.reuse_checkpoints and directory.exists():
         log.info("reuse_checkpoints=false: retraining from scratch in %s", directory)
         shutil.rmtree(directory)
-    results = _train(
-        cfg, bundle, device, model, objective, directory, identity, epochs, log_metrics
-    )
-    meta = {"config": plain_config(cfg), "identity": identity, "epoch": epochs, "results": results}
+    summary = _train(cfg, bundle, device, model, objective, directory, identity, log_metrics)
+    meta = {
+        "config": plain_config(cfg),
+        "identity": identity,
+        "epoch": identity["epochs"],
+        "results": {**summary.to_json(), "objective": objective.describe()},
+    }
     save_weights(directory, model, meta)
-    return TrainedModel(model, directory, {**results, "reused_checkpoint": False})
+    return TrainedModel(model, directory, summary)
 
 
 def train_stage(
     cfg: DictConfig, bundle: DataBundle, device: torch.device, log_metrics=None
 ) -> TrainedModel:
     """Train the configured model and defense; distillation trains (or reuses) its teacher first."""
-    started = time.perf_counter()
-    teacher, extra = None, {}
+    teacher = None
     if cfg.defense.name == "distillation":
         epochs = cfg.defense.teacher_epochs or cfg.train.epochs
-        teacher_run = fit_or_reuse(cfg, bundle, device, teacher_objective(cfg), "teacher", epochs)
-        teacher = teacher_run.model
-        extra["teacher"] = {
-            k: teacher_run.results.get(k) for k in ("train_seconds", "grad_evals_per_example")
-        }
-    objective = build_objective(cfg, teacher)
-    trained = fit_or_reuse(cfg, bundle, device, objective, "model", cfg.train.epochs, log_metrics)
-    trained.results.update(extra)
-    trained.results["stage_seconds"] = time.perf_counter() - started
+        objective = teacher_objective(cfg)
+        identity = training_identity(cfg, "teacher", objective, epochs)
+        teacher = fit_or_reuse(cfg, bundle, device, identity, objective)
+    objective = build_objective(cfg, teacher.model if teacher else None)
+    teacher_name = teacher.directory.name if teacher else None
+    identity = training_identity(cfg, "model", objective, cfg.train.epochs, teacher_name)
+    trained = fit_or_reuse(cfg, bundle, device, identity, objective, log_metrics)
+    trained.summary.teacher = teacher.summary if teacher else None
     return trained

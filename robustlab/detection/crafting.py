@@ -7,7 +7,7 @@ are those of them whose label flips, noisy negatives those whose label survives 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +36,7 @@ class Split:
     clean: torch.Tensor
     labels: torch.Tensor
     total: int
-    attacked: dict[str, Crafted]
+    attacked: dict[Hashable, Crafted]
 
 
 def run_attack(
@@ -52,6 +52,14 @@ def run_attack(
     return torch.cat(out)
 
 
+def judge(
+    model: nn.Module, adv: torch.Tensor, labels: torch.Tensor, total: int, batch_size: int
+) -> Crafted:
+    """Keep the adversarial examples whose label flipped; accuracy over ``total`` examples."""
+    still_correct = predict(model, adv, batch_size) == labels
+    return Crafted(adv[~still_correct], float(still_correct.sum()) / max(total, 1))
+
+
 def craft(
     model: nn.Module,
     attack: AttackFn,
@@ -62,32 +70,35 @@ def craft(
 ) -> Crafted:
     """Attack the correctly classified examples; keep those whose label flips."""
     adv = run_attack(model, attack, clean, labels, batch_size)
-    still_correct = predict(model, adv, batch_size) == labels
-    return Crafted(adv[~still_correct], float(still_correct.sum()) / max(total, 1))
+    return judge(model, adv, labels, total, batch_size)
 
 
 def craft_split(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    attacks: dict[str, AttackFn],
+    attacks: Mapping[Hashable, AttackFn],
     batch_size: int,
     name: str,
+    given: Mapping[Hashable, torch.Tensor] | None = None,
 ) -> Split:
-    """The correct clean examples of a split and, per attack, the ones it flips."""
+    """The correct clean examples of a split and, per attack, the ones it flips.
+
+    ``given[key]``: adversarial images already crafted for every row of ``images`` (e.g. by
+    the robustness evaluation); the attack is then not run again.
+    """
     images, labels = images.detach().cpu(), labels.detach().cpu().long()
     correct = predict(model, images, batch_size) == labels
     clean, clean_labels = images[correct], labels[correct]
     attacked = {}
     for key, attack in attacks.items():
-        attacked[key] = craft(model, attack, clean, clean_labels, len(images), batch_size)
-        logger.info(
-            "%s %s: %d of %d correct examples flipped",
-            name,
-            key,
-            len(attacked[key].positives),
-            len(clean),
-        )
+        if given and key in given:
+            adv = given[key].detach().cpu()[correct]
+            attacked[key] = judge(model, adv, clean_labels, len(images), batch_size)
+        else:
+            attacked[key] = craft(model, attack, clean, clean_labels, len(images), batch_size)
+        flipped = len(attacked[key].positives)
+        logger.info("%s %s: %d of %d correct examples flipped", name, key, flipped, len(clean))
     return Split(clean, clean_labels, len(images), attacked)
 
 

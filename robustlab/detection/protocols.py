@@ -1,4 +1,4 @@
-"""Evaluation protocols for adversarial-example detection (known and unseen attacks).
+"""Evaluation protocols for adversarial-example detection (known, unseen and adaptive attacks).
 
 Only the validation split ever fits the feature ensemble; the test split is only scored. The
 functions that touch test data return scores and metrics, never a fitted object.
@@ -7,7 +7,8 @@ functions that touch test data return scores and metrics, never a fitted object.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from robustlab.detection.baseline import msp_score
 from robustlab.detection.crafting import AttackFn, Split, craft, craft_split, noisy_negatives
 from robustlab.detection.mahalanobis import MahalanobisDetector
 from robustlab.detection.metrics import TPR_LEVEL, detection_metrics
+from robustlab.detection.report import AttackKey, DetectionKey, DetectionReport, as_attack_key
 from robustlab.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -26,128 +28,167 @@ POSITIVES_NOTE = (
     "adversarial positives are examples the model classifies correctly when clean and wrongly "
     "when attacked; clean negatives are the correctly classified clean test examples"
 )
+Tensors = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class DetectionProtocol:
+    """Which entries :func:`evaluate_detection` measures, and how.
+
+    ``known``: attack keys of the known-attack protocol (default: every attack). ``unseen``:
+    keys tested with the ensemble fitted on ``fit_on`` (default: every attack but ``fit_on``;
+    nothing without ``fit_on``). ``noise_std``: Gaussian-noise copies of clean validation
+    examples that stay correct join the fit's negatives. ``adaptive``: add a detector-aware PGD
+    (``adaptive_steps`` steps, detector term weighted by ``adaptive_weight``) to every known
+    entry that has an eps.
+    """
+
+    known: Sequence[AttackKey | tuple | str] | None = None
+    unseen: Sequence[AttackKey | tuple | str] | None = None
+    fit_on: AttackKey | tuple | str | None = None
+    noise_std: float = 0.05
+    adaptive: bool = False
+    adaptive_weight: float = 0.1
+    adaptive_steps: int = 10
+    seed: int = 0
+    batch_size: int = 256
 
 
 def evaluate_detection(
     model: nn.Module,
     detector: MahalanobisDetector,
-    val_images: torch.Tensor,
-    val_labels: torch.Tensor,
-    test_images: torch.Tensor,
-    test_labels: torch.Tensor,
-    attacks: dict[str, AttackFn],
-    fit_on: str | None = None,
-    known: Sequence[str] | None = None,
-    unseen: Sequence[str] | None = None,
-    noise_std: float = 0.05,
-    adaptive: bool = False,
-    adaptive_weight: float = 1.0,
-    adaptive_steps: int = 10,
-    seed: int = 0,
-    batch_size: int = 256,
-) -> dict[str, dict]:
+    val: Tensors,
+    test: Tensors,
+    attacks: Mapping[AttackKey | tuple | str, AttackFn],
+    protocol: DetectionProtocol | None = None,
+    test_adversarial: Mapping[AttackKey | tuple | str, torch.Tensor] | None = None,
+) -> DetectionReport:
     """Detection metrics of ``detector`` (already ``fit`` on clean training data) per attack.
 
-    Keys of the result:
-        ``"<attack>"`` (e.g. ``"pgd@0.1"``), protocol ``"known"``: the ensemble is fitted on
-        validation adversarials of that attack and tested on its test adversarials.
-        ``"<attack>|unseen(<fit_on>)"``, protocol ``"unseen"``: fitted on the validation
-        adversarials of ``fit_on`` (e.g. FGSM), tested on ``<attack>``.
-    ``known`` and ``unseen`` choose the attack keys of each protocol (default: every attack
-    for the known protocol, every attack but ``fit_on`` for the unseen one).
+    ``val``/``test``: (images, labels) of the validation and test splits; ``attacks`` keyed by
+    ``AttackKey(name, eps)`` (or ``(name, eps)``, or a name without eps). ``test_adversarial``:
+    adversarial images already crafted for the whole test split (row i attacks test image i),
+    e.g. by the robustness evaluation, used instead of attacking again so that a job has one
+    robust accuracy per (attack, eps).
+
     Each entry holds ``auroc``, ``tnr_at_tpr95``, ``detection_accuracy``, ``aupr``,
-    ``n_adversarial``, ``n_clean``, ``robust_accuracy`` (classifier accuracy under the attack
-    on all test examples), ``protocol``, ``noise`` (chosen pre-processing), ``positives`` (a
-    note) and ``baseline_msp`` (the same metrics for the max-softmax baseline). Negatives for
-    the fit are the correct clean validation examples plus Gaussian-noise copies
-    (``noise_std``) that stay correctly classified.
-
-    ``adaptive=True`` adds ``"adaptive"`` to each known ``"name@eps"`` entry: a detector-aware PGD
-    (``adaptive_attack``, eps parsed from the ``"name@eps"`` key, ``adaptive_steps`` steps)
-    against the ensemble fitted for that entry, with its robust accuracy, detection metrics
-    and ``evasion_rate`` (share of correct test examples misclassified *and* scored below
-    the threshold that catches 95% of the non-adaptive adversarials), next to the
-    non-adaptive ``evasion_rate``. The detector is left fitted on the last ensemble fitted.
+    ``evasion_rate``, ``n_adversarial``, ``n_clean``, ``robust_accuracy`` (classifier accuracy
+    under the attack on all test examples), ``protocol``, ``noise`` (chosen pre-processing),
+    ``positives`` (a note) and ``baseline_msp`` (the max-softmax baseline's metrics); unseen
+    entries add ``fitted_on``, adaptive ones (under ``"adaptive"`` of the known entry) the
+    attack's ``eps``, ``steps``, ``weight`` and an ``evasion_rate`` measured against the
+    threshold that catches 95% of the non-adaptive adversarials. The detector is left fitted
+    on the last ensemble fitted.
     """
+    protocol = protocol or DetectionProtocol()
+    attacks = {as_attack_key(k): a for k, a in attacks.items()}
+    fit_on = None if protocol.fit_on is None else as_attack_key(protocol.fit_on)
     if detector.model is not model:
-        raise ConfigError(
-            "evaluate_detection: detector.fit(...) must have been called with this model"
-        )
+        raise ConfigError("evaluate_detection: detector.fit(...) must be called with this model")
     if fit_on is not None and fit_on not in attacks:
-        raise ConfigError(f"fit_on={fit_on!r} is not one of the attacks ({', '.join(attacks)})")
-    val = craft_split(model, val_images, val_labels, attacks, batch_size, "validation")
-    noisy = noisy_negatives(model, val.clean, val.labels, noise_std, seed, batch_size)
-    test = craft_split(model, test_images, test_labels, attacks, batch_size, "test")
-    results: dict[str, dict] = {}
-    for key in attacks if known is None else known:
-        if not _fit_on_validation(detector, val, noisy, key, test, results, key):
-            continue
-        results[key] = _test_entry(model, detector, test, key, "known", batch_size)
-        # the adaptive attack is an eps-ball PGD: it pairs with the "name@eps" attacks only,
-        # not with minimal-perturbation attacks such as CW or DeepFool
-        if adaptive and "@" in key:
-            results[key]["adaptive"] = _adaptive_entry(
-                model,
-                detector,
-                test,
-                key,
-                results[key],
-                adaptive_weight,
-                adaptive_steps,
-                batch_size,
-            )
-    others = [key for key in (attacks if unseen is None else unseen) if key != fit_on]
-    if fit_on is not None and others:
-        unseen_keys = {key: f"{key}|unseen({fit_on})" for key in others}
-        if _fit_on_validation(detector, val, noisy, fit_on, test, results, *unseen_keys.values()):
-            for key, name in unseen_keys.items():
-                entry = _test_entry(model, detector, test, key, "unseen", batch_size)
-                results[name] = {**entry, "fitted_on": fit_on}
-    return results
-
-
-def _fit_on_validation(
-    detector: MahalanobisDetector,
-    val: Split,
-    noisy: torch.Tensor,
-    key: str,
-    test: Split,
-    results: dict[str, dict],
-    *result_keys: str,
-) -> bool:
-    """Fit the ensemble on validation data of ``key``; on too little data, say so instead."""
-    try:
-        detector.fit_ensemble(val.clean, val.attacked[key].positives, noisy)
-    except DataError as err:
-        logger.warning("detection %s skipped: %s", key, err)
-        for name in result_keys:
-            attacked = test.attacked[name.split("|", 1)[0]]
-            entry = _metrics_entry(torch.zeros(0), torch.zeros(0), attacked.robust_accuracy)
-            entry.update(n_clean=len(test.clean), n_adversarial=len(attacked.positives))
-            results[name] = {**entry, "note": f"ensemble not fitted on {key}: {err}"}
-        return False
-    return True
-
-
-def _test_entry(
-    model: nn.Module,
-    detector: MahalanobisDetector,
-    test: Split,
-    key: str,
-    protocol: str,
-    batch_size: int,
-) -> dict:
-    crafted = test.attacked[key]
-    entry = _metrics_entry(
-        detector.score(test.clean), detector.score(crafted.positives), crafted.robust_accuracy
+        names = ", ".join(k.label for k in attacks)
+        raise ConfigError(f"fit_on={fit_on.label!r} is not one of the attacks ({names})")
+    given = {as_attack_key(k): v for k, v in (test_adversarial or {}).items()}
+    bs = protocol.batch_size
+    val_split = craft_split(model, *val, attacks, bs, "validation")
+    noisy = noisy_negatives(
+        model, val_split.clean, val_split.labels, protocol.noise_std, protocol.seed, bs
     )
-    entry.update(protocol=protocol, noise=detector.noise, positives=POSITIVES_NOTE)
-    if len(crafted.positives):
-        entry["baseline_msp"] = detection_metrics(
-            msp_score(model, test.clean, batch_size),
-            msp_score(model, crafted.positives, batch_size),
+    test_split = craft_split(model, *test, attacks, bs, "test", given)
+    session = _Session(model, detector, val_split, noisy, test_split, protocol)
+    report = DetectionReport()
+    for key in attacks if protocol.known is None else map(as_attack_key, protocol.known):
+        session.known(key, report)
+    if fit_on is not None:
+        wanted = attacks if protocol.unseen is None else map(as_attack_key, protocol.unseen)
+        session.unseen(fit_on, [k for k in wanted if k != fit_on], report)
+    return report
+
+
+@dataclass
+class _Session:
+    """The crafted splits of one evaluation and the detector they fit."""
+
+    model: nn.Module
+    detector: MahalanobisDetector
+    val: Split
+    noisy: torch.Tensor
+    test: Split
+    protocol: DetectionProtocol
+
+    def known(self, key: AttackKey, report: DetectionReport) -> None:
+        """The known-attack entry of ``key``, with its adaptive attack when asked for."""
+        entry_key = DetectionKey(key)
+        if not self._fit(key, [entry_key], report):
+            return
+        entry = self._test_entry(key, "known")
+        # the adaptive attack is an eps-ball PGD: it pairs with attacks that have an eps,
+        # not with minimal-perturbation attacks such as CW or DeepFool
+        if self.protocol.adaptive and key.eps is not None:
+            entry["adaptive"] = self._adaptive_entry(key, entry)
+        report.entries[entry_key] = entry
+
+    def unseen(self, fit_on: AttackKey, keys: list[AttackKey], report: DetectionReport) -> None:
+        """Entries for ``keys`` tested with the ensemble fitted on ``fit_on``."""
+        entry_keys = [DetectionKey(key, "unseen", fit_on) for key in keys]
+        if not keys or not self._fit(fit_on, entry_keys, report):
+            return
+        for entry_key in entry_keys:
+            entry = self._test_entry(entry_key.attack, "unseen")
+            report.entries[entry_key] = {**entry, "fitted_on": fit_on.label}
+
+    def _fit(self, key: AttackKey, entries: list[DetectionKey], report: DetectionReport) -> bool:
+        """Fit the ensemble on validation data of ``key``; on too little data, say so instead."""
+        try:
+            self.detector.fit_ensemble(self.val.clean, self.val.attacked[key].positives, self.noisy)
+        except DataError as err:
+            message = f"detection {key.label} skipped: {err}"
+            logger.warning(message)
+            report.warnings.append(message)
+            for entry_key in entries:
+                attacked = self.test.attacked[entry_key.attack]
+                entry = _metrics_entry(torch.zeros(0), torch.zeros(0), attacked.robust_accuracy)
+                entry.update(n_clean=len(self.test.clean), n_adversarial=len(attacked.positives))
+                report.entries[entry_key] = {
+                    **entry,
+                    "note": f"ensemble not fitted on {key.label}: {err}",
+                }
+            return False
+        return True
+
+    def _test_entry(self, key: AttackKey, protocol: str) -> dict:
+        crafted, detector = self.test.attacked[key], self.detector
+        entry = _metrics_entry(
+            detector.score(self.test.clean),
+            detector.score(crafted.positives),
+            crafted.robust_accuracy,
         )
-    return entry
+        entry.update(protocol=protocol, noise=detector.noise, positives=POSITIVES_NOTE)
+        if len(crafted.positives):
+            bs = self.protocol.batch_size
+            entry["baseline_msp"] = detection_metrics(
+                msp_score(self.model, self.test.clean, bs),
+                msp_score(self.model, crafted.positives, bs),
+            )
+        return entry
+
+    def _adaptive_entry(self, key: AttackKey, known: dict) -> dict:
+        """Detector-aware PGD against the ensemble currently fitted (white box)."""
+        p, test, detector = self.protocol, self.test, self.detector
+        eps, steps = float(key.eps), p.adaptive_steps
+        attack = adaptive_attack(
+            self.model, detector, eps, 2.5 * eps / max(steps, 1), steps, p.adaptive_weight
+        )
+        crafted = craft(self.model, attack, test.clean, test.labels, test.total, p.batch_size)
+        adv_scores = detector.score(crafted.positives)
+        entry = _metrics_entry(detector.score(test.clean), adv_scores, crafted.robust_accuracy)
+        if len(adv_scores) and known.get("auroc") is not None:
+            # Same bar as the non-adaptive attack: the threshold catching 95% of its positives.
+            known_scores = detector.score(test.attacked[key].positives).numpy()
+            threshold = float(np.quantile(known_scores, 1.0 - TPR_LEVEL))
+            entry["evasion_rate"] = float((adv_scores < threshold).sum()) / len(test.clean)
+        entry.update(eps=eps, steps=steps, weight=p.adaptive_weight, protocol="adaptive")
+        return entry
 
 
 def _metrics_entry(clean_scores: torch.Tensor, adv_scores: torch.Tensor, robust_acc: float) -> dict:
@@ -160,35 +201,4 @@ def _metrics_entry(clean_scores: torch.Tensor, adv_scores: torch.Tensor, robust_
     else:
         entry.update(dict.fromkeys(("auroc", "tnr_at_tpr95", "detection_accuracy", "aupr")))
         entry["evasion_rate"] = 0.0 if not len(adv_scores) else None
-    return entry
-
-
-def _adaptive_entry(
-    model: nn.Module,
-    detector: MahalanobisDetector,
-    test: Split,
-    key: str,
-    known: dict,
-    weight: float,
-    steps: int,
-    batch_size: int,
-) -> dict:
-    """Detector-aware PGD against the ensemble currently fitted (white box)."""
-    try:
-        eps = float(key.rsplit("@", 1)[1])
-    except (IndexError, ValueError) as err:
-        raise ConfigError(
-            f"adaptive=True needs attack keys like 'pgd@0.1' to read eps, got {key!r}"
-        ) from err
-    attack = adaptive_attack(model, detector, eps, 2.5 * eps / max(steps, 1), steps, weight)
-    crafted = craft(model, attack, test.clean, test.labels, test.total, batch_size)
-    clean_scores = detector.score(test.clean)
-    adv_scores = detector.score(crafted.positives)
-    entry = _metrics_entry(clean_scores, adv_scores, crafted.robust_accuracy)
-    if len(adv_scores) and known.get("auroc") is not None:
-        # Same bar as the non-adaptive attack: the threshold catching 95% of its positives.
-        known_scores = detector.score(test.attacked[key].positives).numpy()
-        threshold = float(np.quantile(known_scores, 1.0 - TPR_LEVEL))
-        entry["evasion_rate"] = float((adv_scores < threshold).sum()) / len(clean_scores)
-    entry.update(eps=eps, steps=steps, weight=weight, protocol="adaptive")
     return entry

@@ -17,9 +17,10 @@ from typing import Any
 
 import yaml
 
+from robustlab.tracking.results import RESULTS_FILE
+
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.json"
 NO_RESULTS_ERROR = "no results.json: the job stopped before writing its results (see its log)"
 # Overrides that name the columns of a record; the pipeline writes them into results.json too.
 IDENTITY_OVERRIDES = {
@@ -36,6 +37,7 @@ class RunRecord:
 
     job: str  # job folder relative to the sweep folder, e.g. "3" or "model=x/seed=0"
     status: str  # "ok" or "failed"
+    schema_version: int = 1  # results.json files without the key are version 1
     dataset: str | None = None
     model: str | None = None
     defense: str | None = None
@@ -56,17 +58,6 @@ class RunRecord:
     def ok(self) -> bool:
         """Whether the job finished and wrote its results."""
         return self.status == "ok"
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as JSON (indent 2, NaN/inf -> null) via temp file + fsync + rename.
-
-    Delegates to ``robustlab.fileio`` so that there is one implementation; it is imported here on
-    first use because it imports torch, which reading a sweep does not need.
-    """
-    from robustlab.fileio import write_json_atomic as _write
-
-    _write(path, obj)
 
 
 def parse_override(override: str) -> tuple[str, str]:
@@ -171,6 +162,7 @@ def record_from_payload(job: str, payload: dict, job_dir: str | None = None) -> 
     return RunRecord(
         job=job,
         status=status,
+        schema_version=_as_int(payload.get("schema_version")) or 1,
         dataset=_as_str(payload.get("dataset")),
         model=_as_str(payload.get("model")),
         defense=_as_str(payload.get("defense")),

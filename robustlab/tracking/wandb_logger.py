@@ -11,32 +11,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from robustlab.tracking.results import summary_metrics
+
 log = logging.getLogger(__name__)
-
-MODES = ("offline", "online", "disabled")
-
-
-def summary_metrics(results: dict[str, Any]) -> dict[str, float]:
-    """Flat scalar summary keys chosen for W&B parallel-coordinates and scatter panels."""
-    summary: dict[str, float] = {}
-    for key in ("clean_accuracy", "params"):
-        if isinstance(results.get(key), (int, float)):
-            summary[key] = results[key]
-    for attack, curve in results.get("robust_accuracy", {}).items():
-        for eps, acc in curve.items():
-            if acc is not None:
-                summary[f"robust_accuracy/{attack}@{eps}"] = acc
-    for name, metrics in results.get("detection", {}).items():
-        for metric in ("auroc", "tnr_at_tpr95"):
-            if isinstance(metrics.get(metric), (int, float)):
-                summary[f"detection/{name}/{metric}"] = metrics[metric]
-    for stage, seconds in results.get("timing_s", {}).items():
-        summary[f"timing_s/{stage}"] = seconds
-    cost = results.get("training_cost", {}).get("grad_evals_per_example")
-    if cost is not None:
-        summary["training_cost/grad_evals_per_example"] = cost
-    summary["n_warnings"] = len(results.get("warnings", []))
-    return summary
 
 
 class WandbLogger:

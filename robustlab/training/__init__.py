@@ -9,6 +9,7 @@ from robustlab.training.checkpoint import (
 from robustlab.training.fit import FitResult, Monitor, fit
 from robustlab.training.objectives import CrossEntropy, Objective, ObjectiveStep
 from robustlab.training.optim import build_optimizer, build_scheduler
+from robustlab.training.summary import TrainingSummary
 
 __all__ = [
     "CrossEntropy",
@@ -17,6 +18,7 @@ __all__ = [
     "Objective",
     "ObjectiveStep",
     "TrainingState",
+    "TrainingSummary",
     "build_optimizer",
     "build_scheduler",
     "finished_weights",

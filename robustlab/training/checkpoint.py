@@ -46,7 +46,7 @@ def read_json(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint metadata {path} is missing: train the model first"
         ) from err
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"checkpoint metadata {path} is corrupt ({err}): retrain it") from err
 
 

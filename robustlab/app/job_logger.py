@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from robustlab.app.builders import plain_config
-from robustlab.app.jobs import RESULTS_FILE, in_multirun
-from robustlab.fileio import write_json_atomic
+from robustlab.app.jobs import in_multirun
 from robustlab.tracking.wandb_logger import WandbLogger
 
 
@@ -45,10 +43,3 @@ def job_logger(cfg: DictConfig, out: Path, job_type: str) -> Iterator[WandbLogge
         exit_code = 0
     finally:
         logger.finish(exit_code)
-
-
-def record_results(results: dict[str, Any], out: Path, logger: WandbLogger) -> None:
-    """Mark the job finished, write results.json atomically and send the numbers to W&B."""
-    results["status"] = "ok"
-    write_json_atomic(out / RESULTS_FILE, results)
-    logger.log_results(results)

@@ -1,0 +1,148 @@
+"""The results contract: a job's typed stage results -> ``results.json`` and the W&B summary.
+
+Every stage of a job returns a dataclass with ``to_results()`` (its fragment of results.json)
+and ``warnings``: training a :class:`robustlab.training.TrainingSummary`, evaluation a
+:class:`robustlab.attacks.RobustnessReport`, detection a
+:class:`robustlab.detection.DetectionReport`, and so on. :func:`results_payload` is the ONE
+place that assembles them into the results.json object, :func:`summary_metrics` the one that
+flattens that object for W&B, and :mod:`robustlab.tracking.records` reads the same schema back.
+
+Schema history: version 1 files (no ``schema_version`` key) carry the same keys; version 2
+adds ``schema_version`` and, with newer stages, more keys. Keys are added, never renamed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+SCHEMA_VERSION = 2
+RESULTS_FILE = "results.json"
+
+
+class StageResult(Protocol):
+    """What every stage returns: its warnings and its fragment of results.json."""
+
+    warnings: list[str]
+
+    def to_results(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class JobIdentity:
+    """The keys that name a job, known before anything runs."""
+
+    dataset: str
+    model: str
+    defense: str
+    seed: int
+    overrides: list[str] = field(default_factory=list)
+    job_dir: str | None = None
+    device: str | None = None
+
+    def to_results(self) -> dict[str, Any]:
+        """The identity keys of results.json (``device`` only when known)."""
+        keys = {
+            "dataset": self.dataset,
+            "model": self.model,
+            "defense": self.defense,
+            "seed": self.seed,
+            "overrides": list(self.overrides),
+            "job_dir": self.job_dir,
+        }
+        if self.device is not None:
+            keys["device"] = self.device
+        return keys
+
+
+@dataclass
+class JobResults:
+    """One job: who it is, what its stages returned (in order) and how long each took.
+
+    ``checkpoint``/``params`` describe the model the stages ran on.
+    """
+
+    identity: JobIdentity
+    stages: dict[str, StageResult] = field(default_factory=dict)
+    timing_s: dict[str, float] = field(default_factory=dict)
+    checkpoint: str | None = None
+    params: int | None = None
+
+    def add(self, name: str, result: StageResult, seconds: float) -> None:
+        """Record a finished stage and its wall time (``timing_s[name]``)."""
+        self.stages[name] = result
+        self.timing_s[name] = seconds
+
+
+def _merge(payload: dict[str, Any], fragment: dict[str, Any], stage: str) -> None:
+    """Add a stage's keys; dict-valued keys shared by stages (robust_accuracy) merge one level
+    down, but no stage may overwrite a value another stage wrote."""
+    for key, value in fragment.items():
+        if key == "warnings":
+            payload["warnings"].extend(value)
+        elif key not in payload:
+            payload[key] = value
+        elif isinstance(payload[key], dict) and isinstance(value, dict):
+            clash = set(payload[key]) & set(value)
+            if clash:
+                raise ValueError(f"stage {stage!r} rewrites results.json {key}: {sorted(clash)}")
+            payload[key].update(value)
+        else:
+            raise ValueError(f"stage {stage!r} rewrites the results.json key {key!r}")
+
+
+def results_payload(job: JobResults, status: str = "ok") -> dict[str, Any]:
+    """The results.json object of a job: identity, then each stage's keys, warnings in order."""
+    payload: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "status": status}
+    payload.update(job.identity.to_results())
+    if job.params is not None:
+        payload["params"] = job.params
+    if job.checkpoint is not None:
+        payload["checkpoint"] = job.checkpoint
+    payload["warnings"] = []
+    for name, result in job.stages.items():
+        fragment = dict(result.to_results())
+        fragment.setdefault("warnings", list(result.warnings))
+        _merge(payload, fragment, name)
+    payload["timing_s"] = dict(job.timing_s)
+    return payload
+
+
+def failed_payload(identity: JobIdentity, error: str, traceback: str | None = None) -> dict:
+    """The results.json of a job that raised: its identity and the one-line error."""
+    payload = {"schema_version": SCHEMA_VERSION, "status": "failed", "error": error}
+    payload.update(identity.to_results())
+    if traceback is not None:
+        payload["traceback"] = traceback
+    return payload
+
+
+def write_results(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write a results.json atomically (a reader never sees half a file)."""
+    from robustlab.fileio import write_json_atomic  # imports torch; reading needs none
+
+    write_json_atomic(path, payload)
+
+
+def summary_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """Flat scalar summary keys of a results.json object, for W&B panels and sweeps."""
+    summary: dict[str, float] = {}
+    for key in ("clean_accuracy", "params"):
+        if isinstance(results.get(key), (int, float)):
+            summary[key] = results[key]
+    for attack, curve in results.get("robust_accuracy", {}).items():
+        for eps, acc in curve.items():
+            if acc is not None:
+                summary[f"robust_accuracy/{attack}@{eps}"] = acc
+    for name, metrics in results.get("detection", {}).items():
+        for metric in ("auroc", "tnr_at_tpr95"):
+            if isinstance(metrics.get(metric), (int, float)):
+                summary[f"detection/{name}/{metric}"] = metrics[metric]
+    for stage, seconds in results.get("timing_s", {}).items():
+        summary[f"timing_s/{stage}"] = seconds
+    cost = results.get("training_cost", {}).get("grad_evals_per_example")
+    if cost is not None:
+        summary["training_cost/grad_evals_per_example"] = cost
+    summary["n_warnings"] = len(results.get("warnings", []))
+    return summary
