@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,19 @@ from omegaconf import OmegaConf
 
 from robustlab.app.builders import attack_spec, build_model
 from robustlab.app.config_path import CONFIG_DIR
+from robustlab.app.defenses import build_objective
 from robustlab.app.schema import register_schemas
+from robustlab.app.training_stage import checkpoint_dir, training_identity
 from robustlab.app.validate import validate_config
 from robustlab.attacks import build_attack, list_attacks, takes_eps
 from robustlab.attacks.report import attack_factory
 from robustlab.data import dataset_info
+from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol
 from robustlab.errors import ConfigError
 from robustlab.models import create_model
 from robustlab.runtime import resolve_device
+from robustlab.training import build_optimizer
+from tests.app_helpers import run_entry
 
 CONF = Path(CONFIG_DIR)
 
@@ -131,3 +137,53 @@ def test_file_data_sets_need_a_root(composer, monkeypatch):
     cfg = composer("data=mnist")
     with pytest.raises(ConfigError, match="data.root"):
         validate_config(cfg)
+
+
+def test_model_options_are_settable_from_the_command_line(composer):
+    narrow = build_model(composer("model.width=0.5"), dataset_info("digits"), "cpu")
+    default = build_model(composer(), dataset_info("digits"), "cpu")
+    assert sum(p.numel() for p in narrow.parameters()) < sum(
+        p.numel() for p in default.parameters()
+    )
+    cnn = composer("model=small_cnn", "model.widths=[8,16]")
+    validate_config(cnn)
+    assert build_model(cnn, dataset_info("digits"), "cpu").num_features[-1] == 16
+    with pytest.raises(ConfigError, match="resnet20 has no option widths"):
+        validate_config(composer("model.widths=[8,16]"))
+
+
+def test_pgd_l2_is_a_real_attack_config(composer):
+    spec = attack_spec(composer("+attack@eval.attacks.l2=pgd_l2").eval.attacks.l2)
+    attack = attack_factory(spec, create_model("small_cnn", 10, 1))(0.5)
+    assert attack.norm == "L2" and spec.eps == [0.25, 0.5, 1.0]
+    with pytest.raises(ConfigError, match="pgd_l2 is the L2 PGD"):
+        attack_spec(
+            composer("+attack@eval.attacks.l2=pgd_l2", "eval.attacks.l2.norm=Linf").eval.attacks.l2
+        )
+
+
+def test_checkpoint_identity_hashes_only_what_the_objective_uses(composer):
+    def directory(*overrides):
+        cfg = composer(*overrides)
+        objective = build_objective(cfg)
+        return checkpoint_dir(cfg, training_identity(cfg, "model", objective, cfg.train.epochs))
+
+    assert directory("defense=fast_at", "defense.steps=3") == directory("defense=fast_at")
+    assert directory("defense=pgd_at", "defense.steps=3") != directory("defense=pgd_at")
+    assert directory("defense=none", "defense.beta=1") == directory("defense=none")
+
+
+def test_schema_defaults_come_from_the_library(composer):
+    cfg = composer()
+    assert cfg.detector.adaptive_weight == DetectionProtocol.adaptive_weight
+    assert tuple(cfg.detector.noise_grid) == DEFAULT_NOISE_GRID
+    assert cfg.train.lr == inspect.signature(build_optimizer).parameters["lr"].default
+
+
+def test_a_bad_value_in_a_sweep_fails_once_before_any_job(tmp_path):
+    proc = run_entry(
+        "train", "-m", "model=resnet20,se_resnet20", "eval.eps=[0.1],[-0.1]", cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert "eval.eps=-0.1 is out of range" in proc.stderr
+    assert not list(tmp_path.rglob("results.json")) and not (tmp_path / "checkpoints").exists()

@@ -95,13 +95,13 @@ def attack_spec(attack: DictConfig) -> AttackSpec:
     name = attack.name.lower()
     if name in ("pgd", "pgd_l2"):
         kwargs.update(loss=attack.loss, restarts=attack.restarts, early_stop=attack.early_stop)
-        if name == "pgd":
-            kwargs["norm"] = attack.norm
-        elif attack.norm != "L2":
+        if name == "pgd_l2" and attack.norm not in (None, "L2"):
             raise ConfigError(
                 f"attack pgd_l2 is the L2 PGD: drop norm={attack.norm} or use name: pgd"
             )
-    elif attack.loss != "ce" or attack.norm != "Linf" or attack.restarts != 1:
+        if name == "pgd" and attack.norm is not None:
+            kwargs["norm"] = attack.norm
+    elif attack.loss != "ce" or attack.norm is not None or attack.restarts != 1:
         raise ConfigError(
             f"attack {attack.name}: loss, norm and restarts are options of the native PGD; "
             "set other attacks' settings under options:"

@@ -6,13 +6,27 @@ Ranges and choices live in each field's ``metadata`` and are checked by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typing generics)
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from robustlab.attacks import evaluate_robustness
+from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol
+from robustlab.models import list_models, model_options
+from robustlab.training import build_optimizer
+from robustlab.training.objectives import TRADES, AdversarialTraining
+from robustlab.training.robust_monitor import HeldOutRobustness
+
 DEFENSES = ("none", "pgd_at", "fast_at", "trades", "distillation")
+
+
+def _lib(function: Callable, name: str) -> Any:
+    """The library's default of ``function``'s parameter ``name``: the one source of it."""
+    return inspect.signature(function).parameters[name].default
 
 
 def _range(default: Any, low: float | None = None, high: float | None = None, **kw: Any) -> Any:
@@ -34,21 +48,30 @@ class DataConfig:
     max_train: Optional[int] = _range(None, 1)
 
 
-@dataclass
-class ModelConfig:
-    _target_: str = "robustlab.models.create_model"
-    name: str = "resnet20"
-    se_reduction: Optional[int] = _range(None, 1)
+def _model_config() -> type:
+    """``_target_``, ``name`` and every option of every registered model, None by default.
+
+    None means "the model's own default" (``build_model`` drops it), so every option can be
+    set from the command line (``model.width=2``) while the defaults live in the model code;
+    ``validate_config`` rejects an option the chosen model does not have.
+    """
+    options = sorted({option for name in list_models() for option in model_options(name)})
+    fields = [("_target_", str, "robustlab.models.create_model"), ("name", str, "resnet20")]
+    fields += [(option, Optional[Any], None) for option in options]
+    return make_dataclass("ModelConfig", fields)
+
+
+ModelConfig = _model_config()
 
 
 @dataclass
 class TrainConfig:
     epochs: int = _range(15, 1)
     optimizer: str = _choice("sgd", "sgd", "adam", "adamw")
-    lr: float = _range(0.05, 0.0, exclusive_low=True)
-    momentum: float = _range(0.9, 0.0, 0.999)
-    weight_decay: float = _range(5e-4, 0.0)
-    nesterov: bool = True
+    lr: float = _range(_lib(build_optimizer, "lr"), 0.0, exclusive_low=True)
+    momentum: float = _range(_lib(build_optimizer, "momentum"), 0.0, 0.999)
+    weight_decay: float = _range(_lib(build_optimizer, "weight_decay"), 0.0)
+    nesterov: bool = _lib(build_optimizer, "nesterov")
     scheduler: str = _choice("cosine", "constant", "cosine", "step", "onecycle")
     warmup_epochs: float = _range(0.0, 0.0)
     amp: bool = False
@@ -60,16 +83,16 @@ class DefenseConfig:
     eps: float = _range(0.1, 0.0, 1.0)
     steps: int = _range(7, 1)
     step_size: float = _range(0.25, 0.0, exclusive_low=True)  # alpha = step_size * eps
-    random_start: bool = True
-    mix: float = _range(0.0, 0.0, 1.0)
-    model_mode: str = _choice("eval", "eval", "train")
-    eps_warmup_epochs: int = _range(0, 0)
-    beta: float = _range(6.0, 0.0)
+    random_start: bool = _lib(AdversarialTraining, "random_start")
+    mix: float = _range(_lib(AdversarialTraining, "mix"), 0.0, 1.0)
+    model_mode: str = _choice(_lib(AdversarialTraining, "model_mode"), "eval", "train")
+    eps_warmup_epochs: int = _range(_lib(AdversarialTraining, "warmup_epochs"), 0)
+    beta: float = _range(_lib(TRADES, "beta"), 0.0)
     temperature: float = _range(20.0, 0.0, exclusive_low=True)
     teacher_epochs: Optional[int] = _range(None, 1)
     monitor_heldout: bool = False
     heldout_size: int = _range(128, 1)
-    heldout_steps: int = _range(10, 1)
+    heldout_steps: int = _range(_lib(HeldOutRobustness, "steps"), 1)
 
 
 @dataclass
@@ -79,7 +102,7 @@ class AttackConfig:
     step_size: Optional[float] = _range(None, 0.0, exclusive_low=True)  # alpha = step_size * eps
     restarts: int = _range(1, 1)
     loss: str = _choice("ce", "ce", "margin")
-    norm: str = _choice("Linf", "Linf", "L2")
+    norm: Optional[str] = _choice(None, "Linf", "L2")  # None: the attack's own (pgd_l2: L2)
     early_stop: bool = True
     eps: Optional[List[float]] = field(default=None, metadata={"range": (0.0, None)})  # own grid
     options: Dict[str, Any] = field(default_factory=dict)
@@ -96,8 +119,9 @@ class EvalConfig:
     large_eps: Optional[float] = _range(0.5, 0.0, exclusive_low=True)
     # eps-grid schedule for PGD: "continuation" (one stream, survivors go on with a few more
     # steps at each larger eps) or "full" (the whole attack again at every eps)
-    schedule: str = _choice("continuation", "continuation", "full")
-    continuation_steps: Optional[int] = _range(None, 1)  # null: a quarter of the attack's steps
+    schedule: str = _choice(_lib(evaluate_robustness, "schedule"), "continuation", "full")
+    # null: a quarter of the attack's steps
+    continuation_steps: Optional[int] = _range(_lib(evaluate_robustness, "continuation_steps"), 1)
 
 
 @dataclass
@@ -108,8 +132,8 @@ class DetectorConfig:
     fit_on: Optional[str] = "fgsm"
     unseen: List[str] = field(default_factory=list)
     adaptive: bool = True
-    adaptive_weight: float = _range(0.1, 0.0)
-    noise_grid: List[float] = field(default_factory=lambda: [0.0, 0.001, 0.002, 0.005, 0.01])
+    adaptive_weight: float = _range(DetectionProtocol.adaptive_weight, 0.0)
+    noise_grid: List[float] = field(default_factory=lambda: list(DEFAULT_NOISE_GRID))
     max_examples: Optional[int] = _range(400, 1)
 
 

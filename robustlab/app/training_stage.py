@@ -31,9 +31,9 @@ from robustlab.training.summary import TrainingSummary
 
 log = logging.getLogger(__name__)
 
-# the config sections that decide the trained weights; evaluation settings are left out so that
-# evaluating the same model differently reuses its checkpoint
-TRAINING_KEYS = ("data", "model", "train", "defense", "seed")
+# the config sections that decide the trained weights (the defense enters through its objective);
+# evaluation settings are left out so that evaluating the same model differently reuses it
+TRAINING_KEYS = ("data", "model", "train", "seed")
 # where files live, not what is trained
 IGNORED_DATA_KEYS = ("root",)
 # bump when a change to the training code changes the weights a config produces
@@ -62,7 +62,8 @@ def training_identity(
     identity["model"] = {k: v for k, v in identity["model"].items() if v is not None}
     for key in IGNORED_DATA_KEYS:
         identity["data"].pop(key, None)
-    identity.update(role=role, objective=objective.describe(), epochs=epochs)
+    identity.update(defense=cfg.defense.name, role=role, objective=objective.describe())
+    identity["epochs"] = epochs
     identity["format"] = CHECKPOINT_FORMAT
     if teacher is not None:
         identity["teacher"] = teacher

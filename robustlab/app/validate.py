@@ -5,10 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, ListConfig
 
 from robustlab.app.schema import AttackConfig, Config
 from robustlab.errors import ConfigError
+from robustlab.models import model_options
 
 
 def _check_value(path: str, value: Any, meta: dict[str, Any]) -> None:
@@ -51,9 +55,20 @@ def _nested_schema(schema: type, name: str) -> type | None:
     return type(instance) if dataclasses.is_dataclass(instance) else None
 
 
+def _check_model_options(model: DictConfig) -> None:
+    given = {key for key, value in model.items() if key != "_target_" and value is not None}
+    unknown = sorted(given - {"name"} - set(model_options(model.name)))
+    if unknown:
+        valid = ", ".join(model_options(model.name)) or "(none)"
+        raise ConfigError(
+            f"model {model.name} has no option {', '.join(unknown)}: its options are {valid}"
+        )
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError (one line) for the first out-of-range value or invalid combination."""
     _check_node("", cfg, Config)
+    _check_model_options(cfg.model)
     for key, attack in cfg.eval.attacks.items():
         _check_node(f"eval.attacks.{key}", attack, AttackConfig)
     for key in list(cfg.detector.attacks) + list(cfg.detector.unseen) + [cfg.detector.fit_on]:
@@ -67,3 +82,23 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data={cfg.data.name} needs data.root=DIR pointing at the data set files"
         )
+
+
+def validate_sweep(config: DictConfig) -> None:
+    """Compose and check every job of a multirun before any starts (raises ConfigError).
+
+    The sweep's jobs are the basic sweeper's combinations of ``hydra.sweeper.params`` and the
+    command-line overrides; each is composed as Hydra will compose it and range-checked, so a
+    bad value in a 10-job sweep is one error at start-up instead of ten failed jobs.
+    """
+    loader = GlobalHydra.instance().config_loader()
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=loader)
+    overrides = parser.parse_overrides(params + list(config.hydra.overrides.task))
+    for batch in BasicSweeper.split_arguments(overrides, None):
+        for job_overrides in batch:
+            job = loader.load_sweep_config(config, list(job_overrides))
+            try:
+                validate_config(job)
+            except ConfigError as err:
+                raise ConfigError(f"{err} (sweep job {' '.join(job_overrides)})") from err

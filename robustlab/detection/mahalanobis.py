@@ -29,7 +29,7 @@ from robustlab.models.runtime import model_device
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NOISE_GRID = (0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01)
+DEFAULT_NOISE_GRID = (0.0, 0.001, 0.002, 0.005, 0.01)
 
 
 class MahalanobisDetector:

@@ -16,7 +16,7 @@ SCHEDULES = ("constant", "cosine", "step", "onecycle")
 def build_optimizer(
     model: nn.Module,
     name: str = "sgd",
-    lr: float = 0.1,
+    lr: float = 0.05,
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
     nesterov: bool = True,
