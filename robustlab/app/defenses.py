@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -19,29 +21,41 @@ from robustlab.training.objectives import (
 from robustlab.training.robust_monitor import HeldOutRobustness
 
 
+def _adversarial(cfg: DictConfig, fast: bool) -> Objective:
+    d = cfg.defense
+    shared = dict(
+        eps=d.eps,
+        alpha=d.step_size * d.eps,
+        random_start=d.random_start,
+        mix=d.mix,
+        model_mode=d.model_mode,
+        warmup_epochs=d.eps_warmup_epochs,
+    )
+    return (
+        FastAdversarialTraining(**shared) if fast else AdversarialTraining(steps=d.steps, **shared)
+    )
+
+
+# defense name -> its objective; the schema's choices are exactly these keys
+OBJECTIVES: dict[str, Callable[[DictConfig, nn.Module | None], Objective]] = {
+    "none": lambda cfg, teacher: CrossEntropy(),
+    "pgd_at": lambda cfg, teacher: _adversarial(cfg, fast=False),
+    "fast_at": lambda cfg, teacher: _adversarial(cfg, fast=True),
+    "trades": lambda cfg, teacher: TRADES(
+        eps=cfg.defense.eps,
+        alpha=cfg.defense.step_size * cfg.defense.eps,
+        steps=cfg.defense.steps,
+        beta=cfg.defense.beta,
+    ),
+    "distillation": lambda cfg, teacher: Distillation(
+        teacher=teacher, temperature=cfg.defense.temperature
+    ),
+}
+
+
 def build_objective(cfg: DictConfig, teacher: nn.Module | None = None) -> Objective:
     """The training objective of ``cfg.defense`` (a distillation student needs its teacher)."""
-    d = cfg.defense
-    alpha = d.step_size * d.eps
-    if d.name == "none":
-        return CrossEntropy()
-    if d.name in ("pgd_at", "fast_at"):
-        shared = dict(
-            eps=d.eps,
-            alpha=alpha,
-            random_start=d.random_start,
-            mix=d.mix,
-            model_mode=d.model_mode,
-            warmup_epochs=d.eps_warmup_epochs,
-        )
-        if d.name == "fast_at":
-            return FastAdversarialTraining(**shared)
-        return AdversarialTraining(steps=d.steps, **shared)
-    if d.name == "trades":
-        return TRADES(eps=d.eps, alpha=alpha, steps=d.steps, beta=d.beta)
-    if d.name == "distillation":
-        return Distillation(teacher=teacher, temperature=d.temperature)
-    raise ValueError(f"unknown defense {d.name}")
+    return OBJECTIVES[cfg.defense.name](cfg, teacher)
 
 
 def teacher_objective(cfg: DictConfig) -> Objective:

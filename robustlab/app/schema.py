@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typ
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from robustlab.app.defenses import OBJECTIVES
 from robustlab.attacks import evaluate_robustness
 from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol
 from robustlab.models import list_models, model_options
@@ -21,7 +22,7 @@ from robustlab.training import build_optimizer
 from robustlab.training.objectives import TRADES, AdversarialTraining
 from robustlab.training.robust_monitor import HeldOutRobustness
 
-DEFENSES = ("none", "pgd_at", "fast_at", "trades", "distillation")
+DEFENSES = tuple(OBJECTIVES)  # one entry per objective the app can build
 
 
 def _lib(function: Callable, name: str) -> Any:

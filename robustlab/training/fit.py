@@ -143,18 +143,41 @@ def fit(
         if log_metrics is not None:
             log_metrics(metrics)
         if state is not None:
-            if monitor is not None and monitor.better(metrics[monitor.metric], run.best_value):
-                run.best_value = metrics[monitor.metric]
-                state.save_best(model, epoch + 1, monitor.metric, run.best_value)
             run.seconds = run.prior_seconds + time.perf_counter() - began
-            modules = {"model": model, "optimizer": optimizer, "rng": _rng_state()}
-            if scheduler is not None:
-                modules["scheduler"] = scheduler
-            state.save(epoch + 1, modules, run.info(config))
+            modules = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+            _save_epoch(state, run, epoch + 1, modules, monitor, config)
+    return _finish(state, run, model, monitor, run.prior_seconds + time.perf_counter() - began)
+
+
+def _save_epoch(
+    state: TrainingState,
+    run: _RunState,
+    epoch: int,
+    modules: dict[str, Any],
+    monitor: Monitor | None,
+    config: dict[str, Any] | None,
+) -> None:
+    """End an epoch on disk: the best weights so far (by ``monitor``) and a complete resume
+    point (model, optimizer, scheduler, RNG)."""
+    metrics = run.history[-1]
+    if monitor is not None and monitor.better(metrics[monitor.metric], run.best_value):
+        run.best_value = metrics[monitor.metric]
+        state.save_best(modules["model"], epoch, monitor.metric, run.best_value)
+    saved = {name: module for name, module in modules.items() if module is not None}
+    state.save(epoch, {**saved, "rng": _rng_state()}, run.info(config))
+
+
+def _finish(
+    state: TrainingState | None,
+    run: _RunState,
+    model: nn.Module,
+    monitor: Monitor | None,
+    seconds: float,
+) -> FitResult:
+    """Restore the monitored best epoch, if any, and report the run."""
     best = state.best() if monitor is not None and state is not None else None
     if best is not None:
         state.restore_best(model)
-    seconds = run.prior_seconds + time.perf_counter() - began
     total_evals = sum(h["grad_evals"] for h in run.history)
     examples = run.history[0]["examples"] if run.history else 1
     return FitResult(
