@@ -31,7 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("sweep_dir", help="multirun output folder (holds multirun.yaml and jobs)")
     parser.add_argument("--out", default=None, help="report folder (default: SWEEP_DIR/report)")
-    parser.add_argument("--attack", default="pgd", help="attack that ranks configs (default pgd)")
+    parser.add_argument(
+        "--attack",
+        default=None,
+        help="attack that ranks configs (default: worst_case when present, else pgd)",
+    )
     parser.add_argument(
         "--eps", type=_positive_float, default=None, help="eps of the trade-off plot"
     )

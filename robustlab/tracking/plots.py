@@ -16,6 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from robustlab.tracking.report_table import (
+    MASKING_MARK,
+    WORST_CASE,
     ConfigGroup,
     detection_column,
     eps_order,
@@ -65,8 +67,39 @@ def _finite_eps(eps: str) -> bool:
     return math.isfinite(eps_order(eps)[0])
 
 
+LINESTYLES = ["-", "--", ":", "-."]
+
+
+def _styles(groups: Sequence[ConfigGroup]) -> dict[int, dict]:
+    """Colour by defense, line style by model: a sweep of models x defenses reads at a glance.
+    A masking-flagged configuration gets hollow markers."""
+    defenses = list(dict.fromkeys(g.defense for g in groups))
+    models = list(dict.fromkeys(g.model for g in groups))
+    return {
+        id(g): {
+            "color": COLORS[defenses.index(g.defense) % len(COLORS)],
+            "linestyle": LINESTYLES[models.index(g.model) % len(LINESTYLES)],
+            "markerfacecolor": "white" if g.masking else None,
+        }
+        for g in groups
+    }
+
+
+def _curve(group: ConfigGroup, attack: str) -> tuple[list[float], list[float], list[float]]:
+    """(eps, mean, std) of one configuration under one attack, eps 0 = clean accuracy."""
+    eps_list = [e for e in group.robust_eps.get(attack, []) if _finite_eps(e)]
+    stats = [group.stats[robust_column(attack, e)] for e in eps_list]
+    xs, ys = [float(e) for e in eps_list], [s.mean for s in stats]
+    errs = [s.std or 0.0 for s in stats]
+    clean = group.stats.get("clean_accuracy")
+    if clean is not None and xs and xs[0] > 0:
+        xs, ys, errs = [0.0, *xs], [clean.mean, *ys], [clean.std or 0.0, *errs]
+    return xs, ys, errs
+
+
 def plot_robust_curves(groups: Sequence[ConfigGroup], path: str | Path) -> PlotOutcome:
-    """Robust accuracy vs eps, one panel per attack, one line per configuration (eps 0 = clean)."""
+    """Robust accuracy vs eps, one panel per attack (the per-example worst case first), one
+    line per configuration: colour = defense, line style = model (eps 0 = clean)."""
     title = "Robust accuracy vs eps"
     attacks: list[str] = []
     for group in groups:
@@ -75,25 +108,24 @@ def plot_robust_curves(groups: Sequence[ConfigGroup], path: str | Path) -> PlotO
                 attacks.append(attack)
     if not attacks:
         return PlotOutcome(title, None, "no attack with a numeric eps in any finished job")
+    attacks.sort(key=lambda a: a != WORST_CASE)
     fig, axes = _figure(len(attacks))
+    styles = _styles(groups)
     for ax, attack in zip(axes, attacks, strict=True):
-        for index, group in enumerate(groups):
-            eps_list = [e for e in group.robust_eps.get(attack, []) if _finite_eps(e)]
-            stats = [group.stats[robust_column(attack, e)] for e in eps_list]
-            xs, ys = [float(e) for e in eps_list], [s.mean for s in stats]
-            errs = [s.std or 0.0 for s in stats]
-            clean = group.stats.get("clean_accuracy")
-            if clean is not None and xs and xs[0] > 0:
-                xs, ys, errs = [0.0, *xs], [clean.mean, *ys], [clean.std or 0.0, *errs]
+        for group in groups:
+            xs, ys, errs = _curve(group, attack)
             if xs:
-                color = COLORS[index % len(COLORS)]
-                ax.errorbar(
-                    xs, ys, yerr=errs, marker="o", capsize=3, color=color, label=group.label
-                )
-        ax.set(title=attack, xlabel="eps", ylabel="accuracy", ylim=(0.0, 1.02))
+                style = styles[id(group)]
+                ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=group.label, **style)
+        name = "worst case over all attacks" if attack == WORST_CASE else attack
+        ax.set(title=name, xlabel="eps", ylabel="accuracy", ylim=(0.0, 1.02))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Accuracy vs eps (eps 0 = clean; mean ± std over seeds)", fontsize=10)
+    fig.suptitle(
+        "Accuracy vs eps (eps 0 = clean; mean ± std over seeds; colour = defense, "
+        f"line = model; hollow = {MASKING_MARK})",
+        fontsize=9,
+    )
     return _save(fig, Path(path), title)
 
 
@@ -125,7 +157,10 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 def plot_tradeoff_frontier(
     groups: Sequence[ConfigGroup], path: str | Path, attack: str = "pgd", eps: str | None = None
 ) -> PlotOutcome:
-    """Clean (x) vs robust accuracy at one eps (y); marker area follows training wall time."""
+    """Clean (x) vs robust accuracy at one eps (y); marker area follows training wall time.
+
+    Masking-flagged configurations are drawn hollow and left off the Pareto frontier.
+    """
     title = "Trade-off frontier"
     eps = eps if eps is not None else choose_frontier_eps(groups, attack)
     if eps is None:
@@ -139,36 +174,13 @@ def plot_tradeoff_frontier(
         return PlotOutcome(
             title, None, f"no configuration has both clean and {attack}@{eps} results"
         )
-    times = [g.mean("time_train_s") for g in points]
-    longest = max((t for t in times if t), default=None)
     fig, (ax,) = _figure(1)
-    colors = {id(g): COLORS[i % len(COLORS)] for i, g in enumerate(groups)}
-    xy = [(g.mean("clean_accuracy"), g.mean(column)) for g in points]
-    for group, (x, y), seconds in zip(points, xy, times, strict=True):
-        size = 40 + 360 * seconds / longest if seconds and longest else 60
-        color = colors[id(group)]
-        ax.scatter(
-            [x],
-            [y],
-            s=size,
-            color=color,
-            alpha=0.75,
-            edgecolors="black",
-            zorder=3,
-            label=group.label,
-        )
-        xerr, yerr = group.stats["clean_accuracy"].std, group.stats[column].std
-        if xerr or yerr:
-            ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", color=color, capsize=2)
-    front = pareto_front(xy)
-    ax.plot(
-        [xy[i][0] for i in front],
-        [xy[i][1] for i in front],
-        "--",
-        color="gray",
-        label="Pareto frontier",
-        zorder=2,
-    )
+    _scatter_configs(ax, points, column, _styles(groups))
+    trusted = [(g.mean("clean_accuracy"), g.mean(column)) for g in points if not g.masking]
+    front = [trusted[i] for i in pareto_front(trusted)]
+    if front:
+        xs, ys = [x for x, _ in front], [y for _, y in front]
+        ax.plot(xs, ys, "--", color="gray", label="Pareto frontier", zorder=2)
     ax.set(xlabel="clean accuracy", ylabel=f"robust accuracy ({attack}, eps={eps})")
     ax.set_title(
         f"Clean vs robust accuracy at {attack} eps={eps}\nmarker area ∝ training time", fontsize=10
@@ -181,6 +193,33 @@ def plot_tradeoff_frontier(
         if hasattr(handle, "set_sizes"):
             handle.set_sizes([40])
     return _save(fig, Path(path), title)
+
+
+def _scatter_configs(ax, points: Sequence[ConfigGroup], column: str, styles: dict) -> None:
+    """One marker per configuration (area ∝ training time, error bars = std over seeds)."""
+    times = [g.mean("time_train_s") for g in points]
+    longest = max((t for t in times if t), default=None)
+    for group, seconds in zip(points, times, strict=True):
+        x, y = group.mean("clean_accuracy"), group.mean(column)
+        size = 40 + 360 * seconds / longest if seconds and longest else 60
+        color = styles[id(group)]["color"]
+        face = "white" if group.masking else color
+        marker = "o" if styles[id(group)]["linestyle"] == "-" else "s"
+        ax.scatter(
+            [x],
+            [y],
+            s=size,
+            marker=marker,
+            facecolors=face,
+            edgecolors=color,
+            linewidths=1.5,
+            alpha=0.8,
+            zorder=3,
+            label=group.label,
+        )
+        xerr, yerr = group.stats["clean_accuracy"].std, group.stats[column].std
+        if xerr or yerr:
+            ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", color=color, capsize=2)
 
 
 def plot_detection_auroc(groups: Sequence[ConfigGroup], path: str | Path) -> PlotOutcome:

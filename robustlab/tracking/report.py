@@ -25,6 +25,7 @@ from robustlab.tracking.report_table import (
     aggregate_over_seeds,
     aggregate_table,
     build_table,
+    lead_attack,
     write_csv,
 )
 from robustlab.tracking.summary import SummaryContext, render_summary
@@ -87,12 +88,13 @@ def _frontier_eps(
 def write_report(
     sweep_dir: str | Path,
     out_dir: str | Path | None = None,
-    main_attack: str = "pgd",
+    main_attack: str | None = None,
     frontier_eps: float | str | None = None,
 ) -> ReportPaths:
     """Summarise the Hydra sweep in ``sweep_dir`` into ``out_dir`` (default ``sweep_dir/report``).
 
-    ``main_attack`` ranks configurations; ``frontier_eps`` is the eps of the trade-off plot
+    ``main_attack`` ranks configurations (default: the per-example worst case when the jobs
+    have it, else PGD); ``frontier_eps`` is the eps of the trade-off plot
     (default: the median eps most configurations were evaluated at). Raises RobustlabError when
     the folder does not exist or holds no job.
     """
@@ -112,6 +114,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     jobs_csv = write_csv(out / JOBS_CSV, *build_table(records))
     groups = aggregate_over_seeds(records)
+    main_attack = lead_attack(groups, main_attack)
     configs_csv = write_csv(out / CONFIGS_CSV, *aggregate_table(groups))
     plots = draw_plots(groups, out, main_attack, _frontier_eps(groups, main_attack, frontier_eps))
     context = SummaryContext(

@@ -117,6 +117,22 @@ def build_table(records: Sequence[RunRecord]) -> tuple[list[str], list[dict[str,
     return columns, rows
 
 
+# the prefix of robustlab.attacks.masking's warnings, and how a flagged configuration is marked
+MASKING_PREFIX = "gradient masking suspected"
+MASKING_MARK = "(masking?)"
+# the per-example worst case over every attack a job ran: what reports lead with
+WORST_CASE = "worst_case"
+
+
+def lead_attack(groups: Sequence[ConfigGroup], requested: str | None = None) -> str:
+    """The attack that ranks configurations: ``requested``, else the per-example worst case
+    when any job has it, else PGD (files written before the worst-case suite existed)."""
+    if requested is not None:
+        return requested
+    present = any(WORST_CASE in g.robust_eps for g in groups)
+    return WORST_CASE if present else "pgd"
+
+
 @dataclass
 class Stat:
     """Mean, sample standard deviation (None for a single value) and count of one metric."""
@@ -140,12 +156,20 @@ class ConfigGroup:
     robust_eps: dict[str, list[str]] = field(default_factory=dict)
     detection_keys: list[str] = field(default_factory=list)
     distinct: str = ""  # the part of ``variant`` not shared by every group of the sweep
+    warnings: list[str] = field(default_factory=list)  # every distinct warning of its jobs
+
+    @property
+    def masking(self) -> bool:
+        """Whether any job of the configuration carries a gradient-masking warning."""
+        return any(w.startswith(MASKING_PREFIX) for w in self.warnings)
 
     @property
     def label(self) -> str:
-        """Short name for legends and tables: ``model / defense [distinct overrides]``."""
+        """Short name for legends and tables: ``model / defense [distinct overrides]``, marked
+        ``(masking?)`` when a job of it carries a gradient-masking warning."""
         text = f"{self.model} / {self.defense}"
-        return f"{text} [{self.distinct}]" if self.distinct else text
+        text = f"{text} [{self.distinct}]" if self.distinct else text
+        return f"{text} {MASKING_MARK}" if self.masking else text
 
     def mean(self, column: str) -> float | None:
         """Mean of a metric column over seeds, or None when no job reported it."""
@@ -183,6 +207,7 @@ def aggregate_over_seeds(records: Iterable[RunRecord]) -> list[ConfigGroup]:
             group.detection_keys.extend(
                 k for k in record.detection if k not in group.detection_keys
             )
+            group.warnings.extend(w for w in record.warnings if w not in group.warnings)
         for known in group.robust_eps.values():
             known.sort(key=eps_order)
     _set_distinct(groups, members)

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from robustlab.tracking.plots import PlotOutcome
 from robustlab.tracking.records import RunRecord
-from robustlab.tracking.report_table import ConfigGroup, Stat, eps_order, robust_column
+from robustlab.tracking.report_table import (
+    MASKING_MARK,
+    WORST_CASE,
+    ConfigGroup,
+    Stat,
+    eps_order,
+    robust_column,
+)
 
 MISSING = "–"
 MAX_ERROR_CHARS = 300
@@ -21,7 +28,7 @@ class SummaryContext:
 
     sweep_dir: Path
     out_dir: Path
-    main_attack: str = "pgd"
+    main_attack: str = "worst_case"
     tables: dict[str, Path] = field(default_factory=dict)  # description -> CSV path
     plots: list[PlotOutcome] = field(default_factory=list)
     sweep_overrides: list[str] = field(default_factory=list)
@@ -86,6 +93,8 @@ def _accuracy_tables(groups: Sequence[ConfigGroup], main_attack: str) -> list[st
             cells += [format_percent(g.stats.get(robust_column(attack, e))) for e in eps_keys]
             rows.append(cells)
         title = f"### Under {attack}" if attack else "### Clean accuracy (no attack results)"
+        if attack == WORST_CASE:
+            title += " (per example, the strongest of every attack the job ran)"
         lines += [title, ""] + _table(header, rows)
     return lines
 
@@ -96,10 +105,14 @@ def _rank(group: ConfigGroup, column: str) -> tuple[float, float]:
 
 
 def best_per_eps(groups: Sequence[ConfigGroup], attack: str) -> list[tuple[str, str, ConfigGroup]]:
-    """(dataset, eps, best group): highest robust accuracy; ties go to higher clean accuracy."""
+    """(dataset, eps, best group): highest robust accuracy; ties go to higher clean accuracy.
+
+    A configuration with a gradient-masking warning is never named best: its robust accuracy
+    may only say that the attacks failed, not that the model resists them.
+    """
     best = []
     for dataset in sorted({g.dataset for g in groups}):
-        mine = [g for g in groups if g.dataset == dataset]
+        mine = [g for g in groups if g.dataset == dataset and not g.masking]
         eps_keys = sorted({e for g in mine for e in g.robust_eps.get(attack, [])}, key=eps_order)
         for eps in eps_keys:
             column = robust_column(attack, eps)
@@ -109,11 +122,21 @@ def best_per_eps(groups: Sequence[ConfigGroup], attack: str) -> list[tuple[str, 
     return best
 
 
+def _flagged_above(groups: Sequence[ConfigGroup], best: ConfigGroup, column: str) -> str:
+    """Masking-flagged configurations of the same data set that score higher than ``best``."""
+    above = [
+        g
+        for g in groups
+        if g.masking and g.dataset == best.dataset and (g.mean(column) or 0) > best.mean(column)
+    ]
+    return ", ".join(f"{g.label} {format_percent(g.stats[column])}" for g in above) or MISSING
+
+
 def _best_section(groups: Sequence[ConfigGroup], attack: str) -> list[str]:
     lines = [f"## Best configuration per eps ({attack})", ""]
     best = best_per_eps(groups, attack)
     if not best:
-        return lines + [f"No {attack} results in any finished job.", ""]
+        return lines + [f"No {attack} results in any unflagged finished job.", ""]
     rows = [
         (
             dataset,
@@ -121,10 +144,17 @@ def _best_section(groups: Sequence[ConfigGroup], attack: str) -> list[str]:
             g.label,
             format_percent(g.stats.get(robust_column(attack, eps))),
             format_percent(g.stats.get("clean_accuracy")),
+            _flagged_above(groups, g, robust_column(attack, eps)),
         )
         for dataset, eps, g in best
     ]
-    return lines + _table(["dataset", "eps", "best", f"{attack} accuracy", "clean"], rows)
+    header = ["dataset", "eps", "best", f"{attack} accuracy", "clean", "higher but flagged"]
+    lines += [
+        f"Configurations marked {MASKING_MARK} carry a gradient-masking warning and are not "
+        "ranked: a high robust accuracy there may only mean that the attacks failed.",
+        "",
+    ]
+    return lines + _table(header, rows)
 
 
 def _warnings_section(records: Sequence[RunRecord]) -> list[str]:
