@@ -151,10 +151,9 @@ def robust_accuracy(
     quarter of the attack's steps, at least 2), all eps in one stream of full batches; the
     stream's seconds are shared out among the eps in proportion to their gradient evaluations.
     ``schedule="full"``, and every attack that cannot continue (APGD, torchattacks, FGSM): each
-    eps runs the whole attack afresh (its own random start) on the survivors. A warm start from
-    the previous eps's iterate is not used there: on a model with masked gradients it sits where
-    the gradient vanishes and never moves again.
-    ``clean_correct`` (bool [N]) skips the clean pass when already known.
+    eps runs the whole attack afresh (its own random start) on the survivors.
+    ``clean_correct`` (bool [N]) skips the clean pass when already known. ``curve.broken_eps``
+    holds each example's smallest fooling eps.
     """
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
@@ -175,9 +174,7 @@ def robust_accuracy(
     clean = float(clean_correct.float().mean()) if len(labels) else 0.0
     norm = getattr(attacks[0], "norm", "Linf") if attacks else "Linf"
     broken[~clean_correct.cpu()] = 0.0
-    curve = EpsCurve(name, clean, len(labels), points, norm=norm, schedule=schedule)
-    curve.broken_eps = broken
-    return curve
+    return EpsCurve(name, clean, len(labels), points, norm, schedule=schedule, broken_eps=broken)
 
 
 def _continuation_points(attacks, images, labels, alive, batch_size, device, steps, name):
@@ -193,13 +190,13 @@ def _continuation_points(attacks, images, labels, alive, batch_size, device, ste
         _point(attack.eps, alive & (result.first_fooled > level), evals, seconds * evals / total)
         for level, (attack, evals) in enumerate(zip(attacks, result.grad_evals, strict=True))
     ]
-    grid = torch.tensor([a.eps for a in attacks] + [math.inf])
+    grid = torch.tensor([a.eps for a in attacks] + [math.inf], dtype=torch.float64)
     return points, grid[result.first_fooled]
 
 
 def _full_points(model, attacks, images, labels, alive, batch_size, device, name):
     alive = alive.clone()
-    points, broken = [], torch.full((len(labels),), math.inf)
+    points, broken = [], torch.full((len(labels),), math.inf, dtype=torch.float64)
     for eps, attack in attacks.items():
         _sync(device)
         started = time.perf_counter()

@@ -209,7 +209,7 @@ def _worst_case(model, run, curves, eps_grid, suite, seed) -> WorstCaseResult:
         return worst_case(
             model, images, labels, eps_grid, suite, batch_size, device, seed, prior=prior
         )
-    start = torch.where(correct, float("inf"), 0.0)
+    start = torch.where(correct, float("inf"), 0.0).double()
     grid = sorted({float(e) for e in eps_grid})
     record = WorstCaseResult("none", "Linf", grid, start, [None if c else CLEAN for c in correct])
     return record.combined(prior)

@@ -138,7 +138,7 @@ class WorstCaseResult:
         attack that got there first (ties go to the earlier entry, ``self`` first)."""
         broken, by = self.broken_eps.clone(), list(self.broken_by)
         for name, other in others.items():
-            other = snap_to_grid(other.cpu().float(), self.eps)
+            other = snap_to_grid(other.cpu().double(), self.eps)
             for i in (other < broken).nonzero().squeeze(1).tolist():
                 broken[i], by[i] = other[i], name
         cost = dict(self.attack_cost)
@@ -179,7 +179,7 @@ def worst_case(
     labels = labels.cpu()
     grid = sorted({float(e) for e in eps_grid})
     correct = predict(model, images, batch_size, device) == labels
-    start = torch.where(correct, float("inf"), 0.0)
+    start = torch.where(correct, float("inf"), 0.0).double()  # float64: eps keys stay exact
     result = WorstCaseResult(suite, norm, grid, start, [None if c else CLEAN for c in correct])
     result = result.combined(prior or {})
     cost = {name: {"grad_evals": 0, "seconds": 0.0} for name in ATTACKS}
