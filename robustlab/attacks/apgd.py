@@ -159,42 +159,41 @@ class APGD(IterativeAttack):
     def _single_run(
         self, images: torch.Tensor, labels: torch.Tensor, target, generator: torch.Generator
     ) -> _Run:
-        n = len(images)
         adv = self.start(images, generator)
         grad, logits, loss = self._loss_grad(adv, images, labels, target)
         fooled = is_success(logits, labels, self.targeted)
         first = float("-inf") if self.loss == "ce" and target is None else 0.0
-        state = _State(adv, grad, loss, self.alpha, self.steps, first)
-        out, evals = adv.clone(), n
-        checks = set(self.checkpoints())
-        last_check = -1
+        state = _State((images, labels, target), adv, grad, loss, self.alpha, self.steps, first)
+        out, evals = adv.clone(), len(images)
+        if self.early_stop:
+            state.keep(~fooled)
+        checks, last_check = set(self.checkpoints()), -1
         for i in range(self.steps):
-            active = (~fooled).nonzero().squeeze(1) if self.early_stop else state.rows
-            if active.numel() == 0:
+            if len(state) == 0:
                 break
-            new = self._momentum_step(state, active, images[active], first=i == 0)
-            t = None if target is None else target[active]
-            grad, logits, loss = self._loss_grad(new, images[active], labels[active], t)
-            evals += len(active)
-            now = is_success(logits, labels[active], self.targeted)
-            out[active[now]] = new[now]
-            fooled[active[now]] = True
-            state.record(i, active, new, grad, loss)
+            new = self._momentum_step(state, first=i == 0)
+            grad, logits, loss = self._loss_grad(new, state.images, state.labels, state.target)
+            evals += len(state)
+            now = is_success(logits, state.labels, self.targeted)
+            out[state.index[now]] = new[now]  # before a checkpoint may reset the iterate
+            fooled[state.index[now]] = True
+            state.record(i, new, grad, loss)
             if i in checks:
-                state.check(i, i - last_check, active, self.rho)
+                state.check(i, i - last_check, self.rho)
                 last_check = i
-        out[~fooled] = state.best[~fooled]
+            if self.early_stop and now.any():  # the state shrinks only when someone is fooled
+                state.keep(~now)
+        never = ~fooled[state.index]
+        out[state.index[never]] = state.best[never]
         return _Run(out, fooled, evals)
 
-    def _momentum_step(
-        self, state: _State, rows: torch.Tensor, images: torch.Tensor, first: bool
-    ) -> torch.Tensor:
+    def _momentum_step(self, state: _State, first: bool) -> torch.Tensor:
         """``z = P(x + eta * step(grad))``, ``x' = P(x + a (z - x) + (1 - a)(x - x_prev))``."""
-        x, previous = state.adv[rows], state.previous[rows]
-        z = self.step(x, images, state.grad[rows], alpha=state.step_size[rows])
+        x, images = state.adv, state.images
+        z = self.step(x, images, state.grad, alpha=state.step_size)
         a = 1.0 if first else 0.75
-        new = self.project(x + a * (z - x) + (1 - a) * (x - previous), images)
-        state.previous[rows] = x
+        new = self.project(x + a * (z - x) + (1 - a) * (x - state.previous), images)
+        state.previous = x
         return new
 
     def __repr__(self) -> str:
@@ -206,12 +205,17 @@ class APGD(IterativeAttack):
 
 
 class _State:
-    """Per-example state of one APGD run: iterate, previous iterate, gradient, step size, best
-    iterate/loss/gradient, loss history and what the last checkpoint decided."""
+    """Per-example state of one APGD run, over the rows still attacked: their images, labels,
+    targets and original index; iterate, previous iterate, gradient, step size; best iterate,
+    loss and gradient; loss history and what the last checkpoint decided."""
 
-    def __init__(self, adv, grad, loss, step_size: float, steps: int, first: float):
-        self.rows = torch.arange(len(adv), device=adv.device)
-        self.adv, self.previous, self.grad = adv.clone(), adv.clone(), grad.clone()
+    ROWS = ("images", "labels", "target", "index", "adv", "previous", "grad", "step_size")
+    ROWS += ("best", "best_grad", "best_loss", "best_at_check", "reduced")
+
+    def __init__(self, data, adv, grad, loss, step_size: float, steps: int, first: float):
+        self.images, self.labels, self.target = data
+        self.index = torch.arange(len(adv), device=adv.device)
+        self.adv, self.previous, self.grad = adv, adv.clone(), grad
         self.best, self.best_grad, self.best_loss = adv.clone(), grad.clone(), loss.clone()
         self.step_size = torch.full_like(loss, step_size)
         # Row 0 stands before the first step. The reference compares the first step's loss
@@ -222,22 +226,31 @@ class _State:
         self.best_at_check = loss.clone()
         self.reduced = torch.ones_like(loss, dtype=torch.bool)
 
-    def record(self, i: int, rows, adv, grad, loss) -> None:
-        self.adv[rows], self.grad[rows], self.history[i + 1, rows] = adv, grad, loss
-        better = loss > self.best_loss[rows]
-        improved = rows[better]
-        self.best[improved], self.best_grad[improved] = adv[better], grad[better]
-        self.best_loss[improved] = loss[better]
+    def __len__(self) -> int:
+        return len(self.index)
 
-    def check(self, i: int, length: int, rows, rho: float) -> None:
-        """Halve the step of the ``rows`` that oscillate or stalled, and send them back to
-        their best point."""
-        history = self.history[i + 1 - length : i + 2][:, rows]
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop every row not in the boolean mask ``rows``."""
+        for name in self.ROWS:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[rows])
+        self.history = self.history[:, rows]
+
+    def record(self, i: int, adv, grad, loss) -> None:
+        self.adv, self.grad, self.history[i + 1] = adv, grad, loss
+        better = loss > self.best_loss
+        self.best[better], self.best_grad[better] = adv[better], grad[better]
+        self.best_loss[better] = loss[better]
+
+    def check(self, i: int, length: int, rho: float) -> None:
+        """Halve the step of the rows that oscillate or stalled, and send them back to their
+        best point."""
+        history = self.history[i + 1 - length : i + 2]
         increases = (history[1:] > history[:-1]).sum(dim=0)
         oscillating = increases <= length * rho
-        stalled = ~self.reduced[rows] & (self.best_at_check[rows] >= self.best_loss[rows])
+        stalled = ~self.reduced & (self.best_at_check >= self.best_loss)
         reduce = oscillating | stalled
-        self.reduced[rows], self.best_at_check[rows] = reduce, self.best_loss[rows]
-        halved = rows[reduce]
-        self.step_size[halved] /= 2.0
-        self.adv[halved], self.grad[halved] = self.best[halved], self.best_grad[halved]
+        self.reduced, self.best_at_check = reduce, self.best_loss.clone()
+        self.step_size[reduce] /= 2.0
+        self.adv[reduce], self.grad[reduce] = self.best[reduce], self.best_grad[reduce]
