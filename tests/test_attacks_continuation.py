@@ -7,13 +7,13 @@ import torch
 import torchattacks
 from torch import nn
 
-from robustlab.attacks import FGSM, PGD, robust_accuracy
+from robustlab.attacks import FGSM, PGD, madry_step_size, robust_accuracy
 from robustlab.errors import ConfigError
 from tests.attack_fixtures import digits, model, trained_tiny_cnn  # noqa: F401
 
 
 def pgd_factory(net, steps=20, **kwargs):
-    return lambda eps: PGD(net, eps=eps, alpha=2.5 * eps / steps, steps=steps, **kwargs)
+    return lambda eps: PGD(net, eps=eps, alpha=madry_step_size(eps, steps), steps=steps, **kwargs)
 
 
 def linear_binary_problem(n=300, seed=0):
@@ -152,9 +152,9 @@ def test_per_example_radius_projects_like_the_scalar_one(model, digits):  # noqa
     radii = torch.tensor([0.0, 0.01, 0.05, 0.1, 0.3, 1.0])
     for norm in ("Linf", "L2"):
         attack = PGD(model, eps=0.1, norm=norm)
-        rows = attack._project(far, images, radii)
+        rows = attack.project(far, images, radii)
         for i, eps in enumerate(radii.tolist()):
-            single = PGD(model, eps=eps, norm=norm)._project(far[i : i + 1], images[i : i + 1])
+            single = PGD(model, eps=eps, norm=norm).project(far[i : i + 1], images[i : i + 1])
             assert torch.allclose(rows[i : i + 1], single, atol=1e-6)
 
 

@@ -195,12 +195,17 @@ def test_bad_arguments_raise_config_error():
         FGSM(net, loss="hinge")
 
 
-def test_warm_start_projects_the_given_iterate(model, digits):  # noqa: F811
+def test_protocol_projects_into_the_ball(model, digits):  # noqa: F811
     images, labels = digits
     far = (images + 0.5 * torch.randn_like(images)).clamp(0, 1)
     for norm, eps in (("Linf", EPS), ("L2", L2_EPS)):
         attack = PGD(model, eps=eps, alpha=eps / 4, steps=0, norm=norm)
-        start = attack.run(images, labels, init=far).adv_images
+        start = attack.project(far, images)
         assert (_norm(start - images, norm) <= eps + 1e-6).all()
         inside = images + 0.5 * (start - images)  # strictly inside the ball: kept as is
-        assert torch.allclose(attack.run(images, labels, init=inside).adv_images, inside, atol=1e-6)
+        assert torch.allclose(attack.project(inside, images), inside, atol=1e-6)
+        with attack.model_context():
+            grad, logits = attack.gradient(start, images, labels)
+        stepped = attack.step(start, images, grad, eps=torch.full((len(images),), eps / 2))
+        assert (_norm(stepped - images, norm) <= eps / 2 + 1e-6).all()
+        assert torch.equal(logits.argmax(1), model(start).argmax(1))

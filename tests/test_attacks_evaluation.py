@@ -65,7 +65,12 @@ def test_evaluate_robustness_results(model, digits):  # noqa: F811
     }
     report = evaluate_robustness(model, images, labels, attacks, [0.05, 0.1], large_eps=0.5)
     results = report.to_results()
-    assert set(results["robust_accuracy"]) == set(attacks)
+    assert set(results["robust_accuracy"]) == set(attacks) | {"worst_case"}
+    # without a suite, the worst case is the per-example worst over the Linf curves
+    for eps in ("0.05", "0.1"):
+        worst = results["robust_accuracy"]["worst_case"][eps]
+        assert worst <= min(results["robust_accuracy"][k][eps] for k in ("fgsm", "pgd"))
+    assert results["worst_case"]["suite"] == "none"
     assert set(results["robust_accuracy"]["pgd"]) == {"0.05", "0.1"}
     assert set(results["robust_accuracy"]["cw"]) == {"inf"}
     assert results["median_perturbation"]["cw"] > 0

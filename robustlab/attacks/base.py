@@ -1,4 +1,4 @@
-"""The attack base class and its result type.
+"""The attack base class, its result type and the input contract.
 
 Conventions shared with torchattacks, so that robustlab and torchattacks attacks are
 interchangeable: images are float tensors in [0, 1] of shape (N, C, H, W), labels are int64 of
@@ -7,11 +7,15 @@ shape (N,), ``attack(images, labels)`` returns adversarial images on the model's
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from robustlab.attacks.compat import TorchattacksCompat
+from robustlab.attacks.geometry import NORMS, row_norms
 from robustlab.attacks.losses import (
     LossSpec,
     batch_objective,
@@ -21,8 +25,6 @@ from robustlab.attacks.losses import (
 )
 from robustlab.errors import ConfigError
 from robustlab.models.runtime import check_model_mode, model_context, model_device
-
-NORMS = ("Linf", "L2")
 
 
 @dataclass
@@ -41,11 +43,25 @@ class AttackResult:
 
 
 def perturbation_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
-    """Per-example Linf or L2 norm of a perturbation batch."""
-    flat = delta.flatten(1)
-    if norm == "Linf":
-        return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(len(flat))
-    return flat.norm(p=2, dim=1)
+    """Per-example norm (Linf, L2 or L1) of a perturbation batch."""
+    return row_norms(delta, norm)
+
+
+def check_images(images: torch.Tensor) -> None:
+    """Raise ValueError unless ``images`` are floating-point values in [0, 1] (the contract of
+    robustlab's and torchattacks' attacks). Checked once per call, never per step."""
+    if not torch.is_tensor(images) or not images.is_floating_point():
+        dtype = images.dtype if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(
+            f"attacks take float images in [0, 1], got dtype {dtype}; convert uint8 images "
+            "with images.float() / 255"
+        )
+    if images.numel() and (images.min() < 0 or images.max() > 1):
+        raise ValueError(
+            f"attacks take images in [0, 1], got values in [{float(images.min()):g}, "
+            f"{float(images.max()):g}]; undo any normalisation (models normalise inside) or "
+            "scaling such as * 255"
+        )
 
 
 def is_success(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
@@ -54,18 +70,19 @@ def is_success(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> to
     return predictions == labels if targeted else predictions != labels
 
 
-class Attack:
+class Attack(TorchattacksCompat):
     """Base class: subclasses implement ``_craft(images, labels, need_success)``.
 
-    ``loss``: ``"ce"``, ``"margin"`` or ``loss(model, adv_images, images, labels) -> Tensor[N]``
-    (maximised). ``targeted=True``: ``labels`` are target classes and the attack drives the
-    loss down for them. ``model_mode``: ``"eval"`` (default) or ``"train"`` (batch statistics,
-    BN running statistics restored afterwards). The model's modes, BN buffers and parameter
-    gradients are left exactly as they were; the input tensors are never modified.
+    ``loss``: ``"ce"``, ``"margin"``, ``"dlr"`` or ``loss(model, adv_images, images, labels) ->
+    Tensor[N]`` (maximised). ``targeted=True``: ``labels`` are target classes and the attack
+    drives the loss down for them (or use torchattacks' ``set_mode_targeted_*`` methods).
+    ``model_mode``: ``"eval"`` (default) or ``"train"`` (batch statistics, BN running statistics
+    restored afterwards). The model's modes, BN buffers and parameter gradients are left exactly
+    as they were; the input tensors are never modified. Images outside [0, 1] or of a non-float
+    dtype are a ValueError.
     """
 
     norm = "Linf"
-    supports_init = False  # whether run() can start from given iterates (warm start)
 
     def __init__(
         self,
@@ -81,65 +98,76 @@ class Attack:
         self.eps = float(eps)
         self.loss = validate_loss(loss)
         self.targeted = bool(targeted)
+        self.attack_mode = "targeted(label)" if targeted else "default"
         self.model_mode = check_model_mode(model_mode)
+        self.train_modules = {"batchnorm": True, "dropout": True}
         self.device = model_device(model)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Adversarial images for ``images`` (like ``torchattacks.Attack.__call__``)."""
         images, labels = self._prepare(images, labels)
-        with model_context(self.model, self.model_mode):
-            adv, _, _ = self._craft(images, labels, need_success=False, init=None)
+        with self._context():
+            adv, _, _ = self._craft(images, labels, need_success=False)
         return adv
 
-    def run(
-        self, images: torch.Tensor, labels: torch.Tensor, init: torch.Tensor | None = None
-    ) -> AttackResult:
-        """Attack a batch and report success, perturbation size and gradient cost.
-
-        ``init``: starting iterates (projected into the ball) for attacks with
-        ``supports_init``, e.g. the previous eps's result in an eps-grid evaluation.
-        """
+    def run(self, images: torch.Tensor, labels: torch.Tensor) -> AttackResult:
+        """Attack a batch and report success, perturbation size and gradient cost."""
         images, labels = self._prepare(images, labels)
-        if init is not None:
-            init = init.detach().to(self.device)
-        with model_context(self.model, self.model_mode):
-            adv, success, grad_evals = self._craft(images, labels, need_success=True, init=init)
+        with self._context():
+            adv, success, grad_evals = self._craft(images, labels, need_success=True)
         norms = perturbation_norm(adv - images, self.norm)
         return AttackResult(adv, success, norms, grad_evals)
 
     def _craft(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        need_success: bool,
-        init: torch.Tensor | None,
+        self, images: torch.Tensor, labels: torch.Tensor, need_success: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         raise NotImplementedError
+
+    @contextmanager
+    def _context(self) -> Iterator[nn.Module]:
+        """The model in ``model_mode``; in train mode, BN/dropout as ``set_model_training_mode``
+        asked. Everything is restored on exit."""
+        with model_context(self.model, self.model_mode) as model:
+            if self.model_mode == "train":
+                for module in model.modules():
+                    if isinstance(module, nn.modules.batchnorm._NormBase):
+                        module.train(self.train_modules["batchnorm"])
+                    elif isinstance(module, nn.modules.dropout._DropoutNd):
+                        module.train(self.train_modules["dropout"])
+            yield model
 
     def _prepare(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        check_images(images)
         if images.ndim < 2 or labels.ndim != 1 or len(images) != len(labels):
             raise ValueError(
                 f"expected images (N, ...) and labels (N,), got {tuple(images.shape)} "
                 f"and {tuple(labels.shape)}"
             )
         # detach() + to() never writes into the caller's tensors.
-        return images.detach().to(self.device), labels.detach().to(self.device, torch.long)
+        images = images.detach().to(self.device)
+        labels = labels.detach().to(self.device, torch.long)
+        return images, self._targets(images, labels)
 
-    def _input_grad(
+    def gradient(
         self, adv: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Gradient of the objective w.r.t. ``adv``, and the logits of that forward when known."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradient of the attack's objective w.r.t. ``adv`` and the logits at ``adv``.
+
+        One forward+backward pass; a callable loss that does not call the model on exactly
+        ``adv`` costs one more forward for the logits. Call inside the model context.
+        """
         adv = adv.detach().requires_grad_(True)
         with torch.enable_grad():
             if callable(self.loss):
                 logits, value = self._callable_objective(adv, images, labels)
             else:
                 logits = self.model(adv)
-                value = batch_objective(self.loss, logits, labels, self.targeted)
+                independent = self.model_mode == "eval"
+                value = batch_objective(self.loss, logits, labels, self.targeted, independent)
             grad = torch.autograd.grad(value, adv)[0]
-        return grad, (logits.detach() if logits is not None else None)
+        return grad, (logits.detach() if logits is not None else self._logits(adv.detach()))
 
     def _callable_objective(
         self, adv: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
@@ -190,4 +218,12 @@ class Attack:
         return f"{name}(eps={self.eps:g}, norm={self.norm}, loss={loss}, targeted={self.targeted})"
 
 
-__all__ = ["Attack", "AttackResult", "NORMS", "is_success", "margin_loss", "perturbation_norm"]
+__all__ = [
+    "NORMS",
+    "Attack",
+    "AttackResult",
+    "check_images",
+    "is_success",
+    "margin_loss",
+    "perturbation_norm",
+]

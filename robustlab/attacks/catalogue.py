@@ -1,4 +1,8 @@
-"""Attack registry: native FGSM/PGD plus every torchattacks attack, by case-insensitive name."""
+"""Attack registry: native FGSM/PGD/APGD plus every torchattacks attack, by case-insensitive name.
+
+A native attack takes the name of the torchattacks port it replaces (``apgd``); the port stays
+reachable as ``torchattacks.<Name>`` (e.g. ``torchattacks.APGD``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from collections.abc import Callable
 import torchattacks
 from torch import nn
 
-from robustlab.attacks.adapter import TorchattacksAttack
+from robustlab.attacks.adapter import L2_ATTACKS, TorchattacksAttack
+from robustlab.attacks.apgd import APGD
 from robustlab.attacks.fgsm import FGSM
 from robustlab.attacks.pgd import PGD
 from robustlab.errors import ConfigError
@@ -17,9 +22,12 @@ NATIVE: dict[str, Callable[..., object]] = {
     "fgsm": FGSM,
     "pgd": PGD,
     "pgd_l2": lambda model, eps=1.0, alpha=0.2, **kw: PGD(model, eps, alpha, norm="L2", **kw),
+    "apgd": APGD,
+    "apgd_t": lambda model, loss="dlr", **kw: APGD(model, loss=loss, targeted=True, **kw),
 }
-# Options of pgd_l2 are those of PGD minus the norm it fixes.
-_NATIVE_SIGNATURES = {"fgsm": FGSM, "pgd": PGD, "pgd_l2": PGD}
+# Options of pgd_l2 / apgd_t are those of PGD / APGD minus what the variant fixes.
+_NATIVE_SIGNATURES = {"fgsm": FGSM, "pgd": PGD, "pgd_l2": PGD, "apgd": APGD, "apgd_t": APGD}
+TORCHATTACKS_PREFIX = "torchattacks."
 
 
 def _torchattacks_classes() -> dict[str, type]:
@@ -35,9 +43,11 @@ def _torchattacks_classes() -> dict[str, type]:
 def list_attacks() -> list[str]:
     """Names accepted by :func:`build_attack`: native ones first, then torchattacks classes."""
     native = list(NATIVE)
-    return native + [
-        cls.__name__ for key, cls in _torchattacks_classes().items() if key not in NATIVE
+    ported = [
+        cls.__name__ if key not in NATIVE else TORCHATTACKS_PREFIX + cls.__name__
+        for key, cls in _torchattacks_classes().items()
     ]
+    return native + ported
 
 
 def _resolve(name: str) -> tuple[str, Callable[..., object], Callable[..., object]]:
@@ -45,10 +55,12 @@ def _resolve(name: str) -> tuple[str, Callable[..., object], Callable[..., objec
     key = str(name).lower()
     if key in NATIVE:
         return key, NATIVE[key], _NATIVE_SIGNATURES[key]
+    key = key.removeprefix(TORCHATTACKS_PREFIX)
     cls = _torchattacks_classes().get(key)
     if cls is None:
         raise ConfigError(f"unknown attack {name!r}: valid names are {', '.join(list_attacks())}")
-    return cls.__name__, cls, cls
+    shadowed = key in NATIVE  # a native attack took the plain name
+    return (TORCHATTACKS_PREFIX if shadowed else "") + cls.__name__, cls, cls
 
 
 def attack_options(name: str) -> dict[str, object]:
@@ -63,6 +75,9 @@ def attack_options(name: str) -> dict[str, object]:
     if canonical == "pgd_l2":
         options.pop("norm", None)
         options.update(eps=1.0, alpha=0.2)
+    elif canonical == "apgd_t":
+        options.pop("targeted", None)
+        options["loss"] = "dlr"
     elif canonical not in NATIVE:
         options["targeted"] = False  # handled by the wrapper via set_mode_targeted_by_label
     return options
@@ -76,16 +91,15 @@ def takes_eps(name: str) -> bool:
 def attack_norm(name: str, kwargs: dict | None = None) -> str:
     """The norm an attack's eps (or reported perturbation) is measured in."""
     kwargs = kwargs or {}
-    key = str(name).lower()
-    if key in ("pgd", "fgsm"):
-        return kwargs.get("norm", "Linf")
-    if key == "pgd_l2" or key in ("cw", "pgdl2", "deepfool", "eaden", "pgdrsl2"):
+    key = str(name).lower().removeprefix(TORCHATTACKS_PREFIX)
+    if key == "pgd_l2" or key in L2_ATTACKS:
         return "L2"
     return str(kwargs.get("norm", attack_options(name).get("norm", "Linf")))
 
 
 def build_attack(name: str, model: nn.Module, **kwargs: object) -> object:
-    """Create an attack by name: ``fgsm``, ``pgd``, ``pgd_l2`` or any torchattacks class.
+    """Create an attack by name: ``fgsm``, ``pgd``, ``pgd_l2``, ``apgd``, ``apgd_t`` (APGD-T,
+    targeted DLR) or any torchattacks class (``torchattacks.APGD`` for its APGD port).
 
     Every returned attack takes ``(images, labels)`` in [0, 1], returns adversarial images on
     the model's device, offers ``run`` (an :class:`AttackResult`) and restores the model.

@@ -1,11 +1,14 @@
-"""Eps continuation: one PGD stream over a whole eps grid.
+"""Eps continuation: one iterative-attack stream over a whole eps grid.
 
-The default schedule of :func:`robust_accuracy` for native PGD. Every example starts at the
+The default schedule of :func:`robust_accuracy` for native PGD (any continuable
+:class:`~robustlab.attacks.iterative.IterativeAttack`, driven through its public ``start``,
+``gradient``, ``step`` and ``project`` only). Every example starts at the
 smallest eps with the attack's own budget (random start, ``steps`` steps of size ``alpha``).
 An example that is fooled leaves, with that eps as its first fooled eps. One that survives
 moves up to the next eps: its perturbation is stretched to the new radius (the direction that
 survived the smaller ball, now on the larger boundary) and attacked for ``continuation_steps``
-more steps, with the step size scaled up so that the short budget still covers the ball; and
+more steps, with the step size scaled up so that the short budget still covers the ball
+(:func:`~robustlab.attacks.geometry.madry_step_size` applied to the steps actually taken); and
 so on up the grid. Survivors are attacked at every eps, as in the eps-by-eps schedule, but each
 larger eps resumes from the strongest point found so far instead of starting over from noise.
 
@@ -16,9 +19,11 @@ survives many eps is a long chain of steps that cannot run in parallel; serving 
 behind first keeps those chains moving while the batches are full, instead of leaving a few of
 them to run alone in nearly empty batches at the end.
 
-Only PGD can continue this way, and only when its result does not depend on the batch (eval
-mode, one restart, early stop); other attacks are evaluated eps by eps
-(:func:`robustlab.attacks.evaluation.robust_accuracy`'s ``schedule="full"``).
+Only an attack whose whole algorithm is that loop and whose rows are independent can continue
+(``attack.continuable``: PGD in eval mode with one restart and early stop). APGD is not: its
+momentum, per-example step size and checkpoint schedule are fitted to one run of ``steps``
+iterations from a random start, so it is run afresh at each eps on the survivors (the
+``"full"`` schedule), as are all other attacks.
 """
 
 from __future__ import annotations
@@ -29,9 +34,8 @@ from dataclasses import dataclass
 import torch
 
 from robustlab.attacks.base import is_success
-from robustlab.attacks.pgd import PGD
+from robustlab.attacks.iterative import IterativeAttack
 from robustlab.errors import ConfigError
-from robustlab.models.runtime import model_context
 from robustlab.runtime import progress_bar
 
 # Examples held under attack at once, in batches: more than one lets the scheduler choose whom
@@ -49,12 +53,14 @@ class ContinuationResult:
 
 
 def can_continue(attacks: Sequence[object]) -> bool:
-    """Whether one PGD per eps (ascending) can be run as a single continuation stream."""
-    if not attacks or not all(type(a) is PGD for a in attacks):
+    """Whether one attack per eps (ascending) can be run as a single continuation stream: all
+    continuable iterative attacks of one type that differ only in eps and step size."""
+    if not attacks or not all(isinstance(a, IterativeAttack) and a.continuable for a in attacks):
         return False
     first = attacks[0]
     same = all(
-        a.model is first.model
+        type(a) is type(first)
+        and a.model is first.model
         and a.norm == first.norm
         and a.loss == first.loss
         and a.targeted == first.targeted
@@ -62,10 +68,7 @@ def can_continue(attacks: Sequence[object]) -> bool:
         and a.random_start == first.random_start
         for a in attacks
     )
-    batch_independent = all(
-        a.restarts == 1 and a.early_stop and a.model_mode == "eval" for a in attacks
-    )
-    return same and batch_independent and first.steps >= 1
+    return same and first.steps >= 1
 
 
 class _Pool:
@@ -116,13 +119,15 @@ class _Levels:
     start: int
 
 
-def _level_tables(attacks: Sequence[PGD], continuation_steps: int, device: torch.device) -> _Levels:
+def _level_tables(
+    attacks: Sequence[IterativeAttack], continuation_steps: int, device: torch.device
+) -> _Levels:
     """Per eps: radius, step size, step budget; and the first eps > 0 (where streams start).
 
     The first attacked eps gets the attack's own steps and step size. A larger eps gets
     ``continuation_steps`` steps with the step size stretched by ``steps / continuation_steps``,
-    so that the shorter budget still covers the distance the full one would (Madry et al.'s
-    ``alpha = 2.5 eps / steps`` rule applied to the steps actually taken): with the small step of
+    so that the shorter budget still covers the distance the full one would (``madry_step_size``
+    applied to the steps actually taken): with the small step of
     a 20-step budget, 5 steps barely reach the new boundary and the continuation is weaker than
     a fresh attack.
     """
@@ -140,7 +145,7 @@ def _level_tables(attacks: Sequence[PGD], continuation_steps: int, device: torch
 def _advance(
     pool: _Pool,
     rows: torch.Tensor,
-    attack: PGD,
+    attack: IterativeAttack,
     grad: torch.Tensor,
     fooled: torch.Tensor,
     tables: _Levels,
@@ -161,23 +166,23 @@ def _advance(
 def _step_rows(
     pool: _Pool,
     kept: torch.Tensor,
-    attack: PGD,
+    attack: IterativeAttack,
     grad: torch.Tensor,
     moving: torch.Tensor,
     steps: torch.Tensor,
     level: torch.Tensor,
     tables: _Levels,
 ) -> None:
-    """One PGD step for the ``kept`` rows, or the move up to the next eps for the ``moving``."""
+    """One step for the ``kept`` rows, or the move up to the next eps for the ``moving``."""
     x0, adv = pool.x0[kept], pool.adv[kept]
-    new_adv = attack._step(adv, x0, grad, tables.eps[level], tables.alpha[level])
+    new_adv = attack.step(adv, x0, grad, tables.eps[level], tables.alpha[level])
     if moving.any():
         # Moving up, the perturbation that survived the smaller ball is stretched to the new
         # radius (same direction, new boundary) and attacked from there.
         old, new = tables.eps[level[moving]], tables.eps[level[moving] + 1]
         ratio = (new / old.clamp_min(1e-12)).view(-1, *[1] * (adv.ndim - 1))
         x0_moving = x0[moving]
-        new_adv[moving] = attack._project(
+        new_adv[moving] = attack.project(
             x0_moving + (adv[moving] - x0_moving) * ratio, x0_moving, new
         )
     pool.adv[kept] = new_adv
@@ -185,8 +190,8 @@ def _step_rows(
     pool.steps[kept] = torch.where(moving, torch.zeros_like(steps), steps + 1)
 
 
-def pgd_continuation(
-    attacks: Sequence[PGD],
+def eps_continuation(
+    attacks: Sequence[IterativeAttack],
     images: torch.Tensor,
     labels: torch.Tensor,
     alive: torch.Tensor,
@@ -195,7 +200,7 @@ def pgd_continuation(
     continuation_steps: int | None = None,
     desc: str = "PGD",
 ) -> ContinuationResult:
-    """Run ``attacks`` (one PGD per eps, ascending eps) as one stream over the ``alive`` examples.
+    """Run ``attacks`` (one per eps, ascending eps) as one stream over the ``alive`` examples.
 
     ``continuation_steps``: steps at each eps after the first (default: a quarter of the
     attack's steps, at least 2).
@@ -204,38 +209,63 @@ def pgd_continuation(
     enter the batch. See the module docstring for the schedule.
     """
     if not can_continue(attacks):
-        raise ConfigError("eps continuation needs one eval-mode, single-restart PGD per eps")
+        raise ConfigError("eps continuation needs one continuable attack (e.g. PGD) per eps")
     if continuation_steps is None:
         continuation_steps = default_continuation_steps(attacks[0].steps)
     if not isinstance(continuation_steps, int) or continuation_steps < 1:
         raise ConfigError(f"continuation_steps must be an integer >= 1, got {continuation_steps!r}")
-    levels = len(attacks)
     tables = _level_tables(attacks, continuation_steps, device)
-    start = tables.start
-    first_fooled = torch.full((len(images),), levels, dtype=torch.long)
-    evals = torch.zeros(levels, dtype=torch.long, device=device)
     waiting = alive.cpu().nonzero().squeeze(1)
-    if start == levels:
+    if tables.start == len(attacks):
         waiting = waiting[:0]
-    attack = attacks[min(start, levels - 1)]
-    pool = _Pool(images, device, start)
-    max_steps = max(attack.steps, continuation_steps)
-    taken = 0
-    bar = progress_bar(desc, total=len(waiting), unit="ex")
-    with model_context(attack.model, "eval"), bar:
-        while taken < len(waiting) or len(pool):
-            if len(pool) < POOL_BATCHES * batch_size and taken < len(waiting):
-                new = waiting[taken : taken + POOL_BATCHES * batch_size - len(pool)]
-                taken += len(new)
-                x0 = images[new].to(device)
-                pool.add(new.to(device), x0, attack._start(x0), labels[new].to(device))
-            rows = pool.most_behind(batch_size, max_steps)
-            adv, y, level = pool.adv[rows], pool.labels[rows], pool.level[rows]
-            grad, logits = attack._input_grad(adv, pool.x0[rows], y)
-            if logits is None:
-                logits = attack._logits(adv)
-            evals += torch.bincount(level, minlength=levels)
-            fooled = is_success(logits, y, attack.targeted)
-            first_fooled[pool.index[rows][fooled].cpu()] = level[fooled].cpu()
-            bar.update(_advance(pool, rows, attack, grad, fooled, tables))
-    return ContinuationResult(first_fooled, [int(e) for e in evals.cpu()])
+    attack = attacks[min(tables.start, len(attacks) - 1)]
+    stream = _Stream(attack, images, tables, batch_size, device)
+    with stream.attack.model_context(), progress_bar(desc, len(waiting), unit="ex") as bar:
+        taken = 0
+        while taken < len(waiting) or len(stream.pool):
+            taken = stream.fill(images, labels, waiting, taken)
+            bar.update(stream.serve())
+    return ContinuationResult(stream.first_fooled(len(images)), stream.evals_per_level())
+
+
+class _Stream:
+    """The pool under attack and its bookkeeping: who was fooled at which eps, at what cost."""
+
+    def __init__(self, attack: IterativeAttack, images, tables: _Levels, batch_size: int, device):
+        self.attack, self.tables, self.batch_size, self.device = attack, tables, batch_size, device
+        self.pool = _Pool(images, device, tables.start)
+        self.max_steps = int(tables.budget.max()) if len(tables.budget) else 1
+        self.evals = torch.zeros(len(tables.eps), dtype=torch.long, device=device)
+        self.fooled_index: list[torch.Tensor] = []
+        self.fooled_level: list[torch.Tensor] = []
+
+    def fill(self, images, labels, waiting: torch.Tensor, taken: int) -> int:
+        """Top the pool up from ``waiting[taken:]``; returns the new ``taken``."""
+        room = POOL_BATCHES * self.batch_size - len(self.pool)
+        if room <= 0 or taken >= len(waiting):
+            return taken
+        new = waiting[taken : taken + room]
+        x0 = images[new].to(self.device)
+        self.pool.add(new.to(self.device), x0, self.attack.start(x0), labels[new].to(self.device))
+        return taken + len(new)
+
+    def serve(self) -> int:
+        """One forward+backward for the rows furthest behind; returns how many finished."""
+        pool, attack = self.pool, self.attack
+        rows = pool.most_behind(self.batch_size, self.max_steps)
+        adv, y, level = pool.adv[rows], pool.labels[rows], pool.level[rows]
+        grad, logits = attack.gradient(adv, pool.x0[rows], y)
+        self.evals += torch.bincount(level, minlength=len(self.evals))
+        fooled = is_success(logits, y, attack.targeted)
+        self.fooled_index.append(pool.index[rows][fooled].cpu())
+        self.fooled_level.append(level[fooled].cpu())
+        return _advance(pool, rows, attack, grad, fooled, self.tables)
+
+    def first_fooled(self, n: int) -> torch.Tensor:
+        first = torch.full((n,), len(self.evals), dtype=torch.long)
+        if self.fooled_index:
+            first[torch.cat(self.fooled_index)] = torch.cat(self.fooled_level)
+        return first
+
+    def evals_per_level(self) -> list[int]:
+        return [int(e) for e in self.evals.cpu()]

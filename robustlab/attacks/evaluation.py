@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from robustlab.attacks.adapter import GradientCounter
-from robustlab.attacks.base import Attack, perturbation_norm
-from robustlab.attacks.continuation import can_continue, pgd_continuation
+from robustlab.attacks.base import Attack, check_images, perturbation_norm
+from robustlab.attacks.continuation import can_continue, eps_continuation
 from robustlab.attacks.stats import wilson_interval
 from robustlab.errors import ConfigError
 from robustlab.models.runtime import eval_device, model_context, predict
@@ -51,6 +51,9 @@ class EpsCurve:
     norm: str = "Linf"
     params: dict = field(default_factory=dict)
     schedule: str = "full"
+    # Per example: the smallest eps of the grid that fooled it (0: misclassified clean, inf:
+    # never), so that several attacks can be combined into a per-example worst case.
+    broken_eps: torch.Tensor | None = None
 
     @property
     def eps(self) -> list[float]:
@@ -59,13 +62,6 @@ class EpsCurve:
     @property
     def accuracy(self) -> list[float]:
         return [p.accuracy for p in self.points]
-
-    def at(self, eps: float) -> EpsPoint:
-        """The point measured at ``eps``."""
-        for point in self.points:
-            if math.isclose(point.eps, float(eps), rel_tol=1e-12, abs_tol=0.0):
-                return point
-        raise KeyError(f"eps={eps} was not evaluated (grid: {self.eps})")
 
 
 def _sync(device: torch.device) -> None:
@@ -149,18 +145,19 @@ def robust_accuracy(
     at a smaller eps counts as fooled at every larger eps, and each larger eps attacks only the
     survivors. Per eps: accuracy, 95% Wilson interval, gradient evaluations, seconds.
 
-    ``schedule="continuation"`` (native PGD; see :mod:`robustlab.attacks.continuation`): a
-    survivor goes on at the next eps from its perturbation stretched to the new radius, with
-    ``continuation_steps`` more steps (default: a quarter of the attack's steps, at least 2),
-    all eps in one stream of full batches; the stream's seconds are shared out among the eps
-    in proportion to their gradient evaluations. ``schedule="full"``, and every attack that
-    cannot continue: each eps runs the whole attack afresh (its own random start) on the
-    survivors. A warm start from the previous eps's iterate is not used there: on a model with
-    masked gradients it sits where the gradient vanishes and never moves again.
-    ``clean_correct`` (bool [N]) skips the clean pass when already known.
+    ``schedule="continuation"`` (continuable attacks, i.e. native PGD; see
+    :mod:`robustlab.attacks.continuation`): a survivor goes on at the next eps from its
+    perturbation stretched to the new radius, with ``continuation_steps`` more steps (default: a
+    quarter of the attack's steps, at least 2), all eps in one stream of full batches; the
+    stream's seconds are shared out among the eps in proportion to their gradient evaluations.
+    ``schedule="full"``, and every attack that cannot continue (APGD, torchattacks, FGSM): each
+    eps runs the whole attack afresh (its own random start) on the survivors.
+    ``clean_correct`` (bool [N]) skips the clean pass when already known. ``curve.broken_eps``
+    holds each example's smallest fooling eps.
     """
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
+    check_images(images)
     device = eval_device(model, device)
     labels = labels.cpu()
     if clean_correct is None:
@@ -168,62 +165,50 @@ def robust_accuracy(
     alive = clean_correct.cpu().clone()
     grid = sorted({float(e) for e in eps_grid})
     attacks = [attack_factory(eps) for eps in grid]
+    data = (images, labels, alive, batch_size, device)
     if schedule == "continuation" and can_continue(attacks):
-        points = _continuation_points(
-            attacks, images, labels, alive, batch_size, device, continuation_steps, name
-        )
+        points, broken = _continuation_points(attacks, *data, continuation_steps, name)
     else:
         schedule = "full"
-        points = _full_points(
-            model,
-            dict(zip(grid, attacks, strict=True)),
-            images,
-            labels,
-            alive,
-            batch_size,
-            device,
-            name,
-        )
+        points, broken = _full_points(model, dict(zip(grid, attacks, strict=True)), *data, name)
     clean = float(clean_correct.float().mean()) if len(labels) else 0.0
     norm = getattr(attacks[0], "norm", "Linf") if attacks else "Linf"
-    return EpsCurve(name, clean, len(labels), points, norm=norm, schedule=schedule)
+    broken[~clean_correct.cpu()] = 0.0
+    return EpsCurve(name, clean, len(labels), points, norm, schedule=schedule, broken_eps=broken)
 
 
 def _continuation_points(attacks, images, labels, alive, batch_size, device, steps, name):
     _sync(device)
     started = time.perf_counter()
-    result = pgd_continuation(
+    result = eps_continuation(
         attacks, images, labels, alive, batch_size, device, steps, f"{name} eps-continuation"
     )
     _sync(device)
     seconds = time.perf_counter() - started
     total = max(sum(result.grad_evals), 1)
-    return [
+    points = [
         _point(attack.eps, alive & (result.first_fooled > level), evals, seconds * evals / total)
         for level, (attack, evals) in enumerate(zip(attacks, result.grad_evals, strict=True))
     ]
+    grid = torch.tensor([a.eps for a in attacks] + [math.inf], dtype=torch.float64)
+    return points, grid[result.first_fooled]
 
 
 def _full_points(model, attacks, images, labels, alive, batch_size, device, name):
     alive = alive.clone()
-    points = []
+    points, broken = [], torch.full((len(labels),), math.inf, dtype=torch.float64)
     for eps, attack in attacks.items():
         _sync(device)
         started = time.perf_counter()
+        desc = f"{name} eps={eps:g}"
         fooled, _, evals = attack_survivors(
-            model,
-            attack,
-            images,
-            labels,
-            alive,
-            batch_size,
-            device,
-            f"{name} eps={eps:g}",
+            model, attack, images, labels, alive, batch_size, device, desc
         )
         alive &= ~fooled
+        broken[fooled] = eps
         _sync(device)
         points.append(_point(eps, alive, evals, time.perf_counter() - started))
-    return points
+    return points, broken
 
 
 def minimal_perturbation_point(

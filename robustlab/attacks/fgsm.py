@@ -18,8 +18,8 @@ class FGSM(Attack):
     Arguments:
         model (nn.Module): model to attack; takes [0, 1] images and returns logits.
         eps (float): maximum perturbation. (Default: 8/255)
-        loss: ``"ce"`` (default), ``"margin"`` (Carlini–Wagner logit margin) or a callable
-            ``loss(model, adv_images, images, labels) -> Tensor[N]`` to maximise.
+        loss: ``"ce"`` (default), ``"margin"`` (Carlini–Wagner logit margin), ``"dlr"`` or a
+            callable ``loss(model, adv_images, images, labels) -> Tensor[N]`` to maximise.
         targeted (bool): ``labels`` are target classes to reach. (Default: False)
         model_mode (str): ``"eval"`` (default) or ``"train"``.
 
@@ -47,15 +47,11 @@ class FGSM(Attack):
         super().__init__(model, eps, loss=loss, targeted=targeted, model_mode=model_mode)
 
     def _craft(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        need_success: bool,
-        init: torch.Tensor | None,
+        self, images: torch.Tensor, labels: torch.Tensor, need_success: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         if len(images) == 0:
             return images.clone(), labels.new_zeros(0, dtype=torch.bool), 0
-        grad, _ = self._input_grad(images, images, labels)
+        grad, _ = self.gradient(images, images, labels)
         adv = torch.clamp(images + self.eps * grad.sign(), min=0, max=1).detach()
         success = is_success(self._logits(adv), labels, self.targeted) if need_success else None
         return adv, success, len(images)

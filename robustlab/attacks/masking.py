@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustlab.attacks.evaluation import EpsPoint, robust_accuracy
+from robustlab.attacks.geometry import madry_step_size
 from robustlab.attacks.pgd import PGD
 from robustlab.models.runtime import model_context, model_device
 
@@ -24,7 +25,19 @@ if TYPE_CHECKING:
     from robustlab.attacks.report import RobustnessReport
 
 SINGLE_STEP = {"fgsm", "ffgsm", "rfgsm"}
-ITERATIVE = {"pgd", "bim", "mifgsm", "apgd", "apgdt", "autoattack", "eotpgd", "upgd", "nifgsm"}
+ITERATIVE = {
+    "pgd",
+    "bim",
+    "mifgsm",
+    "apgd",
+    "apgd_t",
+    "apgdt",
+    "torchattacks.apgd",
+    "autoattack",
+    "eotpgd",
+    "upgd",
+    "nifgsm",
+}
 
 
 @dataclass
@@ -69,7 +82,7 @@ def large_eps_check(
     images, labels = images[:max_examples], labels[:max_examples]
 
     def factory(e: float) -> PGD:
-        return PGD(model, eps=e, alpha=2.5 * e / steps, steps=steps)
+        return PGD(model, eps=e, alpha=madry_step_size(e, steps), steps=steps)
 
     curve = robust_accuracy(model, images, labels, factory, [eps], batch_size, name="large-eps PGD")
     return curve.points[0].accuracy

@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robustlab.attacks.base import NORMS, Attack, is_success
+from robustlab.attacks.base import is_success
+from robustlab.attacks.geometry import NORMS
+from robustlab.attacks.iterative import IterativeAttack
 from robustlab.attacks.losses import LossSpec
 from robustlab.errors import ConfigError
 
 
-class PGD(Attack):
+class PGD(IterativeAttack):
     r"""PGD from 'Towards Deep Learning Models Resistant to Adversarial Attacks'
     (Madry et al., 2018) [https://arxiv.org/abs/1706.06083].
 
@@ -27,19 +29,19 @@ class PGD(Attack):
         norm (str): ``"Linf"`` or ``"L2"``. (Default: "Linf")
         restarts (int): independent random starts; each example keeps the first restart that
             fools the model, else the one with the highest loss. (Default: 1)
-        loss: ``"ce"``, ``"margin"`` (Carlini–Wagner logit margin) or a callable
+        loss: ``"ce"``, ``"margin"`` (Carlini–Wagner logit margin), ``"dlr"`` or a callable
             ``loss(model, adv_images, images, labels) -> Tensor[N]`` to maximise. (Default: "ce")
         targeted (bool): ``labels`` are target classes to reach. (Default: False)
         early_stop (bool): stop updating an example once it fools the model and return that
             first fooling iterate; only the examples still active are forwarded. (Default: True)
         model_mode (str): ``"eval"`` or ``"train"`` (batch statistics). (Default: "eval")
-        eps_for_division (float): added to L2 gradient norms. (Default: 1e-10)
 
     Shape:
         - images: (N, C, H, W), values in [0, 1]. labels: (N,) int64. output: (N, C, H, W).
 
-    ``run(images, labels, init=adv)`` starts from ``adv`` (projected into the ball) instead of a
-    random point, e.g. to resume an attack from an earlier result.
+    PGD implements the iterative-attack protocol (``start``, ``gradient``, ``step``,
+    ``project``; :mod:`robustlab.attacks.iterative`), through which the eps-grid evaluator runs
+    it as one eps-continuation stream.
 
     With ``early_stop=False`` and ``restarts=1`` the result equals ``torchattacks.PGD`` (Linf)
     or ``torchattacks.PGDL2`` (L2) under the same random state.
@@ -62,7 +64,6 @@ class PGD(Attack):
         targeted: bool = False,
         early_stop: bool = True,
         model_mode: str = "eval",
-        eps_for_division: float = 1e-10,
     ):
         super().__init__(model, eps, loss=loss, targeted=targeted, model_mode=model_mode)
         if norm not in NORMS:
@@ -81,32 +82,27 @@ class PGD(Attack):
         self.random_start = bool(random_start)
         self.restarts = restarts
         self.early_stop = bool(early_stop)
-        self.eps_for_division = eps_for_division
 
-    supports_init = True
+    @property
+    def continuable(self) -> bool:
+        """One start, early stop, eval mode: rows are independent and the attack is the loop."""
+        return self.restarts == 1 and self.early_stop and self.model_mode == "eval"
 
     def _craft(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        need_success: bool,
-        init: torch.Tensor | None,
+        self, images: torch.Tensor, labels: torch.Tensor, need_success: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         if self.restarts == 1:
-            adv, success, _, evals = self._single_run(images, labels, need_success, init)
+            adv, success, _, evals = self._single_run(images, labels, need_success)
             return adv, success, evals
         best = images.clone()
         best_value = images.new_full((len(images),), float("-inf"))
         fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
         evals = 0
-        for restart in range(self.restarts):
+        for _ in range(self.restarts):
             todo = (~fooled).nonzero().squeeze(1)
             if todo.numel() == 0:
                 break
-            start = init[todo] if init is not None and restart == 0 else None
-            adv, success, value, run_evals = self._single_run(
-                images[todo], labels[todo], True, start
-            )
+            adv, success, value, run_evals = self._single_run(images[todo], labels[todo], True)
             evals += run_evals
             better = success | (value > best_value[todo])
             best[todo[better]] = adv[better]
@@ -115,14 +111,14 @@ class PGD(Attack):
         return best, fooled, evals
 
     def _single_run(
-        self, images: torch.Tensor, labels: torch.Tensor, score: bool, init: torch.Tensor | None
+        self, images: torch.Tensor, labels: torch.Tensor, score: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, int]:
-        """One start (``init`` or random): (adv, success, objective value, grad_evals)."""
-        adv = self._start(images) if init is None else self._project(init.clone(), images)
+        """One random start: (adv, success, objective value, grad_evals)."""
+        adv = self.start(images)
         if not self.early_stop:
             for _ in range(self.steps):
-                grad, _ = self._input_grad(adv, images, labels)
-                adv = self._step(adv, images, grad)
+                grad, _ = self.gradient(adv, images, labels)
+                adv = self.step(adv, images, grad)
             if not score:
                 return adv, None, None, self.steps * len(images)
             success, value = self._score(adv, images, labels)
@@ -134,14 +130,14 @@ class PGD(Attack):
             if active.numel() == 0:
                 break
             x, x0, y = adv[active], images[active], labels[active]
-            grad, logits = self._input_grad(x, x0, y)
+            grad, logits = self.gradient(x, x0, y)
             evals += len(active)
-            fooled = is_success(logits if logits is not None else self._logits(x), y, self.targeted)
+            fooled = is_success(logits, y, self.targeted)
             # A fooling iterate is final: later steps could only move it back across the boundary.
             success[active[fooled]] = True
             keep = ~fooled
             active = active[keep]
-            adv[active] = self._step(x[keep], x0[keep], grad[keep])
+            adv[active] = self.step(x[keep], x0[keep], grad[keep])
         if not score:
             return adv, None, None, evals
         value = images.new_full((len(images),), float("inf"))
@@ -150,57 +146,6 @@ class PGD(Attack):
             success[active] = last_success
             value[active] = last_value
         return adv, success, value, evals
-
-    def _start(self, images: torch.Tensor) -> torch.Tensor:
-        # Same draws in the same order as torchattacks.PGD / PGDL2, so seeded runs agree.
-        if not self.random_start:
-            return images.clone()
-        if self.norm == "Linf":
-            adv = images + torch.empty_like(images).uniform_(-self.eps, self.eps)
-            return torch.clamp(adv, min=0, max=1).detach()
-        delta = torch.empty_like(images).normal_()
-        n = delta.reshape(len(images), -1).norm(p=2, dim=1).view(-1, *[1] * (images.ndim - 1))
-        r = torch.zeros_like(n).uniform_(0, 1)
-        delta *= r / n * self.eps
-        return torch.clamp(images + delta, min=0, max=1).detach()
-
-    def _step(
-        self,
-        adv: torch.Tensor,
-        images: torch.Tensor,
-        grad: torch.Tensor,
-        eps: torch.Tensor | None = None,
-        alpha: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """One ascent step and projection; ``eps``/``alpha`` (N,) override the attack's own."""
-        shape = (-1, *[1] * (images.ndim - 1))
-        alpha = self.alpha if alpha is None else alpha.view(shape)
-        if self.norm == "Linf":
-            return self._project(adv.detach() + alpha * grad.sign(), images, eps)
-        grad_norms = grad.reshape(len(grad), -1).norm(p=2, dim=1) + self.eps_for_division
-        return self._project(adv.detach() + alpha * (grad / grad_norms.view(shape)), images, eps)
-
-    def _project(
-        self, adv: torch.Tensor, images: torch.Tensor, eps: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Back into the eps-ball around ``images`` and into [0, 1] (torchattacks' order).
-
-        ``eps`` (N,) gives every example its own radius (the eps-continuation schedule).
-        """
-        shape = (-1, *[1] * (images.ndim - 1))
-        delta = adv - images
-        if self.norm == "Linf":
-            if eps is None:
-                delta = torch.clamp(delta, min=-self.eps, max=self.eps)
-            else:
-                radius = eps.view(shape)
-                delta = torch.maximum(torch.minimum(delta, radius), -radius)
-            return torch.clamp(images + delta, min=0, max=1).detach()
-        radius = self.eps if eps is None else eps
-        delta_norms = delta.reshape(len(delta), -1).norm(p=2, dim=1)
-        # eps / 0 is inf (no scaling needed) but 0 / 0 is nan: both mean "inside the ball".
-        factor = (radius / delta_norms).nan_to_num(nan=1.0).clamp(max=1.0)
-        return torch.clamp(images + delta * factor.view(shape), min=0, max=1).detach()
 
     def __repr__(self) -> str:
         return (

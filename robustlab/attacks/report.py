@@ -9,18 +9,21 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from robustlab.attacks.base import check_images
 from robustlab.attacks.catalogue import attack_norm, attack_options, build_attack, takes_eps
 from robustlab.attacks.evaluation import (
     EpsCurve,
     minimal_perturbation_point,
     robust_accuracy,
 )
+from robustlab.attacks.geometry import madry_step_size
 from robustlab.attacks.masking import (
     GradientHealth,
     gradient_health,
     gradient_masking_warnings,
     large_eps_check,
 )
+from robustlab.attacks.suite import CLEAN, SUITES, WorstCaseResult, worst_case
 from robustlab.errors import ConfigError
 from robustlab.models.runtime import eval_device, predict
 
@@ -33,8 +36,8 @@ class AttackSpec:
 
     ``eps``: the attack's own grid (e.g. L2 radii), else the evaluation's grid. For attacks
     with a step size ``alpha`` and ``steps``, ``kwargs["step_size"]`` sets ``alpha`` as a
-    fraction of eps; without either, ``alpha = 2.5 * eps / steps`` (Madry et al.) so the step
-    scales with the budget instead of staying at a fixed 2/255.
+    fraction of eps; without either, ``alpha = madry_step_size(eps, steps)`` (``2.5 eps / steps``)
+    so the step scales with the budget instead of staying at a fixed 2/255.
     """
 
     name: str
@@ -55,9 +58,9 @@ def attack_factory(spec: AttackSpec, model: nn.Module) -> Callable[[float], obje
     def make(eps: float) -> object:
         options_now = dict(kwargs)
         if "alpha" in options and "alpha" not in options_now and "steps" in options:
-            steps = max(int(options_now.get("steps", options["steps"])), 1)
-            fraction = step_size if step_size is not None else 2.5 / steps
-            options_now["alpha"] = fraction * eps
+            steps = int(options_now.get("steps", options["steps"]))
+            alpha = madry_step_size(eps, steps) if step_size is None else step_size * eps
+            options_now["alpha"] = alpha
         return build_attack(spec.name, model, eps=eps, **options_now)
 
     make(0.0)  # fail on a bad option before any time is spent
@@ -66,7 +69,8 @@ def attack_factory(spec: AttackSpec, model: nn.Module) -> Callable[[float], obje
 
 @dataclass
 class RobustnessReport:
-    """Clean accuracy, one curve per attack, masking diagnostics and warnings."""
+    """Clean accuracy, one curve per attack, the per-example worst case over every attack (the
+    suite's and the curves'), masking diagnostics and warnings."""
 
     clean_accuracy: float
     n: int
@@ -74,11 +78,15 @@ class RobustnessReport:
     gradient_health: GradientHealth | None = None
     large_eps: tuple[float, float] | None = None
     warnings: list[str] = field(default_factory=list)
+    worst_case: WorstCaseResult | None = None
 
     def to_results(self) -> dict:
-        """The results.json fields; eps keys are ``repr(float(eps))`` (``"inf"`` without eps)."""
+        """The results.json fields; eps keys are ``repr(float(eps))`` (``"inf"`` without eps).
+
+        ``robust_accuracy["worst_case"]`` (with its CI and the ``"worst_case"`` block: suite,
+        first_broken_by, attack_cost) is the per-example worst case over every attack run.
+        """
         accuracy, ci, cost, medians = {}, {}, {}, {}
-        schedules = {key: curve.schedule for key, curve in self.curves.items()}
         for key, curve in self.curves.items():
             accuracy[key] = {repr(p.eps): p.accuracy for p in curve.points}
             ci[key] = {repr(p.eps): [p.ci[0], p.ci[1]] for p in curve.points}
@@ -95,9 +103,15 @@ class RobustnessReport:
             "robust_accuracy": accuracy,
             "robust_accuracy_ci": ci,
             "attack_cost": cost,
-            "attack_schedule": schedules,
+            "attack_schedule": {key: curve.schedule for key, curve in self.curves.items()},
             "warnings": list(self.warnings),
         }
+        if self.worst_case is not None:
+            fragment = self.worst_case.to_results()
+            # worst_case first: the number reports lead with
+            results["robust_accuracy"] = fragment["robust_accuracy"] | accuracy
+            results["robust_accuracy_ci"] = fragment["robust_accuracy_ci"] | ci
+            results["worst_case"] = fragment["worst_case"]
         if medians:
             results["median_perturbation"] = medians
         if self.gradient_health is not None:
@@ -122,52 +136,80 @@ def evaluate_robustness(
     check_gradients: bool = True,
     schedule: str = "continuation",
     continuation_steps: int | None = None,
+    suite: str = "none",
+    seed: int = 0,
 ) -> RobustnessReport:
     """Robust accuracy of ``model`` under every attack in ``attacks`` over ``eps_grid``.
 
     Attacks without an eps (CW, DeepFool) run once and are reported at eps = inf with their
     median perturbation norm. ``schedule``/``continuation_steps``: how PGD covers the eps grid
-    (see :func:`robust_accuracy`). ``large_eps`` adds a PGD sanity run at that Linf radius; the
-    gradient-masking checks run last and fill ``report.warnings``.
+    (see :func:`robust_accuracy`). ``suite`` (``"standard"``, ``"fast"`` or ``"none"``): the
+    worst-case suite (:func:`robustlab.attacks.worst_case`, seeded by ``seed``) then runs on the
+    examples the Linf attacks left standing, and ``report.worst_case`` is the per-example worst
+    case over all of them (with ``"none"``, over the Linf curves on ``eps_grid`` alone).
+    ``large_eps`` adds a PGD sanity run at that Linf radius; the gradient-masking checks run
+    last and fill ``report.warnings``.
     """
+    if suite not in SUITES:
+        raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SUITES)}")
+    check_images(images)
     device = eval_device(model, device)
     labels = labels.cpu()
     correct = predict(model, images, batch_size, device) == labels
     clean = float(correct.float().mean()) if len(labels) else 0.0
-    curves = {}
-    for key, spec in attacks.items():
-        norm = attack_norm(spec.name, spec.kwargs)
-        if takes_eps(spec.name):
-            grid = spec.eps if spec.eps is not None else eps_grid
-            factory = attack_factory(spec, model)
-            curve = robust_accuracy(
-                model,
-                images,
-                labels,
-                factory,
-                grid,
-                batch_size,
-                device,
-                key,
-                correct,
-                schedule=schedule,
-                continuation_steps=continuation_steps,
-            )
-        else:
-            attack = build_attack(spec.name, model, **spec.kwargs)
-            point = minimal_perturbation_point(
-                model, attack, images, labels, correct, batch_size, device, key
-            )
-            curve = EpsCurve(spec.name, clean, len(labels), [point], schedule="single run")
-        curve.attack, curve.norm, curve.params = spec.name.lower(), norm, dict(spec.kwargs)
-        curves[key] = curve
-        log.info("%s: %s", key, {p.eps: round(p.accuracy, 4) for p in curve.points})
+    run = (images, labels, correct, batch_size, device)
+    curves = {
+        key: _curve(model, key, spec, eps_grid, run, schedule, continuation_steps)
+        for key, spec in attacks.items()
+    }
     report = RobustnessReport(clean, len(labels), curves)
+    report.worst_case = _worst_case(model, run, curves, eps_grid, suite, seed)
     if check_gradients:
         report.gradient_health = gradient_health(model, images[:batch_size], labels[:batch_size])
     if large_eps is not None:
         report.large_eps = (float(large_eps), large_eps_check(model, images, labels, eps=large_eps))
-    report.warnings = gradient_masking_warnings(report)
+    report.warnings = gradient_masking_warnings(report) + report.worst_case.warnings
     for warning in report.warnings:
         log.warning(warning)
     return report
+
+
+def _curve(model, key, spec, eps_grid, run, schedule, continuation_steps) -> EpsCurve:
+    """One attack's curve over its grid, or its single point at eps = inf."""
+    images, labels, correct, batch_size, device = run
+    norm = attack_norm(spec.name, spec.kwargs)
+    if takes_eps(spec.name):
+        grid = spec.eps if spec.eps is not None else eps_grid
+        factory = attack_factory(spec, model)
+        curve = robust_accuracy(
+            model, images, labels, factory, grid, batch_size, device, key, correct,
+            schedule=schedule, continuation_steps=continuation_steps,
+        )  # fmt: skip
+    else:
+        attack = build_attack(spec.name, model, **spec.kwargs)
+        point = minimal_perturbation_point(
+            model, attack, images, labels, correct, batch_size, device, key
+        )
+        clean = float(correct.float().mean()) if len(labels) else 0.0
+        curve = EpsCurve(spec.name, clean, len(labels), [point], schedule="single run")
+    curve.attack, curve.norm, curve.params = spec.name.lower(), norm, dict(spec.kwargs)
+    log.info("%s: %s", key, {p.eps: round(p.accuracy, 4) for p in curve.points})
+    return curve
+
+
+def _worst_case(model, run, curves, eps_grid, suite, seed) -> WorstCaseResult:
+    """The suite on the survivors of the Linf curves, or the curves' own worst case."""
+    images, labels, correct, batch_size, device = run
+    prior = {
+        key: curve.broken_eps
+        for key, curve in curves.items()
+        if curve.norm == "Linf" and curve.broken_eps is not None
+    }
+    if suite != "none":
+        return worst_case(
+            model, images, labels, eps_grid, suite, batch_size, device, seed, prior=prior
+        )
+    start = torch.where(correct, float("inf"), 0.0).double()
+    grid = sorted({float(e) for e in eps_grid})
+    record = WorstCaseResult("none", "Linf", grid, start, [None if c else CLEAN for c in correct])
+    return record.combined(prior)

@@ -1,0 +1,256 @@
+"""Auto-PGD (APGD) and its targeted variant APGD-T, the gradient attacks of AutoAttack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from robustlab.attacks import geometry
+from robustlab.attacks.base import is_success
+from robustlab.attacks.iterative import IterativeAttack
+from robustlab.attacks.losses import LossSpec, per_example_objective, targeted_dlr_loss
+from robustlab.errors import ConfigError
+
+APGD_LOSSES = ("ce", "dlr", "margin")
+
+
+@dataclass
+class _Run:
+    """One APGD run over a batch: its fooling iterates, best-loss iterates and cost."""
+
+    adv: torch.Tensor
+    fooled: torch.Tensor
+    evals: int
+
+
+class APGD(IterativeAttack):
+    r"""APGD from 'Reliable evaluation of adversarial robustness with an ensemble of diverse
+    parameter-free attacks' (Croce & Hein, 2020) [https://arxiv.org/abs/2003.01690].
+
+    Distance measure: Linf or L2. PGD with momentum 0.75 whose step size (initially 2 eps) is
+    halved per example at the checkpoints p_j (p_0 = 0, p_1 = 0.22, p_{j+1} = p_j +
+    max(p_j - p_{j-1} - 0.03, 0.06), times ``steps``) where either fewer than ``rho`` of the
+    steps since the last checkpoint raised the loss, or the step size was not halved last time
+    and the best loss has not improved since; a halved example restarts from its best point.
+    Each example keeps its first fooling iterate (else its highest-loss one) and, with
+    ``early_stop``, leaves the batch once fooled: rows are independent, so this changes no
+    other row's trajectory and only saves work.
+
+    Arguments:
+        model (nn.Module): model to attack; takes [0, 1] images and returns logits.
+        eps (float): radius of the ball. (Default: 8/255)
+        steps (int): iterations per run. (Default: 100)
+        norm (str): ``"Linf"`` or ``"L2"``. (Default: "Linf")
+        loss (str): ``"ce"`` (APGD-CE), ``"dlr"`` (APGD-DLR, scale-invariant) or ``"margin"``.
+            (Default: "ce")
+        targeted (bool): APGD-T: one run per target among the ``n_target_classes`` most likely
+            wrong classes (of the clean image), each with the targeted DLR loss, on the
+            examples no earlier run fooled; ``labels`` stay the true labels. (Default: False)
+        n_target_classes (int): targets of APGD-T. (Default: 9)
+        restarts (int): random starts per run, each on the examples not yet fooled. (Default: 1)
+        rho (float): the oscillation threshold of the step-size rule. (Default: 0.75)
+        seed (int): seed of the random starts, drawn on the CPU exactly as
+            torchattacks.APGD / APGDT draw them, so a seeded run starts where theirs does.
+        early_stop (bool): stop updating fooled examples. (Default: True)
+        model_mode (str): ``"eval"`` or ``"train"``. (Default: "eval")
+
+    Shape:
+        - images: (N, C, H, W), values in [0, 1]. labels: (N,) int64. output: (N, C, H, W).
+
+    Examples::
+        >>> adv_images = APGD(model, eps=8/255, steps=100, loss="ce")(images, labels)
+        >>> apgd_t = APGD(model, eps=8/255, loss="dlr", targeted=True, n_target_classes=9)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 8 / 255,
+        steps: int = 100,
+        norm: str = "Linf",
+        loss: LossSpec = "ce",
+        targeted: bool = False,
+        n_target_classes: int = 9,
+        restarts: int = 1,
+        rho: float = 0.75,
+        seed: int = 0,
+        early_stop: bool = True,
+        model_mode: str = "eval",
+    ):
+        super().__init__(model, eps, loss=loss, targeted=False, model_mode=model_mode)
+        if norm not in geometry.NORMS:
+            raise ConfigError(f"APGD norm must be one of {', '.join(geometry.NORMS)}, got {norm!r}")
+        if self.loss not in APGD_LOSSES:
+            raise ConfigError(f"APGD loss must be one of {', '.join(APGD_LOSSES)}, got {loss!r}")
+        counts = (steps, restarts, n_target_classes)
+        if not all(isinstance(c, int) and c >= 1 for c in counts) or not 0 < rho < 1:
+            raise ConfigError(
+                "APGD needs steps, restarts, n_target_classes >= 1 and 0 < rho < 1, got "
+                f"{steps!r}, {restarts!r}, {n_target_classes!r}, {rho!r}"
+            )
+        self.norm, self.steps, self.restarts, self.rho = norm, steps, restarts, float(rho)
+        self.target_classes = n_target_classes if targeted else 0
+        self.supports_targeted = not targeted  # APGD-T chooses its own targets
+        self.seed, self.early_stop = int(seed), bool(early_stop)
+        self.alpha = 2.0 * self.eps  # the initial step size of the reference
+
+    def checkpoints(self) -> list[int]:
+        """Iterations (0-based) after which the step-size rule is checked."""
+        length = max(int(0.22 * self.steps), 1)
+        shortest, decrease = max(int(0.06 * self.steps), 1), max(int(0.03 * self.steps), 1)
+        points, at = [], length - 1
+        while at < self.steps:
+            points.append(at)
+            length = max(length - decrease, shortest)
+            at += length
+        return points
+
+    def start(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random point on the sphere of radius eps (Linf: scaled uniform noise), clipped."""
+        shape = images.shape
+        if self.norm == "Linf":
+            t = (2 * torch.rand(shape, generator=generator) - 1).to(images.device)
+        else:
+            t = torch.randn(shape, generator=generator).to(images.device)
+        scale = geometry.row_norms(t, self.norm) + (0.0 if self.norm == "Linf" else 1e-12)
+        adv = images + self.eps * t / geometry.per_row(scale, images)
+        return adv.clamp(0.0, 1.0)
+
+    def _craft(
+        self, images: torch.Tensor, labels: torch.Tensor, need_success: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        if self.targeted and self.loss != "ce":
+            raise ConfigError("APGD with target labels supports loss='ce' only")
+        generator = torch.Generator().manual_seed(self.seed)
+        with torch.no_grad():
+            logits = self.model(images)
+        fooled = is_success(logits, labels, self.targeted)
+        adv, evals = images.clone(), 0
+        ranked = logits.argsort(dim=1)  # ascending: the label of a correct example is last
+        ranks = range(2, min(self.target_classes, logits.shape[1] - 1) + 2)
+        for rank in ranks if self.target_classes else [None]:
+            for _ in range(self.restarts):
+                todo = (~fooled).nonzero().squeeze(1)
+                if todo.numel() == 0:
+                    break
+                target = None if rank is None else ranked[todo, -rank]
+                run = self._single_run(images[todo], labels[todo], target, generator)
+                adv[todo], evals = run.adv, evals + run.evals
+                fooled[todo[run.fooled]] = True
+        return adv, fooled, evals
+
+    def _loss_grad(
+        self, adv: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, target
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input gradient, logits, per-example loss) at ``adv``: one forward+backward."""
+        adv = adv.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = self.model(adv)
+            if target is None:
+                loss = per_example_objective(self.loss, logits, labels, self.targeted)
+            else:
+                loss = targeted_dlr_loss(logits, labels, target)
+            grad = torch.autograd.grad(loss.sum(), adv)[0]
+        return grad, logits.detach(), loss.detach()
+
+    @torch.no_grad()
+    def _single_run(
+        self, images: torch.Tensor, labels: torch.Tensor, target, generator: torch.Generator
+    ) -> _Run:
+        adv = self.start(images, generator)
+        grad, logits, loss = self._loss_grad(adv, images, labels, target)
+        fooled = is_success(logits, labels, self.targeted)
+        first = float("-inf") if self.loss == "ce" and target is None else 0.0
+        state = _State((images, labels, target), adv, grad, loss, self.alpha, self.steps, first)
+        out, evals = adv.clone(), len(images)
+        if self.early_stop:
+            state.keep(~fooled)
+        checks, last_check = set(self.checkpoints()), -1
+        for i in range(self.steps):
+            if len(state) == 0:
+                break
+            new = self._momentum_step(state, first=i == 0)
+            grad, logits, loss = self._loss_grad(new, state.images, state.labels, state.target)
+            evals += len(state)
+            now = is_success(logits, state.labels, self.targeted)
+            out[state.index[now]] = new[now]  # before a checkpoint may reset the iterate
+            fooled[state.index[now]] = True
+            state.record(i, new, grad, loss)
+            if i in checks:
+                state.check(i, i - last_check, self.rho)
+                last_check = i
+            if self.early_stop and now.any():  # the state shrinks only when someone is fooled
+                state.keep(~now)
+        never = ~fooled[state.index]
+        out[state.index[never]] = state.best[never]
+        return _Run(out, fooled, evals)
+
+    def _momentum_step(self, state: _State, first: bool) -> torch.Tensor:
+        """``z = P(x + eta * step(grad))``, ``x' = P(x + a (z - x) + (1 - a)(x - x_prev))``."""
+        x, images = state.adv, state.images
+        z = self.step(x, images, state.grad, alpha=state.step_size)
+        a = 1.0 if first else 0.75
+        new = self.project(x + a * (z - x) + (1 - a) * (x - state.previous), images)
+        state.previous = x
+        return new
+
+    def __repr__(self) -> str:
+        variant = f", targets={self.target_classes}" if self.target_classes else ""
+        return (
+            f"APGD(eps={self.eps:g}, steps={self.steps}, norm={self.norm}, loss={self.loss}"
+            f"{variant}, restarts={self.restarts})"
+        )
+
+
+class _State:
+    """Per-example state of one APGD run, over the rows still attacked: their images, labels,
+    targets and original index; iterate, previous iterate, gradient, step size; best iterate,
+    loss and gradient; loss history and what the last checkpoint decided."""
+
+    ROWS = ("images", "labels", "target", "index", "adv", "previous", "grad", "step_size")
+    ROWS += ("best", "best_grad", "best_loss", "best_at_check", "reduced")
+
+    def __init__(self, data, adv, grad, loss, step_size: float, steps: int, first: float):
+        self.images, self.labels, self.target = data
+        self.index = torch.arange(len(adv), device=adv.device)
+        self.adv, self.previous, self.grad = adv, adv.clone(), grad
+        self.best, self.best_grad, self.best_loss = adv.clone(), grad.clone(), loss.clone()
+        self.step_size = torch.full_like(loss, step_size)
+        # Row 0 stands before the first step. The reference compares the first step's loss
+        # with 0 there (an unwritten entry): always an increase for its cross-entropy (> 0),
+        # never for DLR losses of unfooled examples (< 0). Kept, for the reference's schedule.
+        self.history = loss.new_zeros((steps + 1, len(loss)))
+        self.history[0] = first
+        self.best_at_check = loss.clone()
+        self.reduced = torch.ones_like(loss, dtype=torch.bool)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop every row not in the boolean mask ``rows``."""
+        for name in self.ROWS:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[rows])
+        self.history = self.history[:, rows]
+
+    def record(self, i: int, adv, grad, loss) -> None:
+        self.adv, self.grad, self.history[i + 1] = adv, grad, loss
+        better = loss > self.best_loss
+        self.best[better], self.best_grad[better] = adv[better], grad[better]
+        self.best_loss[better] = loss[better]
+
+    def check(self, i: int, length: int, rho: float) -> None:
+        """Halve the step of the rows that oscillate or stalled, and send them back to their
+        best point."""
+        history = self.history[i + 1 - length : i + 2]
+        increases = (history[1:] > history[:-1]).sum(dim=0)
+        oscillating = increases <= length * rho
+        stalled = ~self.reduced & (self.best_at_check >= self.best_loss)
+        reduce = oscillating | stalled
+        self.reduced, self.best_at_check = reduce, self.best_loss.clone()
+        self.step_size[reduce] /= 2.0
+        self.adv[reduce], self.grad[reduce] = self.best[reduce], self.best_grad[reduce]

@@ -1,0 +1,145 @@
+"""Benchmark robustlab's worst-case suite against an AutoAttack-style reference on digits.
+
+Reference: torchattacks' ports with AutoAttack's standard settings (APGD-CE 100 steps, APGD-T
+100 steps over 9 targets, FAB-T 100 steps over 9 targets, Square 5000 queries), each on the
+survivors of the previous, run independently at each eps. robustlab: ``worst_case`` with the
+``standard`` (and ``fast``) suite over the whole grid at once. Printed per model: worst-case
+accuracy at each eps side by side, the largest excess over the reference, the time ratio, and
+APGD's cost per step against a bare forward+backward pass.
+
+    flock /tmp/robustlab-cpu.lock env OMP_NUM_THREADS=2 python scripts/bench_eval.py
+
+``--checkpoint DIR`` reuses (or writes) the two trained models under DIR/none and DIR/pgd_at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchattacks
+from torch import nn
+
+from robustlab.attacks import APGD, madry_step_size, worst_case
+from robustlab.data import TensorLoader, load_dataset
+from robustlab.models import create_model
+from robustlab.runtime import seed_everything
+from robustlab.training import build_optimizer, fit, load_weights, save_weights
+from robustlab.training.objectives import CrossEntropy
+from robustlab.training.objectives.adversarial import AdversarialTraining
+
+GRID = [0.05, 0.1, 0.2]
+
+
+def train(name: str, args: argparse.Namespace) -> nn.Module:
+    """An undefended (``none``) or PGD-trained (``pgd_at``, eps 0.1, 7 steps) digits model."""
+    seed_everything(args.seed)
+    model = create_model(args.model, num_classes=10, in_channels=1)
+    weights = Path(args.checkpoint, name) if args.checkpoint else None
+    if weights is not None and (weights / "weights.safetensors").exists():
+        load_weights(weights, model)
+        return model.eval()
+    images, labels = load_dataset("digits", split="train")
+    loader = TensorLoader(images, labels, batch_size=128, seed=args.seed)
+    objective = (
+        CrossEntropy()
+        if name == "none"
+        else AdversarialTraining(eps=0.1, alpha=madry_step_size(0.1, 7), steps=7)
+    )
+    optimizer = build_optimizer(model, "adam", lr=3e-3, weight_decay=0.0)
+    fit(model, loader, objective, optimizer, args.epochs)
+    if weights is not None:
+        save_weights(weights, model, {"defense": name, "epochs": args.epochs})
+    return model.eval()
+
+
+def reference(model, images, labels, eps, batch_size) -> float:
+    """AutoAttack's standard ensemble from torchattacks' ports at one eps: accuracy."""
+    attacks = [
+        torchattacks.APGD(model, eps=eps, steps=100, loss="ce", seed=0),
+        torchattacks.APGDT(model, eps=eps, steps=100, n_classes=10, seed=0),
+        torchattacks.FAB(model, eps=eps, steps=100, multi_targeted=True, n_classes=10, seed=0),
+        torchattacks.Square(model, eps=eps, n_queries=5000, seed=0),
+    ]
+    with torch.no_grad():
+        alive = model(images).argmax(1) == labels
+    for attack in attacks:
+        index = alive.nonzero().squeeze(1)
+        for start in range(0, len(index), batch_size):
+            batch = index[start : start + batch_size]
+            adv = attack(images[batch], labels[batch])
+            with torch.no_grad():
+                alive[batch] = model(adv).argmax(1) == labels[batch]
+    return alive.float().mean().item()
+
+
+def timed(fn):
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
+
+
+def apgd_step_cost(model, images, labels, steps: int = 50, repeats: int = 3) -> float:
+    """Seconds per APGD iteration (no early stop) over seconds per bare forward+backward."""
+
+    def bare():
+        for _ in range(steps + 1):  # APGD takes steps + 1 gradients (start included)
+            x = images.detach().requires_grad_(True)
+            torch.autograd.grad(F.cross_entropy(model(x), labels), x)
+
+    attack = APGD(model, eps=0.1, steps=steps, early_stop=False)
+    bare_times = [timed(bare)[1] for _ in range(repeats)]
+    apgd_times = [timed(lambda: attack(images, labels))[1] for _ in range(repeats)]
+    return statistics.median(apgd_times) / statistics.median(bare_times)
+
+
+def compare(name: str, model: nn.Module, args: argparse.Namespace) -> None:
+    images, labels = load_dataset("digits", split="test")
+    images, labels = images[: args.n], labels[: args.n]
+    ref, ref_seconds = {}, 0.0
+    for eps in GRID:
+        ref[eps], seconds = timed(lambda e=eps: reference(model, images, labels, e, 256))
+        ref_seconds += seconds
+    rows = {"reference": ([ref[e] for e in GRID], ref_seconds)}
+    for suite in args.suites:
+        result, seconds = timed(lambda s=suite: worst_case(model, images, labels, GRID, s))
+        rows[suite] = (result.accuracy, seconds)
+        print(f"[{name}] {suite}: first broken by {result.first_broken_by()}")
+        print(f"[{name}] {suite}: cost {result.attack_cost} warnings {result.warnings}")
+    print(f"\n[{name}] n={len(labels)}  eps: " + "  ".join(f"{e:>6g}" for e in GRID) + "   time")
+    for key, (accuracy, seconds) in rows.items():
+        cells = "  ".join(f"{a:6.3f}" for a in accuracy)
+        print(f"[{name}] {key:>9}: {cells}  {seconds:7.1f} s")
+    for suite in args.suites:
+        excess = max(a - r for a, r in zip(rows[suite][0], rows["reference"][0], strict=True))
+        ratio = rows[suite][1] / ref_seconds
+        print(f"[{name}] {suite}: max(ours - reference) = {excess:+.4f}, time ratio {ratio:.3f}")
+    with torch.no_grad():
+        correct = model(images).argmax(1) == labels
+    cost = apgd_step_cost(model, images[correct][:256], labels[correct][:256])
+    print(f"[{name}] APGD cost per step / bare forward+backward = {cost:.3f}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet20")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--n", type=int, default=359, help="test examples (359 = all)")
+    parser.add_argument("--suites", nargs="+", default=["standard", "fast"])
+    parser.add_argument("--checkpoint", default=None, help="directory to reuse/save models")
+    parser.add_argument("--defenses", nargs="+", default=["none", "pgd_at"])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    for name in args.defenses:
+        model, seconds = timed(lambda n=name: train(n, args))
+        print(f"[{name}] model ready in {seconds:.1f} s")
+        compare(name, model, args)
+
+
+if __name__ == "__main__":
+    main()

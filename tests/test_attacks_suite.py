@@ -1,0 +1,110 @@
+"""The worst-case suite: survivors-only sequence of attacks over an eps grid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torchattacks
+from torch import nn
+
+from robustlab.attacks import AttackSpec, evaluate_robustness, wilson_interval, worst_case
+from robustlab.attacks.suite import suite_attacks
+from robustlab.errors import ConfigError
+from tests.attack_fixtures import digits, model, trained_tiny_cnn  # noqa: F401
+
+GRID = [0.05, 0.1, 0.2]
+
+
+@pytest.fixture(scope="module")
+def fast_result():
+    net = trained_tiny_cnn()
+    from tests.attack_fixtures import digits_split
+
+    images, labels = digits_split()[2][:100], digits_split()[3][:100]
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    result = worst_case(net, images, labels, GRID, suite="fast", batch_size=64)
+    assert torch.equal(before, torch.random.get_rng_state())  # Square's re-seeding is undone
+    return net, images, labels, result
+
+
+def test_worst_case_is_at_least_as_strong_as_each_attack_alone(fast_result):
+    net, images, labels, result = fast_result
+    assert result.accuracy == sorted(result.accuracy, reverse=True)
+    for eps, accuracy in zip(GRID, result.accuracy, strict=True):
+        adv = torchattacks.APGD(net, eps=eps, steps=50, loss="ce")(images, labels)
+        with torch.no_grad():
+            alone = (net(adv).argmax(1) == labels).float().mean().item()
+        assert accuracy <= alone + 1e-9
+    assert result.accuracy[-1] < result.accuracy[0]
+
+
+def test_record_and_counts_agree(fast_result):
+    _, images, labels, result = fast_result
+    n, before = len(labels), round((result.broken_eps > 0).float().sum().item())
+    table = result.first_broken_by()
+    for eps, accuracy, (lo, hi) in zip(GRID, result.accuracy, result.ci, strict=True):
+        survivors = round(accuracy * n)
+        assert (lo, hi) == wilson_interval(survivors, n)
+        assert sum(table[repr(eps)].values()) == before - survivors  # first broken at this eps
+        before = survivors
+    for at, by in zip(result.broken_eps.tolist(), result.broken_by, strict=True):
+        assert (by is None) == (at == float("inf"))
+        assert by in (None, "clean", "apgd_ce", "apgd_t", "square")
+    assert result.attack_cost["apgd_ce"]["grad_evals"] > 0
+
+
+def test_to_results_and_record_file(fast_result, tmp_path):
+    _, _, _, result = fast_result
+    out = result.to_results()
+    assert set(out["robust_accuracy"]["worst_case"]) == {"0.05", "0.1", "0.2"}
+    assert out["robust_accuracy"]["worst_case"]["0.1"] == result.accuracy[1]
+    assert out["robust_accuracy_ci"]["worst_case"]["0.1"] == list(result.ci[1])
+    block = out["worst_case"]
+    assert block["suite"] == "fast" and set(block["first_broken_by"]) == {"0.05", "0.1", "0.2"}
+    assert set(block["attack_cost"]) == {"apgd_ce", "apgd_t", "square"}
+    json.dumps(out)  # plain JSON
+    record = json.loads(result.save_record(tmp_path / "worst_case.json").read_text())
+    assert len(record["broken_eps"]) == result.n and record["broken_by"] == result.broken_by
+
+
+class Quantised(nn.Module):
+    """Inputs rounded to 4 grey levels first: the input gradient is zero almost everywhere
+    (shattered gradients), so only a gradient-free attack can find what is there to find."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(torch.round(x * 3) / 3)
+
+
+def test_square_breaking_what_gradients_miss_is_flagged(model, digits):  # noqa: F811
+    images, labels = digits[0][:48], digits[1][:48]
+    masked = Quantised(model).eval()
+    result = worst_case(masked, images, labels, [0.2], suite="fast")
+    assert result.first_broken_by()["0.2"].get("square", 0) > 0
+    assert result.masking and any("Square" in w for w in result.warnings)
+
+
+def test_report_worst_case_spans_every_attack(model, digits):  # noqa: F811
+    images, labels = digits[0][:64], digits[1][:64]
+    attacks = {"pgd": AttackSpec("pgd", {"steps": 5}), "fgsm": AttackSpec("fgsm")}
+    report = evaluate_robustness(model, images, labels, attacks, [0.05, 0.1], suite="fast")
+    results = report.to_results()
+    worst = results["robust_accuracy"]["worst_case"]
+    assert list(results["robust_accuracy"])[0] == "worst_case"
+    for eps in ("0.05", "0.1"):
+        assert worst[eps] <= min(results["robust_accuracy"][k][eps] for k in attacks)
+    counts = results["worst_case"]["first_broken_by"]
+    assert counts["0.05"].get("pgd", 0) > 0  # the curves ran first; the suite took survivors
+
+
+def test_bad_suite_is_a_config_error(model, digits):  # noqa: F811
+    with pytest.raises(ConfigError, match="suite"):
+        worst_case(model, *digits, [0.1], suite="strong")
+    with pytest.raises(ConfigError, match="suite"):
+        suite_attacks(model, 0.1, "none")
