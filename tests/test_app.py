@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -27,8 +28,14 @@ def test_train_writes_the_results_contract(trained_run):
     assert results["defense"] == "none" and results["seed"] == 0
     assert results["params"] > 200_000
     assert 0.0 <= results["clean_accuracy"] <= 1.0
-    assert set(results["robust_accuracy"]) == {"fgsm", "pgd", "pgd_margin"}
+    assert set(results["robust_accuracy"]) == {"worst_case", "fgsm", "pgd", "pgd_margin"}
     assert list(results["robust_accuracy"]["pgd"]) == ["0.1"]
+    # the per-example worst case is never above any single attack
+    worst = results["robust_accuracy"]["worst_case"]["0.1"]
+    assert all(worst <= curve["0.1"] for curve in results["robust_accuracy"].values())
+    assert results["schema_version"] == 2 and results["worst_case"]["suite"] == "fast"
+    record = json.loads((trained_run[0] / "run" / "worst_case_examples.json").read_text())
+    assert len(record["broken_eps"]) == results["n_eval"]
     assert results["attack_schedule"] == {
         "fgsm": "full",
         "pgd": "continuation",

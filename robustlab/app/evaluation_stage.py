@@ -11,7 +11,8 @@ from robustlab.data import stratified_subset
 
 
 def evaluate_stage(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> RobustnessReport:
-    """Clean and robust accuracy, confidence intervals, attack cost and masking warnings."""
+    """Clean and robust accuracy (per attack and the per-example worst case over all of them),
+    confidence intervals, attack cost and masking warnings."""
     images, labels = stratified_subset(*bundle.test, cfg.eval.max_examples, seed=cfg.seed)
     return evaluate_robustness(
         model,
@@ -23,4 +24,6 @@ def evaluate_stage(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> Rob
         large_eps=cfg.eval.large_eps,
         schedule=cfg.eval.schedule,
         continuation_steps=cfg.eval.continuation_steps,
+        suite=cfg.eval.suite,
+        seed=cfg.seed,
     )

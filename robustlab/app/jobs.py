@@ -73,8 +73,13 @@ def run_stage(job: JobResults, name: str, stage: Callable[[], R]) -> R:
 
 
 def publish_results(job: JobResults, out: Path, logger: WandbLogger) -> dict[str, Any]:
-    """Write the job's results.json atomically and send the same numbers to W&B."""
+    """Write the job's results.json atomically (and the files its stages keep beside it, e.g.
+    the per-example worst-case record), and send the same numbers to W&B."""
     payload = results_payload(job)
+    for result in job.stages.values():
+        save = getattr(result, "save_artifacts", None)  # optional part of a stage result
+        if save is not None:
+            save(out)
     write_results(out / RESULTS_FILE, payload)
     logger.log_results(payload)
     log.info("results: %s", out / RESULTS_FILE)

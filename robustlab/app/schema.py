@@ -16,6 +16,7 @@ from omegaconf import MISSING
 
 from robustlab.app.defenses import OBJECTIVES
 from robustlab.attacks import evaluate_robustness
+from robustlab.attacks.suite import SUITES
 from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol
 from robustlab.models import list_models, model_options
 from robustlab.training import build_optimizer
@@ -123,6 +124,9 @@ class EvalConfig:
     schedule: str = _choice(_lib(evaluate_robustness, "schedule"), "continuation", "full")
     # null: a quarter of the attack's steps
     continuation_steps: Optional[int] = _range(_lib(evaluate_robustness, "continuation_steps"), 1)
+    # the worst-case suite on the survivors of the configured attacks: "standard" (APGD-CE,
+    # APGD-T, Square: AutoAttack's strength), "fast" (a cheaper schedule), "none"
+    suite: str = _choice("standard", *SUITES)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -28,6 +29,8 @@ from robustlab.errors import ConfigError
 from robustlab.models.runtime import eval_device, predict
 
 log = logging.getLogger(__name__)
+
+WORST_CASE_RECORD = "worst_case_examples.json"
 
 
 @dataclass
@@ -79,6 +82,13 @@ class RobustnessReport:
     large_eps: tuple[float, float] | None = None
     warnings: list[str] = field(default_factory=list)
     worst_case: WorstCaseResult | None = None
+
+    def save_artifacts(self, directory: str | Path) -> list[Path]:
+        """Files kept beside results.json: the worst case's per-example record
+        (``worst_case_examples.json``: smallest breaking eps and attack per test example)."""
+        if self.worst_case is None:
+            return []
+        return [self.worst_case.save_record(Path(directory) / WORST_CASE_RECORD)]
 
     def to_results(self) -> dict:
         """The results.json fields; eps keys are ``repr(float(eps))`` (``"inf"`` without eps).
