@@ -5,9 +5,11 @@ Brendel & Biggio, NeurIPS 2021) [https://arxiv.org/abs/2102.12827], for the L2 a
 inputs in [0, 1]. Each step: normalised gradient step on the logit margin
 ``z_y - max_{j != y} z_j``, projection onto an Lp ball of radius ``eps`` and onto [0, 1]; ``eps``
 shrinks by ``1 - gamma`` while the iterate is adversarial (never above the best norm found),
-grows by ``1 + gamma`` when it is not, and starts from a linear estimate of the distance to the
-boundary ``|margin| / ||grad||_dual``. Step size and gamma follow cosine schedules
-(``alpha``: ``alpha_init`` -> ``alpha_init / 100``; ``gamma``: 0.05 -> 0.001) as in the paper.
+grows by ``1 + gamma`` when it is not, and until a first adversarial is found is set to a linear
+estimate of the distance to the boundary ``|margin| / ||grad||_dual`` (times ``1 + gamma`` here, so
+that it steps just past the boundary rather than onto it). Step size and gamma follow cosine
+schedules (``alpha``: ``alpha_init`` -> ``alpha_init / 100``; ``gamma``: 0.05 -> 0.001) as in the
+paper.
 
 A smallest perturbation ``d_i`` per example gives the whole curve at once: the example is robust
 at ``eps`` iff ``d_i > eps``. Combined with the smallest breaking eps of a fixed-eps suite
@@ -76,7 +78,9 @@ def fmn_batch(
         to_boundary = margin.detach().abs() / grad.flatten(1).norm(p=DUAL[norm], dim=1).clamp(
             min=1e-12
         )
-        grown = torch.where(found, eps * (1 + gamma), size + to_boundary)
+        # before the first success the paper jumps to the linear estimate of the boundary; the
+        # extra (1 + gamma) steps past it (a linear model would otherwise sit on it forever)
+        grown = torch.where(found, eps, size + to_boundary) * (1 + gamma)
         eps = torch.where(adversarial, torch.minimum(eps * (1 - gamma), best_norm), grown)
         direction = grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(shape)
         with torch.no_grad():
