@@ -9,12 +9,14 @@ from robustlab.training.objectives.adversarial import (  # noqa: E402
     FastAdversarialTraining,
 )
 from robustlab.training.objectives.distillation import Distillation, soft_labels  # noqa: E402
+from robustlab.training.objectives.noise import GaussianNoise  # noqa: E402
 from robustlab.training.objectives.trades import TRADES  # noqa: E402
 
 __all__ += [
     "AdversarialTraining",
     "Distillation",
     "FastAdversarialTraining",
+    "GaussianNoise",
     "TRADES",
     "soft_labels",
 ]
