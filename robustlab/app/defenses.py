@@ -16,6 +16,7 @@ from robustlab.training.objectives import (
     AdversarialTraining,
     Distillation,
     FastAdversarialTraining,
+    GaussianNoise,
     Objective,
 )
 from robustlab.training.robust_monitor import HeldOutRobustness
@@ -50,6 +51,7 @@ OBJECTIVES: dict[str, Callable[[DictConfig, nn.Module | None], Objective]] = {
     "distillation": lambda cfg, teacher: Distillation(
         teacher=teacher, temperature=cfg.defense.temperature
     ),
+    "gaussian_noise": lambda cfg, teacher: GaussianNoise(sigma=cfg.defense.sigma),
 }
 
 

@@ -1,4 +1,4 @@
-"""The pipeline of one config: train (or reuse) -> evaluate attacks -> detector -> results.json.
+"""One config's pipeline: train (or reuse) -> evaluate -> detect / certify -> results.json.
 
 Callable from plain Python with a composed config (``run_pipeline(cfg, Path("out"))``); under
 ``robustlab-train`` Hydra supplies the config and the output directory.
@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from robustlab.app.builders import build_data
+from robustlab.app.certify_stage import certify_stage
 from robustlab.app.detection_stage import detect_stage
 from robustlab.app.evaluation_stage import evaluate_stage
 from robustlab.app.job_logger import job_logger
@@ -34,9 +35,11 @@ def run_pipeline(cfg: DictConfig, out: Path) -> dict[str, Any]:
         job.add("train", trained.summary, time.perf_counter() - started)
         model = trained.model
         job.params, job.checkpoint = model_param_count(model), str(trained.directory)
-        run_stage(job, "evaluate", lambda: evaluate_stage(cfg, model, bundle))
+        report = run_stage(job, "evaluate", lambda: evaluate_stage(cfg, model, bundle))
         if cfg.detector.name != "none":
             run_stage(job, "detect", lambda: detect_stage(cfg, model, bundle))
+        if cfg.certify.name != "none":
+            run_stage(job, "certify", lambda: certify_stage(cfg, model, bundle, report))
         payload = publish_results(job, out, logger)
         logger.log_checkpoint(
             trained.directory, name=f"{cfg.model.name}-{cfg.defense.name}-s{cfg.seed}"

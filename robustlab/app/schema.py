@@ -17,6 +17,7 @@ from omegaconf import MISSING
 from robustlab.app.defenses import OBJECTIVES
 from robustlab.attacks import evaluate_robustness
 from robustlab.attacks.suite import SUITES
+from robustlab.certify import certify_model
 from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol
 from robustlab.models import list_models, model_options
 from robustlab.training import build_optimizer
@@ -91,6 +92,7 @@ class DefenseConfig:
     eps_warmup_epochs: int = _range(_lib(AdversarialTraining, "warmup_epochs"), 0)
     beta: float = _range(_lib(TRADES, "beta"), 0.0)
     temperature: float = _range(20.0, 0.0, exclusive_low=True)
+    sigma: float = _range(0.25, 0.0)  # gaussian_noise: std of the training noise
     teacher_epochs: Optional[int] = _range(None, 1)
     monitor_heldout: bool = False
     heldout_size: int = _range(128, 1)
@@ -143,6 +145,23 @@ class DetectorConfig:
 
 
 @dataclass
+class CertifyConfig:
+    name: str = _choice("none", "none", "default")
+    sigma: Optional[float] = _range(None, 0.0, exclusive_low=True)  # null: defense.sigma
+    n0: int = _range(_lib(certify_model, "n0"), 1)
+    n: int = _range(_lib(certify_model, "n"), 1)
+    alpha: float = _range(_lib(certify_model, "alpha"), 0.0, 1.0, exclusive_low=True)
+    radii: List[float] = field(
+        default_factory=lambda: list(_lib(certify_model, "radii")), metadata={"range": (0.0, None)}
+    )
+    batch_size: int = _range(_lib(certify_model, "batch_size"), 1)
+    lipschitz: bool = _lib(certify_model, "lipschitz")
+    min_norm: List[str] = field(default_factory=lambda: list(_lib(certify_model, "min_norm")))
+    min_norm_steps: int = _range(_lib(certify_model, "min_norm_steps"), 1)
+    max_examples: Optional[int] = _range(None, 1)
+
+
+@dataclass
 class LoggerConfig:
     name: str = _choice("wandb", "wandb", "none")
     mode: str = _choice("offline", "offline", "online", "disabled")
@@ -166,6 +185,7 @@ class Config:
     defense: DefenseConfig = field(default_factory=DefenseConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    certify: CertifyConfig = field(default_factory=CertifyConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = _range(0, 0)

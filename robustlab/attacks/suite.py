@@ -10,7 +10,6 @@ Square breaks examples the gradient attacks did not, the gradients are suspect (
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from robustlab.attacks.catalogue import build_attack
 from robustlab.attacks.evaluation import attack_survivors
 from robustlab.attacks.stats import wilson_interval
 from robustlab.errors import ConfigError
+from robustlab.fileio import write_json_atomic
 from robustlab.models.runtime import eval_device, predict
 
 SUITES = ("standard", "fast", "none")
@@ -128,9 +128,8 @@ class WorstCaseResult:
         eps = [None if e == float("inf") else e for e in self.broken_eps.tolist()]
         record = {"suite": self.suite, "norm": self.norm, "eps_grid": self.eps}
         record |= {"broken_eps": eps, "broken_by": self.broken_by}
-        path = Path(path)
-        path.write_text(json.dumps(record, separators=(",", ":")))
-        return path
+        write_json_atomic(path, record)  # creates the folder; a reader never sees half a file
+        return Path(path)
 
     def combined(self, others: Mapping[str, torch.Tensor]) -> WorstCaseResult:
         """This result merged with other attacks' per-example broken eps (e.g. PGD curves):

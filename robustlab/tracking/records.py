@@ -47,6 +47,8 @@ class RunRecord:
     robust_accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
     robust_accuracy_ci: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     detection: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # curves of the certify stage: "smoothing", "lipschitz" and "min_norm/<norm>" -> {r: acc}
+    certified_curves: dict[str, dict[str, float]] = field(default_factory=dict)
     timing_s: dict[str, float] = field(default_factory=dict)
     training_cost: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -135,6 +137,18 @@ def _detection(value: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _certified_curves(payload: dict) -> dict[str, dict[str, float]]:
+    """The certify stage's accuracy-vs-radius curves (certificates and minimum-norm attacks)."""
+    curves = {
+        "smoothing": _dict(_dict(payload.get("certified_accuracy")).get("smoothing")).get("curve"),
+        "lipschitz": _dict(payload.get("lipschitz")).get("curve"),
+    }
+    for norm, curve in _dict(payload.get("min_norm_curve")).items():
+        curves[f"min_norm/{norm}"] = curve
+    parsed = {name: _float_map(curve, key=eps_key) for name, curve in curves.items()}
+    return {name: curve for name, curve in parsed.items() if curve}
+
+
 def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -172,6 +186,7 @@ def record_from_payload(job: str, payload: dict, job_dir: str | None = None) -> 
         robust_accuracy=_robust(payload.get("robust_accuracy")),
         robust_accuracy_ci=_intervals(payload.get("robust_accuracy_ci")),
         detection=_detection(payload.get("detection")),
+        certified_curves=_certified_curves(payload),
         timing_s=_float_map(payload.get("timing_s")),
         training_cost=_float_map(payload.get("training_cost")),
         warnings=_strings(payload.get("warnings")),

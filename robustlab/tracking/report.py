@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustlab.errors import RobustlabError
+from robustlab.tracking.certified_plots import plot_certified
 from robustlab.tracking.plots import (
     PlotOutcome,
     choose_frontier_eps,
@@ -19,7 +20,12 @@ from robustlab.tracking.plots import (
     plot_robust_curves,
     plot_tradeoff_frontier,
 )
-from robustlab.tracking.records import eps_key, load_run_records, load_sweep_overrides
+from robustlab.tracking.records import (
+    RunRecord,
+    eps_key,
+    load_run_records,
+    load_sweep_overrides,
+)
 from robustlab.tracking.report_table import (
     ConfigGroup,
     aggregate_over_seeds,
@@ -57,10 +63,15 @@ def _draw(title: str, draw: Callable[[], PlotOutcome]) -> PlotOutcome:
 
 
 def draw_plots(
-    groups: Sequence[ConfigGroup], out_dir: Path, main_attack: str, frontier_eps: str | None
+    groups: Sequence[ConfigGroup],
+    out_dir: Path,
+    main_attack: str,
+    frontier_eps: str | None,
+    records: Sequence[RunRecord] = (),
 ) -> list[PlotOutcome]:
-    """Draw every plot of the report into ``out_dir``; skipped ones say why."""
-    return [
+    """Draw every plot of the report into ``out_dir``; skipped ones say why (the certified
+    figure only appears when a job ran the certify stage)."""
+    plots = [
         _draw(
             "Robust accuracy vs eps",
             lambda: plot_robust_curves(groups, out_dir / "robust_vs_eps.png"),
@@ -75,6 +86,10 @@ def draw_plots(
             "Detection AUROC", lambda: plot_detection_auroc(groups, out_dir / "detection_auroc.png")
         ),
     ]
+    if any(r.certified_curves for r in records):
+        path = out_dir / "certified_vs_empirical.png"
+        plots.append(_draw("Certified vs empirical", lambda: plot_certified(records, path)))
+    return plots
 
 
 def _frontier_eps(
@@ -116,7 +131,8 @@ def write_report(
     groups = aggregate_over_seeds(records)
     main_attack = lead_attack(groups, main_attack)
     configs_csv = write_csv(out / CONFIGS_CSV, *aggregate_table(groups))
-    plots = draw_plots(groups, out, main_attack, _frontier_eps(groups, main_attack, frontier_eps))
+    frontier = _frontier_eps(groups, main_attack, frontier_eps)
+    plots = draw_plots(groups, out, main_attack, frontier, records)
     context = SummaryContext(
         sweep_dir=sweep,
         out_dir=out,

@@ -105,7 +105,8 @@ def results_payload(job: JobResults, status: str = "ok") -> dict[str, Any]:
         fragment = dict(result.to_results())
         fragment.setdefault("warnings", list(result.warnings))
         _merge(payload, fragment, name)
-    payload["timing_s"] = dict(job.timing_s)
+    # stages may report the time of their parts (certify_smoothing); the job adds each stage's
+    payload.setdefault("timing_s", {}).update(job.timing_s)
     return payload
 
 

@@ -1,0 +1,72 @@
+"""The optional stages of the pipeline on a tiny run: certify (and its sweep figure)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from robustlab.app.config_path import CONFIG_DIR
+from robustlab.app.pipeline import run_pipeline
+from robustlab.app.schema import register_schemas
+from robustlab.tracking.report import write_report
+
+
+def compose_tiny(root, *overrides: str):
+    """The tiny smoke config, checkpoints under ``root``, no logger, plus ``overrides``."""
+    register_schemas()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                "experiment=tiny",
+                "detector=none",
+                "logger=none",
+                f"paths.checkpoints={root / 'checkpoints'}",
+                *overrides,
+            ],
+        )
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def certified_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("certify")
+    cfg = compose_tiny(
+        root,
+        "defense=gaussian_noise",
+        "certify=default",
+        "certify.n=200",
+        "certify.max_examples=24",
+        "certify.min_norm_steps=20",
+    )
+    return run_pipeline(cfg, root / "sweep" / "0"), root
+
+
+def test_certify_stage_writes_certificates_below_the_attacks(certified_run):
+    payload, _ = certified_run
+    smoothing = payload["certified_accuracy"]["smoothing"]
+    assert smoothing["sigma"] == 0.25 and smoothing["n"] == 200
+    assert smoothing["curve"]["0.0"] <= payload["clean_accuracy"] + 0.1  # 24 of its examples
+    assert payload["lipschitz"]["bound"] > 0 and "certify" in payload["timing_s"]
+    # every certified radius is a lower bound: never above what the attack leaves
+    certified = payload["lipschitz"]["curve"]
+    empirical = payload["min_norm_curve"]["L2"]
+    assert all(certified[r] <= empirical[r] for r in certified if r in empirical)
+    # the min-norm curve is bounded by the worst-case suite's record (same examples)
+    linf = payload["min_norm_curve"]["Linf"]
+    record = json.loads((Path(payload["job_dir"]) / "worst_case_examples.json").read_text())
+    broken = record["broken_eps"][:24]
+    suite_accuracy = sum(1 for e in broken if e is None or e > 0.1) / 24
+    assert linf["0.1"] <= suite_accuracy + 1e-9
+
+
+def test_the_sweep_report_draws_certified_next_to_empirical(certified_run):
+    _, root = certified_run
+    paths = write_report(root / "sweep")
+    assert "certified_vs_empirical.png" in {p.name for p in paths.plots}
