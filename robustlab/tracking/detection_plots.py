@@ -30,7 +30,13 @@ ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
 ScoreSets = Mapping[str, Mapping[str, tuple[ArrayLike, ArrayLike]]]
 
 LABELS = {"mahalanobis": "Mahalanobis", "kd_bu": "KD+BU", "lid": "LID", "msp": "MSP baseline"}
-STYLES = {"msp": {"color": "0.45", "linestyle": "--"}}
+# One colour per detector in every panel; the baseline dashed grey.
+STYLES = {
+    "mahalanobis": {"color": "C0"},
+    "kd_bu": {"color": "C1"},
+    "lid": {"color": "C2"},
+    "msp": {"color": "0.45", "linestyle": "--"},
+}
 SEPARATOR = "::"  # between attack, curve and side in the keys of the scores file
 
 
@@ -66,7 +72,7 @@ def _roc_panel(ax, attack: str, curves: Mapping[str, tuple[ArrayLike, ArrayLike]
         fpr, tpr = roc_points(clean, adv)
         floor = min(floor, 0.5 / len(_array(clean)))  # half a negative: where FPR = 0 sits
         metrics = detection_metrics(clean, adv)
-        style = STYLES.get(name, {"color": f"C{index}"})
+        style = STYLES.get(name, {"color": f"C{3 + index}"})
         ax.step(
             np.maximum(fpr, floor),
             tpr,
