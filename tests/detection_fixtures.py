@@ -12,9 +12,12 @@ from torch import nn
 
 
 class TinyCNN(nn.Module):
-    """Three conv stages on 1x8x8 digits; ``forward_features`` returns one map per stage."""
+    """Three conv stages on 1x8x8 digits; ``forward_features`` returns one map per stage.
 
-    def __init__(self, num_classes: int = 10):
+    ``dropout`` > 0 adds dropout before the linear layer (for Bayesian uncertainty).
+    """
+
+    def __init__(self, num_classes: int = 10, dropout: float = 0.0):
         super().__init__()
         self.stages = nn.ModuleList(
             [
@@ -24,6 +27,7 @@ class TinyCNN(nn.Module):
             ]
         )
         self.fc = nn.Linear(32, num_classes)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         maps = []
@@ -33,7 +37,7 @@ class TinyCNN(nn.Module):
         return maps
 
     def forward_head(self, last: torch.Tensor) -> torch.Tensor:
-        return self.fc(last.mean(dim=(2, 3)))
+        return self.fc(self.dropout(last.mean(dim=(2, 3))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x)[-1])
@@ -54,16 +58,17 @@ class DigitsSetup:
     test: tuple[torch.Tensor, torch.Tensor]
 
 
-@functools.lru_cache(maxsize=1)
-def digits_setup() -> DigitsSetup:
-    """Digits split 1000/400/397 and a TinyCNN trained for a few seconds (about 97% test)."""
+@functools.lru_cache(maxsize=2)
+def digits_setup(dropout: float = 0.0) -> DigitsSetup:
+    """Digits split 1000/400/397 and a TinyCNN trained for a few seconds (about 97% test),
+    with head dropout at rate ``dropout`` (0: none)."""
     torch.manual_seed(0)
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32).div(16.0).unsqueeze(1)
     labels = torch.tensor(digits.target, dtype=torch.long)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     images, labels = images[order], labels[order]
-    model = TinyCNN()
+    model = TinyCNN(dropout=dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     train_x, train_y = images[:1000], labels[:1000]
     model.train()

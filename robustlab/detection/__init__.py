@@ -1,11 +1,17 @@
-"""Adversarial-example detection: the Mahalanobis detector of Lee et al. (2018), the
-max-softmax baseline, detection metrics, evaluation protocols and a detector-aware attack."""
+"""Adversarial-example detection behind one interface (``Detector``): the Mahalanobis detector
+of Lee et al. (2018), kernel density + Bayesian uncertainty (Feinman et al. 2017), local
+intrinsic dimensionality (Ma et al. 2018), the max-softmax baseline, detection metrics,
+evaluation protocols and a detector-aware attack."""
 
 from robustlab.detection.adaptive import AdaptiveDetectorLoss, adaptive_attack
+from robustlab.detection.base import Detector
 from robustlab.detection.baseline import msp_score
+from robustlab.detection.kernel_density import KernelDensityDetector
+from robustlab.detection.lid import LIDDetector
 from robustlab.detection.mahalanobis import DEFAULT_NOISE_GRID, MahalanobisDetector
 from robustlab.detection.metrics import detection_metrics
 from robustlab.detection.protocols import DetectionProtocol, evaluate_detection
+from robustlab.detection.registry import build_detector, list_detectors
 from robustlab.detection.report import AttackKey, DetectionKey, DetectionReport
 
 __all__ = [
@@ -15,9 +21,14 @@ __all__ = [
     "DetectionReport",
     "DEFAULT_NOISE_GRID",
     "AdaptiveDetectorLoss",
+    "Detector",
+    "KernelDensityDetector",
+    "LIDDetector",
     "MahalanobisDetector",
     "adaptive_attack",
+    "build_detector",
     "detection_metrics",
     "evaluate_detection",
+    "list_detectors",
     "msp_score",
 ]

@@ -1,9 +1,11 @@
-"""A detector-aware (white-box) adaptive attack on the Mahalanobis detector.
+"""A detector-aware (white-box) adaptive attack on any ``Detector``.
 
 The attacker knows the classifier and the fitted detector, and runs Linf PGD on
-``classifier_loss(x') - weight * detector_score(x')``: it leaves the true class while keeping
-the ensemble score (noise-0 layer scores combined with the logistic-regression weights) low,
-in the spirit of Carlini & Wagner (2017), "Adversarial Examples Are Not Easily Detected".
+``classifier_loss(x') - weight * detector.differentiable_score(x')``: it leaves the true class
+while keeping the ensemble score low, in the spirit of Carlini & Wagner (2017), "Adversarial
+Examples Are Not Easily Detected". For Mahalanobis that score is the ensemble at noise 0, for
+KD+BU the density and the Monte-Carlo-dropout uncertainty (fresh dropout masks at every step,
+i.e. expectation over transformation), for LID the estimates against the reference batch.
 The loss follows the robustlab attack-loss contract, so the native PGD engine runs it.
 """
 
@@ -14,8 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustlab.attacks.losses import margin_loss
-from robustlab.detection.features import pool_maps
-from robustlab.detection.mahalanobis import MahalanobisDetector
+from robustlab.detection.base import Detector
 from robustlab.errors import ConfigError
 
 CLASSIFIER_LOSSES = ("ce", "margin")
@@ -34,7 +35,7 @@ class AdaptiveDetectorLoss:
 
     def __init__(
         self,
-        detector: MahalanobisDetector,
+        detector: Detector,
         weight: float = 1.0,
         classifier_loss: str = "margin",
         kappa: float = 0.0,
@@ -52,14 +53,10 @@ class AdaptiveDetectorLoss:
     def __call__(
         self, model: nn.Module, adv_images: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor:
-        maps = model.forward_features(adv_images)
-        maps = [maps] if isinstance(maps, torch.Tensor) else list(maps)
-        # One forward feeds both terms when the model exposes its head.
-        logits = (
-            model.forward_head(maps[-1]) if hasattr(model, "forward_head") else model(adv_images)
-        )
-        detector_score = self.detector.score_from_features(pool_maps(maps))
-        return self._classifier_term(logits, labels) - self.weight * detector_score
+        loss = self._classifier_term(model(adv_images), labels)
+        if self.weight == 0.0:
+            return loss
+        return loss - self.weight * self.detector.differentiable_score(adv_images)
 
     def _classifier_term(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.classifier_loss == "ce":
@@ -74,7 +71,7 @@ class AdaptiveDetectorLoss:
 
 def adaptive_attack(
     model: nn.Module,
-    detector: MahalanobisDetector,
+    detector: Detector,
     eps: float,
     alpha: float,
     steps: int,

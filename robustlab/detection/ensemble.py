@@ -1,13 +1,16 @@
-"""The feature ensemble of Lee et al. (2018): logistic regression over per-layer scores.
+"""The feature ensemble shared by every detector: logistic regression over per-layer scores.
 
-Positives are adversarial examples, negatives clean (and noisy) ones, so the decision function
-is an "adversarial-ness" score. The noise magnitude of the input pre-processing is chosen on a
+Lee et al. (2018), Feinman et al. (2017) and Ma et al. (2018) all combine their raw scores this
+way. Positives are adversarial examples, negatives clean (and noisy) ones, so the decision
+function is an "adversarial-ness" score. A detector setting that needs adversarial data to be
+chosen (Mahalanobis' pre-processing noise, the kernel-density bandwidth) is chosen on a
 stratified half of the validation data by the AUROC of a regression fitted on the other half.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
@@ -55,16 +58,28 @@ def check_targets(targets: np.ndarray) -> None:
         )
 
 
-def choose_noise(
-    scores_by_noise: dict[float, np.ndarray], targets: np.ndarray, seed: int = 0
+def stack_examples(
+    clean: torch.Tensor, adversarial: torch.Tensor, noisy: torch.Tensor | None = None
+) -> tuple[torch.Tensor, np.ndarray]:
+    """CPU images ``[clean, noisy, adversarial]`` and their targets (1 = adversarial), checked."""
+    parts = [clean] if noisy is None or len(noisy) == 0 else [clean, noisy]
+    negatives = torch.cat([p.detach().cpu() for p in parts])
+    images = torch.cat([negatives, adversarial.detach().cpu()])
+    targets = np.r_[np.zeros(len(negatives)), np.ones(len(adversarial))].astype(np.int64)
+    check_targets(targets)
+    return images, targets
+
+
+def choose_setting(
+    scores_by_setting: dict[float, np.ndarray], targets: np.ndarray, seed: int = 0
 ) -> tuple[float, dict[float, float]]:
-    """Noise magnitude with the best held-out AUROC (ties go to the smaller noise)."""
+    """Setting (e.g. noise magnitude) with the best held-out AUROC (ties go to the smaller)."""
     check_targets(targets)
     fit_idx, select_idx = half_split(targets, seed)
     aurocs: dict[float, float] = {}
-    for noise, scores in scores_by_noise.items():
+    for setting, scores in scores_by_setting.items():
         weights, intercept = fit_logistic(scores[fit_idx], targets[fit_idx])
         decision = scores[select_idx] @ weights + intercept
-        aurocs[noise] = float(roc_auc_score(targets[select_idx], decision))
+        aurocs[setting] = float(roc_auc_score(targets[select_idx], decision))
     best = max(sorted(aurocs), key=lambda n: (aurocs[n], -n))
     return best, aurocs

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from robustlab.errors import ConfigError
-from robustlab.models.runtime import model_context
+from robustlab.models.runtime import model_context, model_device
 from robustlab.runtime import progress
 
 
@@ -41,3 +41,8 @@ def batches(
     total = (len(images) + batch_size - 1) // batch_size
     for start in progress(range(0, len(images), batch_size), desc=desc, total=total):
         yield images[start : start + batch_size].detach().to(device, torch.float32)
+
+
+def probe_input(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """One all-zero input of ``input_shape`` on the model's device (to read feature widths)."""
+    return torch.zeros(1, *input_shape, device=model_device(model))

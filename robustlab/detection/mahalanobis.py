@@ -15,16 +15,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from robustlab.detection import ensemble, storage
-from robustlab.detection.features import batches, frozen_eval, pooled_features
+from robustlab.detection.base import Detector
+from robustlab.detection.features import batches, frozen_eval, pooled_features, probe_input
 from robustlab.detection.gaussian import TiedGaussian, fit_tied_gaussian, resolve_shrinkage
-from robustlab.errors import ConfigError, DataError, RobustlabError
+from robustlab.errors import ConfigError, DataError
 from robustlab.models.runtime import model_device
 
 logger = logging.getLogger(__name__)
@@ -32,11 +32,13 @@ logger = logging.getLogger(__name__)
 DEFAULT_NOISE_GRID = (0.0, 0.001, 0.002, 0.005, 0.01)
 
 
-class MahalanobisDetector:
+class MahalanobisDetector(Detector):
     """Mahalanobis-distance detector of adversarial examples with a feature ensemble.
 
     Arguments:
-        noise_grid: pre-processing magnitudes tried by ``fit_ensemble`` (0 is always added).
+        noise_grid: pre-processing magnitudes tried by ``fit_ensemble`` (0 is always added);
+            the one with the best held-out AUROC is kept in ``noise`` (``noise_aurocs`` has
+            them all).
         shrinkage: ``"auto"`` (Ledoit–Wolf) or a number in [0, 1] pulling each tied covariance
             toward ``trace/D * I``; 0 is the plain estimate of the paper (pseudo-inverse).
         batch_size: examples per forward pass.
@@ -48,6 +50,8 @@ class MahalanobisDetector:
         >>> scores = detector.score(test_images)  # higher = more likely adversarial
     """
 
+    name = "mahalanobis"
+
     def __init__(
         self,
         noise_grid: Sequence[float] = DEFAULT_NOISE_GRID,
@@ -55,27 +59,30 @@ class MahalanobisDetector:
         batch_size: int = 256,
         seed: int = 0,
     ):
+        super().__init__(batch_size, seed)
         grid = [float(n) for n in noise_grid]
         if any(not math.isfinite(n) or n < 0 for n in grid):
             raise ConfigError(f"noise_grid values must be finite and >= 0, got {list(noise_grid)}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.noise_grid = tuple(sorted(set(grid) | {0.0}))
         self.shrinkage = resolve_shrinkage(shrinkage)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.model: nn.Module | None = None
         self.gaussians: list[TiedGaussian] = []
-        self.input_shape: tuple[int, ...] = ()
         self.noise = 0.0
-        self.weights: torch.Tensor | None = None
-        self.intercept = 0.0
         self.noise_aurocs: dict[float, float] = {}
 
     @property
     def num_layers(self) -> int:
         """Number of feature stages the detector uses."""
         return len(self.gaussians)
+
+    @property
+    def num_scores(self) -> int:
+        """One confidence score per stage."""
+        return self.num_layers
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the class Gaussians are there."""
+        return bool(self.gaussians)
 
     def fit(
         self,
@@ -132,6 +139,11 @@ class MahalanobisDetector:
             return torch.zeros(0, self.num_layers)
         return torch.cat(out)
 
+    def differentiable_layer_scores(self, images: torch.Tensor) -> torch.Tensor:
+        """Confidence scores ``(N, L)`` at noise 0 with autograd (the pre-processing step is
+        a sign of a gradient: it has none of its own)."""
+        return self.confidences(pooled_features(self._require_fitted(), images))
+
     def _batch_scores(self, model: nn.Module, x: torch.Tensor, noise: float) -> torch.Tensor:
         if noise == 0.0:
             with torch.no_grad():
@@ -152,71 +164,77 @@ class MahalanobisDetector:
                 cols.append(-self.gaussians[layer].distances(feats[layer]).amin(1))
         return torch.stack(cols, dim=1).float()
 
-    def fit_ensemble(
-        self, clean: torch.Tensor, adversarial: torch.Tensor, noisy: torch.Tensor | None = None
-    ) -> MahalanobisDetector:
-        """Choose the noise magnitude and fit the logistic regression on validation data.
+    def _scores_by_setting(self, images: torch.Tensor) -> dict[float, np.ndarray]:
+        return {n: self.layer_scores(images, n).double().numpy() for n in self.noise_grid}
 
-        Negatives are ``clean`` (+ ``noisy``, e.g. Gaussian-noise copies that the model still
-        classifies correctly), positives ``adversarial``. Never pass test data here.
-        """
-        self._require_fitted()
-        parts = [clean] if noisy is None or len(noisy) == 0 else [clean, noisy]
-        negatives = torch.cat([p.detach().cpu() for p in parts])
-        images = torch.cat([negatives, adversarial.detach().cpu()])
-        targets = np.r_[np.zeros(len(negatives)), np.ones(len(adversarial))].astype(np.int64)
-        ensemble.check_targets(targets)
-        by_noise = {n: self.layer_scores(images, n).double().numpy() for n in self.noise_grid}
-        self.noise, self.noise_aurocs = ensemble.choose_noise(by_noise, targets, self.seed)
-        weights, self.intercept = ensemble.fit_logistic(by_noise[self.noise], targets)
-        self.weights = torch.from_numpy(weights).float()
-        logger.info(
-            "ensemble noise %g (held-out AUROC %.3f)", self.noise, self.noise_aurocs[self.noise]
-        )
-        return self
+    def _use_setting(self, setting: float, aurocs: dict[float, float]) -> None:
+        self.noise, self.noise_aurocs = setting, aurocs
+        logger.info("ensemble noise %g (held-out AUROC %.3f)", setting, aurocs.get(setting, 0.0))
 
-    def score(self, images: torch.Tensor) -> torch.Tensor:
-        """Score ``(N,)``, higher = more likely adversarial.
+    def _ensemble_inputs(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layer_scores(images, self.noise)
 
-        After ``fit_ensemble``: the logistic-regression decision function over the layer scores.
-        After ``fit`` alone (no adversarial data seen yet): the negated confidence of the last
-        stage, the single-layer Mahalanobis score of the paper's unsupervised variant.
-        """
-        if self.weights is None:
-            self._require_fitted()
-            return -self.layer_scores(images)[:, -1]
-        return self.layer_scores(images, self.noise) @ self.weights + self.intercept
+    def unsupervised_score(self, images: torch.Tensor) -> torch.Tensor:
+        """The negated confidence of the last stage: the paper's single-layer score."""
+        return -self.layer_scores(images)[:, -1]
 
     def score_from_features(self, features: list[torch.Tensor]) -> torch.Tensor:
-        """Differentiable ensemble score at noise 0 from pooled features (adaptive attacks)."""
+        """Differentiable ensemble score at noise 0 from pooled features."""
         weights = self._require_ensemble()
         scores = self.confidences(features)
         return scores @ weights.to(scores.device, scores.dtype) + self.intercept
 
-    def save(self, path: str | Path) -> None:
-        """Write ``path/detector.safetensors`` and ``path/detector.json`` (atomic, no pickle)."""
-        self._require_fitted()
-        storage.save_detector(self, path)
+    def summary(self) -> dict[str, Any]:
+        """Name, chosen pre-processing noise and its held-out AUROC per candidate."""
+        aurocs = {repr(k): v for k, v in self.noise_aurocs.items()}
+        return {**super().summary(), "noise": self.noise, "noise_aurocs": aurocs}
+
+    def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors: dict[str, torch.Tensor] = {}
+        for layer, gaussian in enumerate(self.gaussians):
+            tensors[f"layer{layer}.means"] = gaussian.means
+            tensors[f"layer{layer}.whitening"] = gaussian.whitening
+            tensors[f"layer{layer}.precision"] = gaussian.precision
+        meta = {
+            "num_layers": self.num_layers,
+            "noise_grid": list(self.noise_grid),
+            "shrinkage": self.shrinkage,
+            "layer_shrinkage": [g.shrinkage for g in self.gaussians],
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "noise": self.noise,
+            "noise_aurocs": {repr(k): v for k, v in self.noise_aurocs.items()},
+        }
+        return tensors, meta
 
     @classmethod
-    def load(cls, path: str | Path, model: nn.Module) -> MahalanobisDetector:
-        """Load a detector saved by ``save`` and attach it to ``model`` (checked to match)."""
-        return storage.load_detector(cls, path, model)
+    def _restore(
+        cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+    ) -> MahalanobisDetector:
+        detector = cls(meta["noise_grid"], meta["shrinkage"], meta["batch_size"], meta["seed"])
+        detector.gaussians = [
+            TiedGaussian(tensors[f"layer{i}.means"], tensors[f"layer{i}.whitening"], float(shrink))
+            for i, shrink in enumerate(meta["layer_shrinkage"])
+        ]
+        for g in detector.gaussians:
+            if g.means.ndim != 2 or g.whitening.ndim != 2 or g.means.shape[1] != len(g.whitening):
+                raise ValueError("class means and whitening matrices do not fit together")
+        detector.noise = float(meta["noise"])
+        detector.noise_aurocs = {float(k): float(v) for k, v in meta["noise_aurocs"].items()}
+        return detector
 
-    def _require_fitted(self) -> nn.Module:
-        if self.model is None or not self.gaussians:
-            raise RobustlabError(
-                "the detector is not fitted: call fit(model, images, labels) first"
-            )
-        return self.model
+    def _attach(self, model: nn.Module) -> None:
+        device = model_device(model)
+        self.gaussians = [g.to(device) for g in self.gaussians]
+        self.model = model
 
-    def _require_ensemble(self) -> torch.Tensor:
-        self._require_fitted()
-        if self.weights is None:
-            raise RobustlabError(
-                "the feature ensemble is not fitted: call fit_ensemble(clean, adversarial) first"
-            )
-        return self.weights
+    def _feature_widths(self, model: nn.Module | None = None) -> list[int]:
+        if model is None:
+            return [int(g.means.shape[1]) for g in self.gaussians]
+        with frozen_eval(model), torch.no_grad():
+            return [
+                f.shape[1] for f in pooled_features(model, probe_input(model, self.input_shape))
+            ]
 
     def __repr__(self) -> str:
         return (

@@ -1,60 +1,55 @@
-"""Saving and loading a fitted Mahalanobis detector: safetensors + JSON, never pickle.
+"""Saving and loading a fitted detector: safetensors + JSON, never pickle.
 
-A detector directory holds ``detector.safetensors`` (per-layer class means, whitening and
-precision; ensemble weights) and ``detector.json`` (settings, chosen noise, shapes). Both are
-written atomically and carry the same random ``fit_id``, so a pair from two different saves
-(a crash between the two renames) is refused instead of silently mixed.
+A detector directory holds ``detector.safetensors`` (the detector's statistics and the
+ensemble weights) and ``detector.json`` (which detector, its settings, the chosen setting,
+shapes). Both are written atomically and carry the same random ``fit_id``, so a pair from two
+different saves (a crash between the two renames) is refused instead of silently mixed. Every
+value read back is checked: a foreign or tampered file is one ``CheckpointError``, never code
+run or a crash deep inside scoring.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from robustlab.detection.features import frozen_eval, pooled_features
-from robustlab.detection.gaussian import TiedGaussian
-from robustlab.errors import CheckpointError
+from robustlab.errors import CheckpointError, RobustlabError
 from robustlab.fileio import write_json_atomic, write_tensors_atomic
-from robustlab.models.runtime import model_device
 
 if TYPE_CHECKING:
-    from robustlab.detection.mahalanobis import MahalanobisDetector
+    from robustlab.detection.base import Detector
+
+D = TypeVar("D", bound="Detector")
 
 FORMAT_VERSION = 1
 TENSOR_FILE = "detector.safetensors"
 META_FILE = "detector.json"
+WEIGHTS_KEY = "ensemble.weights"
+# Files written before the detector interface existed were all Mahalanobis detectors.
+LEGACY_DETECTOR = "mahalanobis"
 
 
-def save_detector(detector: MahalanobisDetector, path: str | Path) -> None:
+def save_detector(detector: Detector, path: str | Path) -> None:
     """Write a fitted detector into the directory ``path``."""
     path = Path(path)
     fit_id = uuid.uuid4().hex
-    tensors: dict[str, torch.Tensor] = {}
-    for layer, gaussian in enumerate(detector.gaussians):
-        tensors[f"layer{layer}.means"] = gaussian.means
-        tensors[f"layer{layer}.whitening"] = gaussian.whitening
-        tensors[f"layer{layer}.precision"] = gaussian.precision
+    tensors, state = detector._state()
     if detector.weights is not None:
-        tensors["ensemble.weights"] = detector.weights
+        tensors[WEIGHTS_KEY] = detector.weights
     meta = {
+        **state,
         "format_version": FORMAT_VERSION,
         "fit_id": fit_id,
-        "num_layers": detector.num_layers,
+        "detector": detector.name,
         "input_shape": list(detector.input_shape),
-        "noise_grid": list(detector.noise_grid),
-        "shrinkage": detector.shrinkage,
-        "layer_shrinkage": [g.shrinkage for g in detector.gaussians],
-        "batch_size": detector.batch_size,
-        "seed": detector.seed,
-        "noise": detector.noise,
         "intercept": detector.intercept,
-        "noise_aurocs": {repr(k): v for k, v in detector.noise_aurocs.items()},
         "ensemble": detector.weights is not None,
     }
     write_tensors_atomic(path / TENSOR_FILE, tensors, metadata={"fit_id": fit_id})
@@ -62,31 +57,54 @@ def save_detector(detector: MahalanobisDetector, path: str | Path) -> None:
     write_json_atomic(path / META_FILE, meta)
 
 
-def load_detector(
-    cls: type[MahalanobisDetector], path: str | Path, model: nn.Module
-) -> MahalanobisDetector:
+def load_detector(cls: type[D], path: str | Path, model: nn.Module) -> D:
     """Read a detector directory written by ``save_detector`` and attach ``model``."""
     meta, tensors = _read(Path(path))
-    detector = cls(meta["noise_grid"], meta["shrinkage"], meta["batch_size"], meta["seed"])
-    device = model_device(model)
+    target = _detector_class(cls, meta.get("detector", LEGACY_DETECTOR), path)
     try:
-        detector.gaussians = [
-            TiedGaussian(tensors[f"layer{i}.means"], tensors[f"layer{i}.whitening"], shrink).to(
-                device
-            )
-            for i, shrink in enumerate(meta["layer_shrinkage"])
-        ]
-        if meta["ensemble"]:
-            detector.weights = tensors["ensemble.weights"].float()
+        detector = target._restore(tensors, meta)
+        detector.input_shape = tuple(int(d) for d in meta["input_shape"])
+        detector.intercept = float(meta["intercept"])
+        if not math.isfinite(detector.intercept):
+            raise ValueError("the ensemble intercept is not finite")
+        if meta["ensemble"] is True:
+            detector.weights = _weights(tensors[WEIGHTS_KEY])
     except KeyError as err:
-        raise CheckpointError(f"detector file in {path} lacks tensor {err}: save it again") from err
-    detector.input_shape = tuple(meta["input_shape"])
-    detector.noise = float(meta["noise"])
-    detector.intercept = float(meta["intercept"])
-    detector.noise_aurocs = {float(k): v for k, v in meta["noise_aurocs"].items()}
-    _check_model(detector.gaussians, detector.input_shape, model, path)
-    detector.model = model
+        raise CheckpointError(f"detector file in {path} lacks {err}: save it again") from err
+    except (TypeError, ValueError, IndexError, AttributeError, RobustlabError) as err:
+        raise CheckpointError(
+            f"the detector file in {path} is malformed ({err}): save it again"
+        ) from err
+    _check_model(detector, model, path)
+    detector._attach(model)
     return detector
+
+
+def _detector_class(cls: type[D], name: object, path: str | Path) -> type[D]:
+    from robustlab.detection.registry import DETECTORS
+
+    target = DETECTORS.get(name) if isinstance(name, str) else None
+    if target is None:
+        raise CheckpointError(
+            f"{path} holds an unknown detector {name!r}; known: {', '.join(DETECTORS)}"
+        )
+    if issubclass(cls, target):
+        return cls
+    if cls.name:  # a concrete class asked for another detector's file
+        raise CheckpointError(
+            f"{path} holds a {name!r} detector, not {cls.name!r}: load it with "
+            f"{target.__name__}.load or Detector.load"
+        )
+    return target  # type: ignore[return-value]
+
+
+def _weights(tensor: torch.Tensor) -> torch.Tensor:
+    weights = tensor.float()
+    if weights.ndim != 1 or not torch.isfinite(weights).all():
+        raise ValueError(
+            f"ensemble weights must be a finite vector, got shape {tuple(tensor.shape)}"
+        )
+    return weights
 
 
 def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -94,7 +112,7 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if not meta_path.is_file() or not tensor_path.is_file():
         raise CheckpointError(
             f"no saved detector in {path}: expected {META_FILE} and {TENSOR_FILE} "
-            "written by MahalanobisDetector.save"
+            "written by a detector's save(path)"
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -102,10 +120,14 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
             fit_id = (handle.metadata() or {}).get("fit_id")
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (OSError, ValueError, SafetensorError) as err:
-        raise CheckpointError(f"cannot read the detector in {path} ({err}): save it again") from err
-    if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
-            f"detector in {path} has format {meta.get('format_version')!r}, expected "
+            f"cannot read the detector in {path} ({err}): it is not a detector saved by "
+            "robustlab (safetensors + JSON); save it again"
+        ) from err
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        raise CheckpointError(
+            f"detector in {path} has format {version!r}, expected "
             f"{FORMAT_VERSION}: save it again with this version"
         )
     if fit_id != meta.get("fit_id"):
@@ -115,16 +137,23 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return meta, tensors
 
 
-def _check_model(
-    gaussians: list[TiedGaussian], input_shape: tuple[int, ...], model: nn.Module, path: str | Path
-) -> None:
-    """Refuse a model whose stages differ in number or width from the saved statistics."""
-    probe = torch.zeros(1, *input_shape, device=model_device(model))
-    with frozen_eval(model), torch.no_grad():
-        dims = [f.shape[1] for f in pooled_features(model, probe)]
-    saved = [g.means.shape[1] for g in gaussians]
+def _check_model(detector: Detector, model: nn.Module, path: str | Path) -> None:
+    """Refuse a model whose features differ in number or width from the saved statistics."""
+    saved = detector._feature_widths()
+    try:
+        dims = detector._feature_widths(model)
+    except (RuntimeError, ValueError) as err:
+        raise CheckpointError(
+            f"the model cannot run the detector in {path} on inputs of shape "
+            f"{list(detector.input_shape)} ({err}): load it with the model it was fitted on"
+        ) from err
     if dims != saved:
         raise CheckpointError(
             f"the detector in {path} was fitted on features of widths {saved}, but the model "
             f"gives {dims}: load it with the model it was fitted on"
+        )
+    if detector.weights is not None and len(detector.weights) != detector.num_scores:
+        raise CheckpointError(
+            f"the detector in {path} has {len(detector.weights)} ensemble weights for "
+            f"{detector.num_scores} layer scores: save it again"
         )

@@ -12,19 +12,28 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from robustlab.errors import ConfigError
 from robustlab.models.layers.normalize import Normalize
 
 
 class ClassifierHead(nn.Module):
-    """Global average pooling + linear layer; any spatial size (down to 1x1) works."""
+    """Global average pooling (+ dropout) + linear layer; any spatial size (down to 1x1) works.
 
-    def __init__(self, in_features: int, num_classes: int):
+    ``dropout`` > 0 puts an ``nn.Dropout`` before the linear layer (active in training mode;
+    the Bayesian-uncertainty detector samples it at test time). At 0, the default, the slot
+    is an ``nn.Identity``: no parameters, no random draws, the same state dict.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, dropout: float = 0.0):
         super().__init__()
+        if isinstance(dropout, bool) or not 0.0 <= float(dropout) < 1.0:
+            raise ConfigError(f"dropout must be a rate in [0, 1), got {dropout!r}")
         self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(float(dropout)) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(in_features, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(torch.flatten(self.pool(x), 1))
+        return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
 
 
 class FeatureClassifier(nn.Module):

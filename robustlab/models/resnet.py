@@ -23,6 +23,7 @@ class ResNet(FeatureClassifier):
 
     ``layers[i]`` blocks of width ``widths[i]`` per stage; stage strides are 1, 2, 2, ...
     ``stem`` is "cifar" (3x3 conv, stride 1) or "imagenet" (7x7 conv stride 2 + max-pool).
+    ``dropout`` is the head's dropout rate (0 = none; see ``ClassifierHead``).
     """
 
     def __init__(
@@ -36,6 +37,7 @@ class ResNet(FeatureClassifier):
         mean: Stats = None,
         std: Stats = None,
         se_reduction: int | None = None,
+        dropout: float = 0.0,
     ):
         super().__init__(num_classes, in_channels, mean, std)
         _validate(block, layers, widths, stem)
@@ -54,7 +56,7 @@ class ResNet(FeatureClassifier):
         if preact:
             # Pre-activation blocks end on an addition; the paper adds a final BN-ReLU.
             self.final_act = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU())
-        self.head = ClassifierHead(channels, num_classes)
+        self.head = ClassifierHead(channels, num_classes, dropout)
         self.num_features = list(widths)
         _kaiming_init(self)
 
@@ -113,10 +115,20 @@ def _cifar_factory(depth: int, se_default: int | None):
         se_reduction: int | None = se_default,
         width: float = 1.0,
         stem: str = "cifar",
+        dropout: float = 0.0,
     ) -> ResNet:
         widths = _scaled((16, 32, 64), width)
         return ResNet(
-            "basic", (n,) * 3, widths, stem, num_classes, in_channels, mean, std, se_reduction
+            "basic",
+            (n,) * 3,
+            widths,
+            stem,
+            num_classes,
+            in_channels,
+            mean,
+            std,
+            se_reduction,
+            dropout,
         )
 
     factory.__qualname__ = f"{'se_' if se_default else ''}resnet{depth}"
@@ -136,10 +148,20 @@ def _preact18_factory(se_default: int | None):
         se_reduction: int | None = se_default,
         width: float = 1.0,
         stem: str = "cifar",
+        dropout: float = 0.0,
     ) -> ResNet:
         widths = _scaled((64, 128, 256, 512), width)
         return ResNet(
-            "preact", (2, 2, 2, 2), widths, stem, num_classes, in_channels, mean, std, se_reduction
+            "preact",
+            (2, 2, 2, 2),
+            widths,
+            stem,
+            num_classes,
+            in_channels,
+            mean,
+            std,
+            se_reduction,
+            dropout,
         )
 
     factory.__qualname__ = f"{'se_' if se_default else ''}preact_resnet18"

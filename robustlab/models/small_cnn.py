@@ -29,6 +29,7 @@ class SmallCNN(FeatureClassifier):
         mean: float | Sequence[float] | None = None,
         std: float | Sequence[float] | None = None,
         widths: Sequence[int] = (32, 64),
+        dropout: float = 0.0,
     ):
         super().__init__(num_classes, in_channels, mean, std)
         if len(widths) == 0 or any(w < 1 for w in widths):
@@ -43,7 +44,7 @@ class SmallCNN(FeatureClassifier):
                 )
             )
             channels = width
-        self.head = ClassifierHead(channels, num_classes)
+        self.head = ClassifierHead(channels, num_classes, dropout)
         self.num_features = list(widths)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
@@ -58,6 +59,8 @@ def small_cnn(
     std: float | Sequence[float] | None = None,
     *,
     widths: Sequence[int] = (32, 64),
+    dropout: float = 0.0,
 ) -> SmallCNN:
-    """Small CNN for MNIST / digits; ``widths`` sets the channels of the two stages."""
-    return SmallCNN(num_classes, in_channels, mean, std, tuple(int(w) for w in widths))
+    """Small CNN for MNIST / digits; ``widths`` sets the channels of the two stages,
+    ``dropout`` the head's dropout rate (0 = none)."""
+    return SmallCNN(num_classes, in_channels, mean, std, tuple(int(w) for w in widths), dropout)

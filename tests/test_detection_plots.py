@@ -1,0 +1,78 @@
+"""Detection ROC figure, the who-wins table and the per-example score file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.image import imread
+
+from robustlab.tracking.detection_plots import (
+    detection_table,
+    plot_detection_roc,
+    read_detection_scores,
+    roc_points,
+    write_detection_scores,
+)
+
+
+def _scores(shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=300), rng.normal(loc=shift, size=120)
+
+
+def test_roc_points_run_from_corner_to_corner_and_rank_better_detectors_higher():
+    fpr, tpr = roc_points(*_scores(3.0, 0))
+    weak_fpr, weak_tpr = roc_points(*_scores(0.5, 0))
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.interp(0.05, fpr, tpr) > np.interp(0.05, weak_fpr, weak_tpr) + 0.3
+
+
+def test_roc_figure_has_a_panel_per_attack(tmp_path):
+    scores = {
+        "pgd@0.1": {"mahalanobis": _scores(3.0, 1), "lid": _scores(2.0, 2), "msp": _scores(2.5, 3)},
+        "cw": {"kd_bu": _scores(1.0, 4), "msp": _scores(1.5, 5)},
+        "empty": {"lid": (np.zeros(5), np.zeros(0))},  # nothing flipped: no panel
+    }
+    outcome = plot_detection_roc(scores, tmp_path / "roc.png")
+    image = imread(outcome.path)
+    assert image.shape[1] > 1.5 * image.shape[0]  # two panels side by side, none for "empty"
+    skipped = plot_detection_roc({"cw": {"lid": (np.ones(3), [])}}, tmp_path / "none.png")
+    assert skipped.path is None and "no per-example" in skipped.note
+
+
+def _entry(auroc, tnr, **extra):
+    return {"auroc": auroc, "tnr_at_tpr95": tnr, **extra}
+
+
+def test_table_names_the_winner_its_lead_and_the_adaptive_effect():
+    msp = _entry(0.99, 0.97)
+    results = {
+        "mahalanobis": {
+            "pgd@0.1": _entry(
+                0.95,
+                0.80,
+                baseline_msp=msp,
+                evasion_rate=0.02,
+                adaptive=_entry(0.70, 0.20, evasion_rate=0.25),
+            ),
+            "cw": _entry(0.97, 0.90, baseline_msp=_entry(0.90, 0.60)),
+        },
+        "lid": {"pgd@0.1": _entry(0.90, 0.70, baseline_msp=msp), "cw": _entry(None, None)},
+    }
+    lines = detection_table(results).splitlines()
+    assert lines[0].startswith("| attack | winner |") and "| LID |" in lines[0]
+    pgd, cw = lines[2].split(" | "), lines[3].split(" | ")
+    assert pgd[1] == "MSP baseline" and pgd[2] == "+0.040, +0.170 over Mahalanobis"
+    assert "**0.990 / 0.970**" in lines[2]  # the winner's cell is bold
+    assert "Mahalanobis 0.950→0.700, 2.0%→25.0%" in lines[2]
+    assert cw[1] == "Mahalanobis" and cw[2] == "+0.070, +0.300 over MSP baseline"
+    assert cw[4] == "—"  # LID not fitted on CW
+
+
+def test_score_file_round_trip(tmp_path):
+    scores = {"pgd@0.1|unseen(fgsm@0.1)": {"kd_bu": (torch.tensor([0.5, 1.5]), [2.0])}}
+    write_detection_scores(tmp_path / "s.safetensors", scores)
+    back = read_detection_scores(tmp_path / "s.safetensors")
+    clean, adv = back["pgd@0.1|unseen(fgsm@0.1)"]["kd_bu"]
+    assert clean.tolist() == [0.5, 1.5] and adv.tolist() == pytest.approx([2.0])
