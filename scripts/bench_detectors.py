@@ -25,6 +25,7 @@ from robustlab.attacks import FGSM, PGD, build_attack
 from robustlab.data import TensorLoader, dataset_info, load_dataset, train_val_split
 from robustlab.detection import adaptive_attack, build_detector, detection_metrics, msp_score
 from robustlab.detection.crafting import craft, craft_split, noisy_negatives
+from robustlab.detection.storage import write_detection_scores
 from robustlab.fileio import write_json_atomic
 from robustlab.models import create_model
 from robustlab.models.runtime import predict
@@ -32,7 +33,6 @@ from robustlab.runtime import seed_everything
 from robustlab.tracking.detection_plots import (
     detection_table,
     plot_detection_roc,
-    write_detection_scores,
 )
 from robustlab.training import build_optimizer, fit
 from robustlab.training.objectives import CrossEntropy

@@ -7,12 +7,11 @@ import pytest
 import torch
 from matplotlib.image import imread
 
+from robustlab.detection.storage import read_detection_scores, write_detection_scores
 from robustlab.tracking.detection_plots import (
     detection_table,
     plot_detection_roc,
-    read_detection_scores,
     roc_points,
-    write_detection_scores,
 )
 
 

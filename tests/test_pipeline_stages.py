@@ -1,4 +1,5 @@
-"""The optional stages of the pipeline on a tiny run: certify (and its sweep figure)."""
+"""The optional stages of the pipeline on a tiny run: certify (and its sweep figure), several
+detectors on the same adversarial examples."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from hydra.core.global_hydra import GlobalHydra
 from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.pipeline import run_pipeline
 from robustlab.app.schema import register_schemas
+from robustlab.app.validate import validate_config
+from robustlab.detection.storage import read_detection_scores
+from robustlab.errors import ConfigError
 from robustlab.tracking.report import write_report
 
 
@@ -70,3 +74,22 @@ def test_the_sweep_report_draws_certified_next_to_empirical(certified_run):
     _, root = certified_run
     paths = write_report(root / "sweep")
     assert "certified_vs_empirical.png" in {p.name for p in paths.plots}
+
+
+def test_every_detector_is_compared_on_the_same_adversarial_examples(tmp_path):
+    cfg = compose_tiny(tmp_path, "detector=all", "model.dropout=0.5", "detector.adaptive=false")
+    payload = run_pipeline(cfg, tmp_path / "run")
+    detectors = payload["detectors"]
+    assert list(detectors) == ["mahalanobis", "kd_bu", "lid"]
+    assert payload["detection"] == detectors["mahalanobis"]  # the primary one, v1 keys
+    for label in ("fgsm@0.1", "pgd@0.1"):
+        counts = {d: entries[label]["n_adversarial"] for d, entries in detectors.items()}
+        assert len(set(counts.values())) == 1, counts
+        assert {e[label]["detector"] for e in detectors.values()} == set(detectors)
+    scores = read_detection_scores(tmp_path / "run" / "detection_scores.safetensors")
+    assert set(scores["pgd@0.1"]) == {"mahalanobis", "kd_bu", "lid", "msp"}
+
+
+def test_kd_bu_without_dropout_fails_at_start_up(tmp_path):
+    with pytest.raises(ConfigError, match="model.dropout"):
+        validate_config(compose_tiny(tmp_path, "detector=kd_bu"))

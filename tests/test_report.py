@@ -185,10 +185,13 @@ def _assert_png(path: Path, n_panels: int) -> None:
 def test_plots_are_valid_pngs_of_the_expected_size(sweep: Path, tmp_path: Path) -> None:
     paths = write_report(sweep, tmp_path / "out")
     names = {p.name: p for p in paths.plots}
-    assert set(names) == {"robust_vs_eps.png", "tradeoff_frontier.png", "detection_auroc.png"}
+    # no job kept per-example detection scores, so there is no ROC figure
+    assert set(names) == {"robust_vs_eps.png", "tradeoff_frontier.png"}
     _assert_png(names["robust_vs_eps.png"], 2)  # pgd and fgsm; cw has no numeric eps
     _assert_png(names["tradeoff_frontier.png"], 1)
-    _assert_png(names["detection_auroc.png"], 2)  # the two adversarially trained configs
+    assert "Detection ROC: skipped, no job kept per-example detection scores" in (
+        paths.summary.read_text()
+    )
 
 
 def test_summary_reports_best_per_eps_warnings_and_failures(sweep: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The detection stage: fit the Mahalanobis detector and evaluate it against the attacks."""
+"""The detection stage: fit the configured detectors and evaluate them against the attacks."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from robustlab.detection import (
     AttackKey,
     DetectionProtocol,
     DetectionReport,
-    MahalanobisDetector,
+    Detector,
+    build_detector,
     evaluate_detection,
+    list_detectors,
 )
 from robustlab.detection.crafting import AttackFn
 
@@ -45,15 +47,34 @@ def detection_attacks(
     return attacks, protocols
 
 
+def detector_names(cfg: DictConfig) -> list[str]:
+    """The detectors of ``detector.name`` (``all``: every one the model supports; KD+BU needs
+    the model's head dropout, ``model.dropout``)."""
+    if cfg.detector.name != "all":
+        return [cfg.detector.name]
+    names = list_detectors()
+    return names if cfg.model.get("dropout") else [n for n in names if n != "kd_bu"]
+
+
+def build_detectors(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> dict[str, Detector]:
+    """Every configured detector, fitted on the clean training split."""
+    options = {"mahalanobis": {"noise_grid": tuple(cfg.detector.noise_grid)}}
+    detectors = {}
+    for name in detector_names(cfg):
+        detector = build_detector(name, batch_size=cfg.eval.batch_size, **options.get(name, {}))
+        detectors[name] = detector.fit(model, *bundle.train)
+    return detectors
+
+
 def detect_stage(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> DetectionReport:
     """Known- and unseen-attack protocols (plus the adaptive attack) on validation/test splits.
 
-    The detector's Gaussians are fitted on the clean training split, its ensemble on the
-    validation split; the test split is only scored.
+    Every detector is fitted on the clean training split, its ensemble on the validation split;
+    the test split is only scored. With several detectors (``detector=all``) all of them see
+    the same adversarial examples.
     """
     det = cfg.detector
-    detector = MahalanobisDetector(noise_grid=tuple(det.noise_grid), batch_size=cfg.eval.batch_size)
-    detector.fit(model, *bundle.train)
+    detectors = build_detectors(cfg, model, bundle)
     attacks, keys = detection_attacks(cfg, model)
     protocol = DetectionProtocol(
         known=keys["known"],
@@ -66,4 +87,4 @@ def detect_stage(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> Detec
     )
     val = stratified_subset(*bundle.val, det.max_examples, seed=cfg.seed)
     test = stratified_subset(*bundle.test, det.max_examples, seed=cfg.seed)
-    return evaluate_detection(model, detector, val, test, attacks, protocol)
+    return evaluate_detection(model, detectors, val, test, attacks, protocol)

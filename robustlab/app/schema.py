@@ -18,7 +18,7 @@ from robustlab.app.defenses import OBJECTIVES
 from robustlab.attacks import evaluate_robustness
 from robustlab.attacks.suite import SUITES
 from robustlab.certify import certify_model
-from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol
+from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol, list_detectors
 from robustlab.models import list_models, model_options
 from robustlab.training import build_optimizer
 from robustlab.training.objectives import TRADES, AdversarialTraining
@@ -133,7 +133,7 @@ class EvalConfig:
 
 @dataclass
 class DetectorConfig:
-    name: str = _choice("none", "none", "mahalanobis")
+    name: str = _choice("none", "none", *list_detectors(), "all")
     attacks: List[str] = field(default_factory=lambda: ["fgsm", "pgd"])
     eps: List[float] = field(default_factory=lambda: [0.1], metadata={"range": (0.0, None)})
     fit_on: Optional[str] = "fgsm"

@@ -78,6 +78,11 @@ def validate_config(cfg: DictConfig) -> None:
                 f"({', '.join(cfg.eval.attacks)}): "
                 f"add it with +attack@eval.attacks.{key}={key}"
             )
+    if cfg.detector.name == "kd_bu" and not cfg.model.get("dropout"):
+        raise ConfigError(
+            "detector=kd_bu needs Monte-Carlo dropout in the model's head: add model.dropout=0.5 "
+            "(or use detector=mahalanobis, lid or all)"
+        )
     if cfg.data.name != "digits" and not cfg.data.root:
         raise ConfigError(
             f"data={cfg.data.name} needs data.root=DIR pointing at the data set files"

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from robustlab.detection.adaptive import adaptive_attack
+from robustlab.detection.base import Detector
 from robustlab.detection.baseline import msp_score
 from robustlab.detection.crafting import AttackFn, Split, craft, craft_split, noisy_negatives
-from robustlab.detection.mahalanobis import MahalanobisDetector
 from robustlab.detection.metrics import TPR_LEVEL, detection_metrics
 from robustlab.detection.report import AttackKey, DetectionKey, DetectionReport, as_attack_key
 from robustlab.errors import ConfigError, DataError
@@ -29,6 +29,8 @@ POSITIVES_NOTE = (
     "when attacked; clean negatives are the correctly classified clean test examples"
 )
 Tensors = tuple[torch.Tensor, torch.Tensor]
+# parts of a detector's summary() that describe its fitted ensemble, not its chosen settings
+ENSEMBLE_KEYS = ("ensemble_weights", "intercept")
 
 
 @dataclass
@@ -56,16 +58,19 @@ class DetectionProtocol:
 
 def evaluate_detection(
     model: nn.Module,
-    detector: MahalanobisDetector,
+    detectors: Detector | Mapping[str, Detector],
     val: Tensors,
     test: Tensors,
     attacks: Mapping[AttackKey | tuple | str, AttackFn],
     protocol: DetectionProtocol | None = None,
     test_adversarial: Mapping[AttackKey | tuple | str, torch.Tensor] | None = None,
 ) -> DetectionReport:
-    """Detection metrics of ``detector`` (already ``fit`` on clean training data) per attack.
+    """Detection metrics of each detector (already ``fit`` on clean training data) per attack.
 
-    ``val``/``test``: (images, labels) of the validation and test splits; ``attacks`` keyed by
+    ``detectors``: one detector or several by name (``{"mahalanobis": ..., "lid": ...}``); all
+    are fitted and tested on the same adversarial examples, so they compare on equal terms, and
+    the first is the primary one (results.json's ``"detection"``). ``val``/``test``: (images,
+    labels) of the validation and test splits; ``attacks`` keyed by
     ``AttackKey(name, eps)`` (or ``(name, eps)``, or a name without eps). ``test_adversarial``:
     adversarial images already crafted for the whole test split (row i attacks test image i),
     e.g. by the robustness evaluation, used instead of attacking again so that a job has one
@@ -77,13 +82,15 @@ def evaluate_detection(
     ``positives`` (a note) and ``baseline_msp`` (the max-softmax baseline's metrics); unseen
     entries add ``fitted_on``, adaptive ones (under ``"adaptive"`` of the known entry) the
     attack's ``eps``, ``steps``, ``weight`` and an ``evasion_rate`` measured against the
-    threshold that catches 95% of the non-adaptive adversarials. The detector is left fitted
+    threshold that catches 95% of the non-adaptive adversarials. Each detector is left fitted
     on the last ensemble fitted.
     """
     protocol = protocol or DetectionProtocol()
+    if isinstance(detectors, Detector):
+        detectors = {detectors.name: detectors}
     attacks = {as_attack_key(k): a for k, a in attacks.items()}
     fit_on = None if protocol.fit_on is None else as_attack_key(protocol.fit_on)
-    if detector.model is not model:
+    if any(detector.model is not model for detector in detectors.values()):
         raise ConfigError("evaluate_detection: detector.fit(...) must be called with this model")
     if fit_on is not None and fit_on not in attacks:
         names = ", ".join(k.label for k in attacks)
@@ -95,13 +102,16 @@ def evaluate_detection(
         model, val_split.clean, val_split.labels, protocol.noise_std, protocol.seed, bs
     )
     test_split = craft_split(model, *test, attacks, bs, "test", given)
-    session = _Session(model, detector, val_split, noisy, test_split, protocol)
-    report = DetectionReport()
-    for key in attacks if protocol.known is None else map(as_attack_key, protocol.known):
-        session.known(key, report)
-    if fit_on is not None:
-        wanted = attacks if protocol.unseen is None else map(as_attack_key, protocol.unseen)
-        session.unseen(fit_on, [k for k in wanted if k != fit_on], report)
+    report = DetectionReport(detectors=list(detectors))
+    known = list(attacks) if protocol.known is None else list(map(as_attack_key, protocol.known))
+    wanted = attacks if protocol.unseen is None else map(as_attack_key, protocol.unseen)
+    unseen = [k for k in wanted if k != fit_on] if fit_on is not None else []
+    for name, detector in detectors.items():
+        session = _Session(model, name, detector, val_split, noisy, test_split, protocol)
+        for key in known:
+            session.known(key, report)
+        if unseen:
+            session.unseen(fit_on, unseen, report)
     return report
 
 
@@ -110,7 +120,8 @@ class _Session:
     """The crafted splits of one evaluation and the detector they fit."""
 
     model: nn.Module
-    detector: MahalanobisDetector
+    name: str
+    detector: Detector
     val: Split
     noisy: torch.Tensor
     test: Split
@@ -118,10 +129,10 @@ class _Session:
 
     def known(self, key: AttackKey, report: DetectionReport) -> None:
         """The known-attack entry of ``key``, with its adaptive attack when asked for."""
-        entry_key = DetectionKey(key)
+        entry_key = DetectionKey(key, detector=self.name)
         if not self._fit(key, [entry_key], report):
             return
-        entry = self._test_entry(key, "known")
+        entry = self._test_entry(key, "known", report)
         # the adaptive attack is an eps-ball PGD: it pairs with attacks that have an eps,
         # not with minimal-perturbation attacks such as CW or DeepFool
         if self.protocol.adaptive and key.eps is not None:
@@ -130,11 +141,11 @@ class _Session:
 
     def unseen(self, fit_on: AttackKey, keys: list[AttackKey], report: DetectionReport) -> None:
         """Entries for ``keys`` tested with the ensemble fitted on ``fit_on``."""
-        entry_keys = [DetectionKey(key, "unseen", fit_on) for key in keys]
+        entry_keys = [DetectionKey(key, "unseen", fit_on, self.name) for key in keys]
         if not keys or not self._fit(fit_on, entry_keys, report):
             return
         for entry_key in entry_keys:
-            entry = self._test_entry(entry_key.attack, "unseen")
+            entry = self._test_entry(entry_key.attack, "unseen", report, entry_key.label)
             report.entries[entry_key] = {**entry, "fitted_on": fit_on.label}
 
     def _fit(self, key: AttackKey, entries: list[DetectionKey], report: DetectionReport) -> bool:
@@ -142,7 +153,7 @@ class _Session:
         try:
             self.detector.fit_ensemble(self.val.clean, self.val.attacked[key].positives, self.noisy)
         except DataError as err:
-            message = f"detection {key.label} skipped: {err}"
+            message = f"detection ({self.name}) {key.label} skipped: {err}"
             logger.warning(message)
             report.warnings.append(message)
             for entry_key in entries:
@@ -156,20 +167,26 @@ class _Session:
             return False
         return True
 
-    def _test_entry(self, key: AttackKey, protocol: str) -> dict:
+    def _test_entry(
+        self, key: AttackKey, protocol: str, report: DetectionReport, label: str | None = None
+    ) -> dict:
+        """Metrics of the fitted detector on the test split; its scores (and the max-softmax
+        baseline's) are kept in ``report.scores`` under the entry's label."""
         crafted, detector = self.test.attacked[key], self.detector
-        entry = _metrics_entry(
-            detector.score(self.test.clean),
-            detector.score(crafted.positives),
-            crafted.robust_accuracy,
-        )
-        entry.update(protocol=protocol, noise=detector.noise, positives=POSITIVES_NOTE)
+        clean, adv = detector.score(self.test.clean), detector.score(crafted.positives)
+        entry = _metrics_entry(clean, adv, crafted.robust_accuracy)
+        settings = {k: v for k, v in detector.summary().items() if k not in ENSEMBLE_KEYS}
+        entry.update(protocol=protocol, positives=POSITIVES_NOTE, **settings)
+        curves = report.scores.setdefault(label or key.label, {})
+        curves[self.name] = (clean, adv)
         if len(crafted.positives):
-            bs = self.protocol.batch_size
-            entry["baseline_msp"] = detection_metrics(
-                msp_score(self.model, self.test.clean, bs),
-                msp_score(self.model, crafted.positives, bs),
-            )
+            if "msp" not in curves:
+                bs = self.protocol.batch_size
+                curves["msp"] = (
+                    msp_score(self.model, self.test.clean, bs),
+                    msp_score(self.model, crafted.positives, bs),
+                )
+            entry["baseline_msp"] = detection_metrics(*curves["msp"])
         return entry
 
     def _adaptive_entry(self, key: AttackKey, known: dict) -> dict:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
+
+import torch
+
+from robustlab.detection.storage import write_detection_scores
 
 
 class AttackKey(NamedTuple):
@@ -35,6 +40,7 @@ class DetectionKey(NamedTuple):
     attack: AttackKey
     protocol: str = "known"
     fitted_on: AttackKey | None = None
+    detector: str = "mahalanobis"
 
     @property
     def label(self) -> str:
@@ -44,24 +50,59 @@ class DetectionKey(NamedTuple):
         return self.attack.label
 
 
+# per entry label, per curve (a detector's name or "msp"): scores of clean and adversarial
+ScoreSets = dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]
+SCORES_FILE = "detection_scores.safetensors"
+
+
 @dataclass
 class DetectionReport:
-    """Detection metrics per entry (see :func:`robustlab.detection.evaluate_detection`)."""
+    """Detection metrics per entry (see :func:`robustlab.detection.evaluate_detection`).
+
+    ``detectors``: the detectors evaluated, the first being the primary one whose entries
+    results.json keeps under ``"detection"`` (the others under ``"detectors"``). ``scores``: the
+    per-example scores behind every entry, for ROC curves.
+    """
 
     entries: dict[DetectionKey, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    detectors: list[str] = field(default_factory=list)
+    scores: ScoreSets = field(default_factory=dict)
 
     def __getitem__(self, key: DetectionKey | AttackKey | tuple | str) -> dict[str, Any]:
-        """The entry of a DetectionKey, or the known-protocol entry of an attack key."""
+        """The entry of a DetectionKey, or the primary detector's known entry of an attack."""
         if not isinstance(key, DetectionKey):
-            key = DetectionKey(as_attack_key(key))
+            primary = self.detectors[0] if self.detectors else "mahalanobis"
+            key = DetectionKey(as_attack_key(key), detector=primary)
         return self.entries[key]
 
-    def labels(self) -> list[str]:
-        """The results.json keys of the entries, in order."""
-        return [key.label for key in self.entries]
+    def labels(self, detector: str | None = None) -> list[str]:
+        """The results.json keys of one detector's entries (default: the primary one)."""
+        detector = detector or (self.detectors[0] if self.detectors else "mahalanobis")
+        return [key.label for key in self.entries if key.detector == detector]
+
+    def by_detector(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """``{detector: {label: metrics}}`` for every detector evaluated."""
+        table: dict[str, dict[str, dict[str, Any]]] = {}
+        for key, entry in self.entries.items():
+            table.setdefault(key.detector, {})[key.label] = dict(entry)
+        return table
 
     def to_results(self) -> dict[str, Any]:
-        """``{"detection": {label: metrics}}`` and the stage's warnings."""
-        detection = {key.label: dict(entry) for key, entry in self.entries.items()}
-        return {"detection": detection, "warnings": list(self.warnings)}
+        """``{"detection": {label: metrics}}`` of the primary detector, ``"detectors"`` with every
+        detector's when there are several, and the stage's warnings."""
+        table = self.by_detector()
+        primary = self.detectors[0] if self.detectors else next(iter(table), None)
+        results: dict[str, Any] = {"detection": table.get(primary, {})}
+        if len(table) > 1:
+            results["detectors"] = table
+        return results | {"warnings": list(self.warnings)}
+
+    def save_artifacts(self, directory: str | Path) -> list[Path]:
+        """Per-example scores beside results.json (``detection_scores.safetensors``), from which
+        the report draws ROC curves."""
+        if not self.scores:
+            return []
+        path = Path(directory) / SCORES_FILE
+        write_detection_scores(path, self.scores)
+        return [path]

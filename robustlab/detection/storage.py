@@ -13,15 +13,22 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
 from torch import nn
 
 from robustlab.errors import CheckpointError, RobustlabError
 from robustlab.fileio import write_json_atomic, write_tensors_atomic
+
+# per attack, per curve (a detector's name or "msp"): (clean scores, adversarial scores)
+ScoreSets = Mapping[str, Mapping[str, tuple]]
+SEPARATOR = "::"  # between attack, curve and side in the keys of the scores file
 
 if TYPE_CHECKING:
     from robustlab.detection.base import Detector
@@ -157,3 +164,27 @@ def _check_model(detector: Detector, model: nn.Module, path: str | Path) -> None
             f"the detector in {path} has {len(detector.weights)} ensemble weights for "
             f"{detector.num_scores} layer scores: save it again"
         )
+
+
+def write_detection_scores(path: str | Path, scores: ScoreSets) -> None:
+    """Per-example scores (clean and adversarial per attack and curve) as safetensors."""
+    tensors = {}
+    for attack, curves in scores.items():
+        for name, (clean, adv) in curves.items():
+            for side, values in (("clean", clean), ("adversarial", adv)):
+                key = SEPARATOR.join((attack, name, side))
+                flat = torch.as_tensor(np.asarray(values, dtype=np.float64)).reshape(-1)
+                tensors[key] = flat.to(torch.float32)
+    write_tensors_atomic(path, tensors)
+
+
+def read_detection_scores(path: str | Path) -> dict[str, dict[str, tuple[np.ndarray, ...]]]:
+    """The scores written by ``write_detection_scores``, as numpy arrays."""
+    flat = load_file(str(path))
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for key in sorted(flat):
+        attack, name, side = key.rsplit(SEPARATOR, 2)
+        if side == "clean":
+            adv_key = SEPARATOR.join((attack, name, "adversarial"))
+            out.setdefault(attack, {})[name] = (flat[key].numpy(), flat[adv_key].numpy())
+    return out

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
 from robustlab.detection.metrics import TPR_LEVEL, detection_metrics
-from robustlab.fileio import write_tensors_atomic
-from robustlab.tracking.plots import PlotOutcome, _figure, _save
+from robustlab.tracking.plots import DPI, PlotOutcome, _figure, _save
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
 # attack key -> curve name (detector or "msp") -> (clean scores, adversarial scores)
@@ -37,7 +37,6 @@ STYLES = {
     "lid": {"color": "C2"},
     "msp": {"color": "0.45", "linestyle": "--"},
 }
-SEPARATOR = "::"  # between attack, curve and side in the keys of the scores file
 
 
 def label(name: str) -> str:
@@ -111,7 +110,7 @@ def detection_table(results: Mapping[str, Mapping[str, dict]]) -> str:
             ((name, e) for name, e in [*cells.items(), ("msp", msp)] if e.get("auroc") is not None),
             key=lambda item: -item[1]["auroc"],
         )
-        row = [key, *_winner(ranked)]
+        row = [key.replace("|", "\\|"), *_winner(ranked)]  # "|" would split the cell
         row += [_metric_cell(cells[d], ranked) for d in detectors]
         row += [_metric_cell(msp, ranked), _adaptive_cell(cells)]
         lines.append("| " + " | ".join(row) + " |")
@@ -152,31 +151,6 @@ def _adaptive_cell(cells: Mapping[str, dict]) -> str:
     return "; ".join(parts) or "—"
 
 
-def write_detection_scores(path: str | Path, scores: ScoreSets) -> None:
-    """Per-example scores (clean and adversarial per attack and curve) as safetensors."""
-    tensors = {}
-    for attack, curves in scores.items():
-        for name, (clean, adv) in curves.items():
-            for side, values in (("clean", clean), ("adversarial", adv)):
-                key = SEPARATOR.join((attack, name, side))
-                tensors[key] = torch.as_tensor(
-                    _array(values, allow_empty=True), dtype=torch.float32
-                )
-    write_tensors_atomic(path, tensors)
-
-
-def read_detection_scores(path: str | Path) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """The scores written by ``write_detection_scores``, as numpy arrays."""
-    flat = load_file(str(path))
-    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-    for key in sorted(flat):
-        attack, name, side = key.rsplit(SEPARATOR, 2)
-        if side == "clean":
-            adv_key = SEPARATOR.join((attack, name, "adversarial"))
-            out.setdefault(attack, {})[name] = (flat[key].numpy(), flat[adv_key].numpy())
-    return out
-
-
 def _array(values: ArrayLike, allow_empty: bool = False) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().double().numpy()
@@ -188,3 +162,28 @@ def _array(values: ArrayLike, allow_empty: bool = False) -> np.ndarray:
 
 def _drawable(pair: tuple[ArrayLike, ArrayLike]) -> bool:
     return all(len(_array(side, allow_empty=True)) > 0 for side in pair)
+
+
+def plot_sweep_roc(runs: Mapping[str, ScoreSets], path: str | Path) -> PlotOutcome:
+    """ROC curves of a sweep: one row per configuration (``runs``: label -> its job's scores),
+    one panel per known-protocol attack, every detector and MSP on the same axes."""
+    title = "Detection ROC"
+    rows = {
+        name: {a: c for a, c in scores.items() if "|" not in a and any(map(_drawable, c.values()))}
+        for name, scores in runs.items()
+    }
+    rows = {name: attacks for name, attacks in rows.items() if attacks}
+    if not rows:
+        return PlotOutcome(title, None, "no job kept per-example detection scores")
+    cols = max(len(attacks) for attacks in rows.values())
+    fig = Figure(figsize=(4.2 * cols, 3.3 * len(rows)), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for row, (name, attacks) in zip(axes, rows.items(), strict=True):
+        for ax, attack in zip(row, [*attacks, *[None] * (cols - len(attacks))], strict=True):
+            if attack is None:
+                ax.set_visible(False)
+                continue
+            _roc_panel(ax, attack, attacks[attack])
+            ax.set_title(f"{name}: {attack}", fontsize=9)
+    return _save(fig, Path(path), title)

@@ -19,7 +19,6 @@ from robustlab.tracking.report_table import (
     MASKING_MARK,
     WORST_CASE,
     ConfigGroup,
-    detection_column,
     eps_order,
     robust_column,
 )
@@ -220,41 +219,3 @@ def _scatter_configs(ax, points: Sequence[ConfigGroup], column: str, styles: dic
         xerr, yerr = group.stats["clean_accuracy"].std, group.stats[column].std
         if xerr or yerr:
             ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", color=color, capsize=2)
-
-
-def plot_detection_auroc(groups: Sequence[ConfigGroup], path: str | Path) -> PlotOutcome:
-    """Detection AUROC per attack: Mahalanobis vs the max-softmax baseline, one panel per config."""
-    title = "Detection AUROC"
-    panels = [
-        g for g in groups if any(detection_column("auroc", k) in g.stats for k in g.detection_keys)
-    ]
-    if not panels:
-        return PlotOutcome(title, None, "no detection results (detector off or no finished job)")
-    fig, axes = _figure(len(panels))
-    width = 0.38
-    for ax, group in zip(axes, panels, strict=True):
-        keys = [k for k in group.detection_keys if detection_column("auroc", k) in group.stats]
-        for offset, (name, baseline, color) in enumerate(
-            (("Mahalanobis", None, "C0"), ("MSP baseline", "msp", "C7"))
-        ):
-            stats = [group.stats.get(detection_column("auroc", k, baseline)) for k in keys]
-            xs = [i + (offset - 0.5) * width for i, s in enumerate(stats) if s is not None]
-            present = [s for s in stats if s is not None]
-            if present:
-                errs = [s.std or 0.0 for s in present]
-                ax.bar(
-                    xs,
-                    [s.mean for s in present],
-                    width,
-                    yerr=errs,
-                    capsize=2,
-                    color=color,
-                    label=name,
-                )
-        ax.axhline(0.5, color="black", linestyle=":", linewidth=1)
-        ax.set_xlim(-0.5 - 2 * width, len(keys) - 0.5 + 2 * width)  # keeps lone bars narrow
-        ax.set_xticks(range(len(keys)), keys, rotation=20, fontsize=8)
-        ax.set(title=group.label, ylabel="AUROC", ylim=(0.0, 1.05))
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
-    return _save(fig, Path(path), title)

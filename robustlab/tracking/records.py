@@ -47,6 +47,7 @@ class RunRecord:
     robust_accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
     robust_accuracy_ci: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     detection: dict[str, dict[str, Any]] = field(default_factory=dict)
+    detectors: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # by detector
     # curves of the certify stage: "smoothing", "lipschitz" and "min_norm/<norm>" -> {r: acc}
     certified_curves: dict[str, dict[str, float]] = field(default_factory=dict)
     timing_s: dict[str, float] = field(default_factory=dict)
@@ -125,16 +126,30 @@ def _intervals(value: Any) -> dict[str, dict[str, list[float]]]:
 
 
 def _detection(value: Any) -> dict[str, dict[str, Any]]:
-    """Keep numeric metrics and ``baseline_*`` sub-dicts of numeric metrics per attack@eps key."""
+    """Keep numeric metrics and the ``baseline_*`` and ``adaptive`` sub-dicts of numeric metrics
+    per attack@eps key."""
     out: dict[str, dict[str, Any]] = {}
     for key, metrics in _dict(value).items():
         entry: dict[str, Any] = _float_map(metrics)
         for name, sub in _dict(metrics).items():
-            if str(name).startswith("baseline_") and _float_map(sub):
+            wanted = str(name).startswith("baseline_") or name == "adaptive"
+            if wanted and _float_map(sub):
                 entry[str(name)] = _float_map(sub)
         if entry:
             out[str(key)] = entry
     return out
+
+
+def _detectors(payload: dict) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every detector's entries (``"detectors"``), or the one detector of ``"detection"``."""
+    if _dict(payload.get("detectors")):
+        parsed = {str(k): _detection(v) for k, v in payload["detectors"].items()}
+        return {name: entries for name, entries in parsed.items() if entries}
+    detection = _dict(payload.get("detection"))
+    names = {str(_dict(e).get("detector", "mahalanobis")) for e in detection.values()}
+    primary = names.pop() if len(names) == 1 else "mahalanobis"
+    entries = _detection(detection)
+    return {primary: entries} if entries else {}
 
 
 def _certified_curves(payload: dict) -> dict[str, dict[str, float]]:
@@ -186,6 +201,7 @@ def record_from_payload(job: str, payload: dict, job_dir: str | None = None) -> 
         robust_accuracy=_robust(payload.get("robust_accuracy")),
         robust_accuracy_ci=_intervals(payload.get("robust_accuracy_ci")),
         detection=_detection(payload.get("detection")),
+        detectors=_detectors(payload),
         certified_curves=_certified_curves(payload),
         timing_s=_float_map(payload.get("timing_s")),
         training_cost=_float_map(payload.get("training_cost")),

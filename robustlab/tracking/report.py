@@ -11,12 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from robustlab.detection.report import SCORES_FILE
+from robustlab.detection.storage import read_detection_scores
 from robustlab.errors import RobustlabError
 from robustlab.tracking.certified_plots import plot_certified
+from robustlab.tracking.detection_plots import plot_sweep_roc
 from robustlab.tracking.plots import (
     PlotOutcome,
     choose_frontier_eps,
-    plot_detection_auroc,
     plot_robust_curves,
     plot_tradeoff_frontier,
 )
@@ -83,13 +85,28 @@ def draw_plots(
             ),
         ),
         _draw(
-            "Detection AUROC", lambda: plot_detection_auroc(groups, out_dir / "detection_auroc.png")
+            "Detection ROC",
+            lambda: plot_sweep_roc(job_scores(groups, records), out_dir / "detection_roc.png"),
         ),
     ]
     if any(r.certified_curves for r in records):
         path = out_dir / "certified_vs_empirical.png"
         plots.append(_draw("Certified vs empirical", lambda: plot_certified(records, path)))
     return plots
+
+
+def job_scores(groups: Sequence[ConfigGroup], records: Sequence[RunRecord]) -> dict:
+    """Per configuration, the per-example detection scores its first job kept (if any)."""
+    by_job = {r.job: r for r in records}
+    runs = {}
+    for group in groups:
+        for job in group.jobs:
+            directory = by_job[job].job_dir
+            path = Path(directory) / SCORES_FILE if directory else None
+            if path is not None and path.is_file():
+                runs[group.label] = read_detection_scores(path)
+                break
+    return runs
 
 
 def _frontier_eps(

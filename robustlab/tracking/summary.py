@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from robustlab.tracking.detection_plots import detection_table
 from robustlab.tracking.plots import PlotOutcome
 from robustlab.tracking.records import RunRecord
 from robustlab.tracking.report_table import (
@@ -157,6 +158,24 @@ def _best_section(groups: Sequence[ConfigGroup], attack: str) -> list[str]:
     return lines + _table(header, rows)
 
 
+def _detection_section(records: Sequence[RunRecord], groups: Sequence[ConfigGroup]) -> list[str]:
+    """Per configuration (its first job): which detector wins per attack, by how much, and
+    what the adaptive attack does to each."""
+    by_job = {r.job: r for r in records}
+    lines = ["## Detection", ""]
+    for group in groups:
+        record = next((by_job[j] for j in group.jobs if by_job[j].detectors), None)
+        if record is not None:
+            lines += [
+                f"### {group.label} (job `{record.job}`)",
+                "",
+                detection_table(record.detectors),
+            ]
+    if len(lines) == 2:
+        return lines + ["No job ran a detector.", ""]
+    return lines
+
+
 def _warnings_section(records: Sequence[RunRecord]) -> list[str]:
     flagged = [r for r in records if r.warnings]
     if not flagged:
@@ -205,6 +224,7 @@ def render_summary(
     lines = _header(records, ctx)
     lines += _accuracy_tables(groups, ctx.main_attack)
     lines += _best_section(groups, ctx.main_attack)
+    lines += _detection_section(records, groups)
     lines += _warnings_section(records)
     lines += _failures_section(records)
     lines += _files_section(ctx, ctx.out_dir)
