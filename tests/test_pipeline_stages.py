@@ -93,3 +93,23 @@ def test_every_detector_is_compared_on_the_same_adversarial_examples(tmp_path):
 def test_kd_bu_without_dropout_fails_at_start_up(tmp_path):
     with pytest.raises(ConfigError, match="model.dropout"):
         validate_config(compose_tiny(tmp_path, "detector=kd_bu"))
+
+
+def test_explain_stage_reports_and_draws_for_se_models(tmp_path):
+    cfg = compose_tiny(tmp_path, "model=se_resnet20", "explain=default", "explain.max_examples=8")
+    payload = run_pipeline(cfg, tmp_path / "sweep" / "0")
+    explanations = payload["explanations"]
+    assert set(explanations["fragility"]) == set(explanations["methods"])
+    for method, fragility in explanations["fragility"].items():
+        assert 0.0 <= fragility["topk_intersection"] <= 1.0, method
+    assert explanations["se_attention"]["stages"] and "explain" in payload["timing_s"]
+    for figure in ("explanations.png", "se_attention.png"):
+        assert (tmp_path / "sweep" / "0" / figure).stat().st_size > 1000
+    summary = write_report(tmp_path / "sweep").summary.read_text()
+    assert "## Explanations" in summary and "se_resnet20 / none" in summary
+
+
+def test_explain_none_skips_the_stage(tmp_path):
+    payload = run_pipeline(compose_tiny(tmp_path, "explain=none"), tmp_path / "run")
+    assert "explanations" not in payload and "explain" not in payload["timing_s"]
+    assert not (tmp_path / "run" / "explanations.png").exists()

@@ -76,12 +76,14 @@ def publish_results(job: JobResults, out: Path, logger: WandbLogger) -> dict[str
     """Write the job's results.json atomically (and the files its stages keep beside it, e.g.
     the per-example worst-case record), and send the same numbers to W&B."""
     payload = results_payload(job)
+    written: list[Path] = []
     for result in job.stages.values():
         save = getattr(result, "save_artifacts", None)  # optional part of a stage result
         if save is not None:
-            save(out)
+            written += save(out)
     write_results(out / RESULTS_FILE, payload)
     logger.log_results(payload)
+    logger.log_images(written)
     log.info("results: %s", out / RESULTS_FILE)
     return payload
 

@@ -1,4 +1,4 @@
-"""One config's pipeline: train (or reuse) -> evaluate -> detect / certify -> results.json.
+"""One config's pipeline: train -> evaluate -> detect / explain / certify -> results.json.
 
 Callable from plain Python with a composed config (``run_pipeline(cfg, Path("out"))``); under
 ``robustlab-train`` Hydra supplies the config and the output directory.
@@ -16,6 +16,7 @@ from robustlab.app.builders import build_data
 from robustlab.app.certify_stage import certify_stage
 from robustlab.app.detection_stage import detect_stage
 from robustlab.app.evaluation_stage import evaluate_stage
+from robustlab.app.explain_stage import explain_stage
 from robustlab.app.job_logger import job_logger
 from robustlab.app.jobs import job_identity, publish_results, run_stage, start_job
 from robustlab.app.training_stage import train_stage
@@ -38,6 +39,8 @@ def run_pipeline(cfg: DictConfig, out: Path) -> dict[str, Any]:
         report = run_stage(job, "evaluate", lambda: evaluate_stage(cfg, model, bundle))
         if cfg.detector.name != "none":
             run_stage(job, "detect", lambda: detect_stage(cfg, model, bundle))
+        if cfg.explain.name != "none":
+            run_stage(job, "explain", lambda: explain_stage(cfg, model, bundle, report))
         if cfg.certify.name != "none":
             run_stage(job, "certify", lambda: certify_stage(cfg, model, bundle, report))
         payload = publish_results(job, out, logger)

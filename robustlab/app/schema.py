@@ -19,6 +19,7 @@ from robustlab.attacks import evaluate_robustness
 from robustlab.attacks.suite import SUITES
 from robustlab.certify import certify_model
 from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol, list_detectors
+from robustlab.explain import explain_robustness
 from robustlab.models import list_models, model_options
 from robustlab.training import build_optimizer
 from robustlab.training.objectives import TRADES, AdversarialTraining
@@ -145,6 +146,17 @@ class DetectorConfig:
 
 
 @dataclass
+class ExplainConfig:
+    name: str = _choice("none", "none", "default")
+    eps: Optional[float] = _range(None, 0.0, exclusive_low=True)  # null: the middle eval eps
+    methods: List[str] = field(default_factory=lambda: list(_lib(explain_robustness, "methods")))
+    max_examples: int = _range(_lib(explain_robustness, "max_examples"), 1)
+    k: Optional[int] = _range(_lib(explain_robustness, "k"), 1)  # null: an eighth of the pixels
+    faithfulness_steps: int = _range(_lib(explain_robustness, "faithfulness_steps"), 2)
+    sanity: bool = _lib(explain_robustness, "sanity")
+
+
+@dataclass
 class CertifyConfig:
     name: str = _choice("none", "none", "default")
     sigma: Optional[float] = _range(None, 0.0, exclusive_low=True)  # null: defense.sigma
@@ -185,6 +197,7 @@ class Config:
     defense: DefenseConfig = field(default_factory=DefenseConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
     certify: CertifyConfig = field(default_factory=CertifyConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)

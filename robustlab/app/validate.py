@@ -12,6 +12,7 @@ from omegaconf import DictConfig, ListConfig
 
 from robustlab.app.schema import AttackConfig, Config
 from robustlab.errors import ConfigError
+from robustlab.explain import list_methods
 from robustlab.models import model_options
 
 
@@ -78,6 +79,12 @@ def validate_config(cfg: DictConfig) -> None:
                 f"({', '.join(cfg.eval.attacks)}): "
                 f"add it with +attack@eval.attacks.{key}={key}"
             )
+    unknown = sorted(set(cfg.explain.methods) - set(list_methods()))
+    if unknown:
+        raise ConfigError(
+            f"explain.methods has unknown method(s) {', '.join(unknown)}: "
+            f"choose from {', '.join(list_methods())}"
+        )
     if cfg.detector.name == "kd_bu" and not cfg.model.get("dropout"):
         raise ConfigError(
             "detector=kd_bu needs Monte-Carlo dropout in the model's head: add model.dropout=0.5 "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -21,6 +22,10 @@ def _mean(values: Tensor) -> float | None:
     """Mean over the finite entries; None when there are none (JSON has no NaN)."""
     finite = values[torch.isfinite(values)]
     return float(finite.mean()) if len(finite) else None
+
+
+EXPLANATIONS_FIGURE = "explanations.png"
+SE_FIGURE = "se_attention.png"
 
 
 @dataclass
@@ -99,3 +104,16 @@ class ExplanationReport:
         if self.se_attention is not None:
             body["se_attention"] = self.se_attention.to_results()
         return {"explanations": body}
+
+    def save_artifacts(self, directory: str | Path) -> list[Path]:
+        """The per-job figures beside results.json: ``explanations.png`` (clean | adversarial |
+        perturbation | every method's maps) and, for SE models, ``se_attention.png``."""
+        from robustlab.explain.plots import plot_explanations  # matplotlib on demand
+        from robustlab.explain.se_plots import plot_se_attention
+
+        directory = Path(directory)
+        written = [
+            plot_explanations(self, directory / EXPLANATIONS_FIGURE),
+            plot_se_attention(self, directory / SE_FIGURE),
+        ]
+        return [path for path in written if path is not None]

@@ -48,6 +48,7 @@ class RunRecord:
     robust_accuracy_ci: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     detection: dict[str, dict[str, Any]] = field(default_factory=dict)
     detectors: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # by detector
+    explanations: dict[str, Any] = field(default_factory=dict)  # the explain stage's figures
     # curves of the certify stage: "smoothing", "lipschitz" and "min_norm/<norm>" -> {r: acc}
     certified_curves: dict[str, dict[str, float]] = field(default_factory=dict)
     timing_s: dict[str, float] = field(default_factory=dict)
@@ -203,6 +204,7 @@ def record_from_payload(job: str, payload: dict, job_dir: str | None = None) -> 
         detection=_detection(payload.get("detection")),
         detectors=_detectors(payload),
         certified_curves=_certified_curves(payload),
+        explanations=_dict(payload.get("explanations")),
         timing_s=_float_map(payload.get("timing_s")),
         training_cost=_float_map(payload.get("training_cost")),
         warnings=_strings(payload.get("warnings")),

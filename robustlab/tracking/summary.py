@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustlab.tracking.detection_plots import detection_table
+from robustlab.tracking.explain_summary import explanations_section
 from robustlab.tracking.plots import PlotOutcome
 from robustlab.tracking.records import RunRecord
 from robustlab.tracking.report_table import (
@@ -225,6 +226,7 @@ def render_summary(
     lines += _accuracy_tables(groups, ctx.main_attack)
     lines += _best_section(groups, ctx.main_attack)
     lines += _detection_section(records, groups)
+    lines += explanations_section(records, groups)
     lines += _warnings_section(records)
     lines += _failures_section(records)
     lines += _files_section(ctx, ctx.out_dir)

@@ -104,6 +104,17 @@ class WandbLogger:
             data = [[k] + [m.get(c) for c in columns[1:]] for k, m in detection.items()]
             self._run.log({"detection_table": wandb.Table(columns=columns, data=data)})
 
+    def log_images(self, paths: list[Path]) -> None:
+        """Figures a job wrote (explanations, SE attention, ROC...) as W&B images by file stem."""
+        pngs = [Path(p) for p in paths if Path(p).suffix == ".png"]
+        if pngs:
+            self._safely("log images", self._log_images, pngs)
+
+    def _log_images(self, paths: list[Path]) -> None:
+        import wandb
+
+        self._run.log({f"figures/{p.stem}": wandb.Image(str(p)) for p in paths})
+
     def log_checkpoint(self, path: str | Path, name: str) -> None:
         """Upload a checkpoint directory as a model artifact when enabled."""
         if not self.log_checkpoints:
