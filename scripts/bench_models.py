@@ -10,6 +10,10 @@ held out as in ``data.val_fraction``).
         --eval-eps 0.1
     python scripts/bench_models.py --data mnist5k --models small_cnn,mgnet --epochs 1 \
         --defense pgd_at --defense-eps 0.3
+    python scripts/bench_models.py --data digits --models resnet20 --l0-examples 359
+
+``--l0-examples N`` adds the L0 curves (robustlab.l0: SparseFool, JSMA, OnePixel at their
+defaults and their per-example worst case) on the first N test images.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 
 from robustlab.attacks import build_attack
 from robustlab.data import TensorLoader, dataset_info, load_dataset, train_val_split
+from robustlab.l0 import l0_robustness
 from robustlab.models import create_model, model_param_count
 from robustlab.models.runtime import predict
 from robustlab.runtime import seed_everything
@@ -71,13 +76,14 @@ def main() -> None:
     parser.add_argument("--defense-eps", type=float, default=0.3)
     parser.add_argument("--eval-eps", type=float, nargs="*", default=[])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--l0-examples", type=int, default=0)
     args = parser.parse_args()
     args.batch_size = args.batch_size or (64 if args.data == "digits" else 128)
     test_x, test_y = load_dataset(args.data, split="test")
-    eps_cols = [f"worst @{e}" for e in args.eval_eps]
+    eps_cols = [f"worst case @{e} |" for e in args.eval_eps]
     threads = torch.get_num_threads()
     print(f"{args.data}, {args.epochs} epochs, defense {args.defense}, {threads} threads")
-    print("| model | params | s/epoch | clean | " + " | ".join(eps_cols) + " |")
+    print("| model | params | s/epoch | clean | " + " ".join(eps_cols))
     for name in args.models.split(","):
         model, per_epoch = train(name, args)
         clean = float((predict(model, test_x) == test_y).float().mean())
@@ -87,6 +93,19 @@ def main() -> None:
         if args.eval_eps:
             row[-1] += f" ({time.perf_counter() - began:.0f} s)"
         print("| " + " | ".join(row) + " |", flush=True)
+        if args.l0_examples:
+            print_l0(model, test_x[: args.l0_examples], test_y[: args.l0_examples])
+
+
+def print_l0(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> None:
+    """The L0 curves as a Markdown table: accuracy per pixel budget, median pixels, seconds."""
+    report = l0_robustness(model, images, labels)
+    print(f"L0 on {report.n} test images, clean {report.clean_accuracy:.3f}")
+    print("| attack | " + " | ".join(f"k={k}" for k in report.budgets) + " | median | s |")
+    for key, curve in report.curves.items():
+        median = "-" if curve.median_pixels is None else f"{curve.median_pixels:g}"
+        cells = [f"{a:.3f}" for a in curve.accuracy] + [median, f"{curve.seconds:.0f}"]
+        print(f"| {key} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

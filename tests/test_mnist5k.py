@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustlab.data import dataset_info, list_datasets, load_dataset, mnist5k
+from robustlab.data import dataset_info, list_datasets, load_dataset, mnist5k, needs_root
 from robustlab.errors import DataError
 
 
@@ -132,3 +132,8 @@ def test_unwritable_cache_only_costs_the_parse(tmp_path, parsed, monkeypatch, ca
         images, labels = _fresh_load(tmp_path, "test")
     assert images.shape == (1000, 1, 28, 28) and "cannot cache mnist5k" in caplog.text
     assert not mnist5k.cache_path(tmp_path).exists()
+
+
+def test_embedded_data_sets_need_no_root():
+    assert not needs_root("mnist5k") and not needs_root("digits")
+    assert needs_root("mnist") and needs_root("cifar-10")

@@ -47,6 +47,8 @@ _ALIASES = {
     "cifar-10": "cifar10",
 }
 SPLITS = ("train", "test")
+# Data sets that ship with an installed package and need no files under a root.
+EMBEDDED = ("digits", "mnist5k")
 
 
 def list_datasets() -> list[str]:
@@ -61,6 +63,11 @@ def canonical_name(name: str) -> str:
     if key not in _INFOS:
         raise ConfigError(f"unknown data set {name!r}: choose one of {', '.join(list_datasets())}")
     return key
+
+
+def needs_root(name: str) -> bool:
+    """Whether ``load_dataset(name)`` reads files from a root (False for embedded data sets)."""
+    return canonical_name(name) not in EMBEDDED
 
 
 def dataset_info(name: str) -> DatasetInfo:
