@@ -61,7 +61,9 @@ def train(name: str, args: argparse.Namespace) -> tuple[torch.nn.Module, float]:
     objective = CrossEntropy()
     if args.defense == "pgd_at":
         eps = args.defense_eps
-        objective = AdversarialTraining(eps=eps, alpha=0.25 * eps, steps=7)
+        objective = AdversarialTraining(
+            eps=eps, alpha=0.25 * eps, steps=7, warmup_epochs=args.warmup_epochs
+        )
     result = fit(model, loader, objective, optimizer, args.epochs, scheduler=scheduler)
     return model.eval(), result.seconds / args.epochs
 
@@ -74,6 +76,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--defense", choices=("none", "pgd_at"), default="none")
     parser.add_argument("--defense-eps", type=float, default=0.3)
+    parser.add_argument("--warmup-epochs", type=int, default=0, help="pgd_at eps ramp")
     parser.add_argument("--eval-eps", type=float, nargs="*", default=[])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--l0-examples", type=int, default=0)
@@ -82,7 +85,10 @@ def main() -> None:
     test_x, test_y = load_dataset(args.data, split="test")
     eps_cols = [f"worst case @{e} |" for e in args.eval_eps]
     threads = torch.get_num_threads()
-    print(f"{args.data}, {args.epochs} epochs, defense {args.defense}, {threads} threads")
+    print(
+        f"{args.data}, {args.epochs} epochs, defense {args.defense} (eps {args.defense_eps}, "
+        f"warm-up {args.warmup_epochs}), {threads} threads"
+    )
     print("| model | params | s/epoch | clean | " + " ".join(eps_cols))
     for name in args.models.split(","):
         model, per_epoch = train(name, args)
