@@ -63,11 +63,11 @@ def test_digits_statistics_match_dataset_info():
 
 
 def test_registry_names_and_errors():
-    assert rdata.list_datasets() == ["cifar10", "digits", "fashion_mnist", "mnist"]
+    assert rdata.list_datasets() == ["cifar10", "digits", "fashion_mnist", "mnist", "mnist5k"]
     infos = [rdata.dataset_info(name) for name in rdata.list_datasets()]
     assert all(len(i.mean) == len(i.std) == i.in_channels for i in infos)
     assert rdata.dataset_info("Fashion-MNIST").name == "fashion_mnist"
-    with pytest.raises(ConfigError, match="cifar10, digits, fashion_mnist, mnist"):
+    with pytest.raises(ConfigError, match="cifar10, digits, fashion_mnist, mnist, mnist5k"):
         load_dataset("imagenet")
     with pytest.raises(ConfigError, match="train, test"):
         load_dataset("digits", split="validation")

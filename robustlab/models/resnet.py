@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from robustlab.errors import ConfigError
-from robustlab.models.base import ClassifierHead, FeatureClassifier
+from robustlab.models.base import ClassifierHead, FeatureClassifier, kaiming_init
 from robustlab.models.layers.blocks import BLOCKS, conv3x3
 from robustlab.models.registry import register_model
 
@@ -58,7 +58,7 @@ class ResNet(FeatureClassifier):
             self.final_act = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU())
         self.head = ClassifierHead(channels, num_classes, dropout)
         self.num_features = list(widths)
-        _kaiming_init(self)
+        kaiming_init(self)
 
 
 def _validate(block: str, layers: Sequence[int], widths: Sequence[int], stem: str) -> None:
@@ -84,16 +84,6 @@ def _make_stem(stem: str, in_channels: int, width: int, with_bn_relu: bool) -> n
     if stem == "imagenet":
         modules.append(nn.MaxPool2d(3, stride=2, padding=1))
     return nn.Sequential(*modules)
-
-
-def _kaiming_init(model: nn.Module) -> None:
-    """He initialisation for convolutions; BatchNorm starts as the identity."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
 
 
 def _scaled(widths: Sequence[int], width: float) -> list[int]:
