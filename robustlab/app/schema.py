@@ -18,6 +18,7 @@ from robustlab.app.defenses import OBJECTIVES
 from robustlab.attacks import evaluate_robustness
 from robustlab.attacks.suite import SUITES
 from robustlab.certify import certify_model
+from robustlab.data import list_datasets
 from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol, list_detectors
 from robustlab.explain import explain_robustness
 from robustlab.models import list_models, model_options
@@ -43,7 +44,7 @@ def _choice(default: Any, *choices: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    name: str = _choice("digits", "digits", "mnist", "fashion_mnist", "cifar10")
+    name: str = _choice("digits", *list_datasets())
     root: Optional[str] = None
     val_fraction: float = _range(0.15, 0.01, 0.9)
     batch_size: int = _range(64, 1)

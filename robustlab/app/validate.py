@@ -11,6 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, ListConfig
 
 from robustlab.app.schema import AttackConfig, Config
+from robustlab.data import needs_root
 from robustlab.errors import ConfigError
 from robustlab.explain import list_methods
 from robustlab.models import model_options
@@ -90,7 +91,7 @@ def validate_config(cfg: DictConfig) -> None:
             "detector=kd_bu needs Monte-Carlo dropout in the model's head: add model.dropout=0.5 "
             "(or use detector=mahalanobis, lid or all)"
         )
-    if cfg.data.name != "digits" and not cfg.data.root:
+    if needs_root(cfg.data.name) and not cfg.data.root:
         raise ConfigError(
             f"data={cfg.data.name} needs data.root=DIR pointing at the data set files"
         )

@@ -61,7 +61,8 @@ def explanations_section(records: Sequence[RunRecord], groups: Sequence[ConfigGr
         )
     lines += [
         "Fragility: top-k intersection / Spearman rank correlation between the maps of a clean "
-        "input and of its adversarial example (1 = unchanged); SE: mean absolute change of the excitation per stage.",
+        "input and of its adversarial example (1 = unchanged); SE: mean absolute change of the "
+        "excitation per stage.",
         "",
     ]
     lines += _table(["configuration", *methods, "SE shift per stage (mean abs Δs)"], fragility)
