@@ -93,3 +93,16 @@ def test_every_detector_is_compared_on_the_same_adversarial_examples(tmp_path):
 def test_kd_bu_without_dropout_fails_at_start_up(tmp_path):
     with pytest.raises(ConfigError, match="model.dropout"):
         validate_config(compose_tiny(tmp_path, "detector=kd_bu"))
+
+
+def test_detection_tests_on_the_evaluations_adversarial_examples(tmp_path):
+    cfg = compose_tiny(
+        tmp_path, "detector=mahalanobis", "detector.adaptive=false", "detector.max_examples=32"
+    )
+    payload = run_pipeline(cfg, tmp_path / "run")
+    evaluated, detection = payload["robust_accuracy"], payload["detection"]
+    # one robust accuracy per (attack, eps) in the job: the detector saw the very same examples
+    assert detection["pgd@0.1"]["robust_accuracy"] == evaluated["pgd"]["0.1"]
+    assert detection["fgsm@0.1"]["robust_accuracy"] == evaluated["fgsm"]["0.1"]
+    # ... on the evaluation's test subset (eval.max_examples rows), not detector.max_examples
+    assert detection["pgd@0.1"]["n_clean"] == round(payload["clean_accuracy"] * payload["n_eval"])

@@ -35,9 +35,11 @@ def run_pipeline(cfg: DictConfig, out: Path) -> dict[str, Any]:
         job.add("train", trained.summary, time.perf_counter() - started)
         model = trained.model
         job.params, job.checkpoint = model_param_count(model), str(trained.directory)
-        report = run_stage(job, "evaluate", lambda: evaluate_stage(cfg, model, bundle))
-        if cfg.detector.name != "none":
-            run_stage(job, "detect", lambda: detect_stage(cfg, model, bundle))
+        # the evaluation keeps the detector's adversarial examples: one accuracy per attack
+        detect = cfg.detector.name != "none"
+        report = run_stage(job, "evaluate", lambda: evaluate_stage(cfg, model, bundle, detect))
+        if detect:
+            run_stage(job, "detect", lambda: detect_stage(cfg, model, bundle, report))
         if cfg.certify.name != "none":
             run_stage(job, "certify", lambda: certify_stage(cfg, model, bundle, report))
         payload = publish_results(job, out, logger)
