@@ -113,3 +113,16 @@ def test_explain_none_skips_the_stage(tmp_path):
     payload = run_pipeline(compose_tiny(tmp_path, "explain=none"), tmp_path / "run")
     assert "explanations" not in payload and "explain" not in payload["timing_s"]
     assert not (tmp_path / "run" / "explanations.png").exists()
+
+
+def test_detection_tests_on_the_evaluations_adversarial_examples(tmp_path):
+    cfg = compose_tiny(
+        tmp_path, "detector=mahalanobis", "detector.adaptive=false", "detector.max_examples=32"
+    )
+    payload = run_pipeline(cfg, tmp_path / "run")
+    evaluated, detection = payload["robust_accuracy"], payload["detection"]
+    # one robust accuracy per (attack, eps) in the job: the detector saw the very same examples
+    assert detection["pgd@0.1"]["robust_accuracy"] == evaluated["pgd"]["0.1"]
+    assert detection["fgsm@0.1"]["robust_accuracy"] == evaluated["fgsm"]["0.1"]
+    # ... on the evaluation's test subset (eval.max_examples rows), not detector.max_examples
+    assert detection["pgd@0.1"]["n_clean"] == round(payload["clean_accuracy"] * payload["n_eval"])

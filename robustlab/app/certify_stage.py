@@ -6,9 +6,9 @@ from omegaconf import DictConfig
 from torch import nn
 
 from robustlab.app.builders import DataBundle
+from robustlab.app.evaluation_stage import evaluation_subset
 from robustlab.attacks import RobustnessReport
 from robustlab.certify import CertificationReport, certify_model
-from robustlab.data import stratified_subset
 
 
 def smoothing_sigma(cfg: DictConfig) -> float | None:
@@ -31,7 +31,7 @@ def certify_stage(
     minimum-norm search from above, so the min-norm curve is never above the fixed-eps one.
     """
     c = cfg.certify
-    images, labels = stratified_subset(*bundle.test, cfg.eval.max_examples, seed=cfg.seed)
+    images, labels = evaluation_subset(cfg, bundle)
     count = len(images) if c.max_examples is None else min(c.max_examples, len(images))
     suite = {}
     worst = evaluation.worst_case if evaluation is not None else None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
+import torch
 from omegaconf import DictConfig
 from torch import nn
 
 from robustlab.app.builders import DataBundle, attack_spec
-from robustlab.attacks import build_attack, takes_eps
+from robustlab.app.evaluation_stage import evaluation_subset
+from robustlab.attacks import RobustnessReport, build_attack, takes_eps
 from robustlab.attacks.report import attack_factory
 from robustlab.data import stratified_subset
 from robustlab.detection import (
@@ -19,6 +23,8 @@ from robustlab.detection import (
     list_detectors,
 )
 from robustlab.detection.crafting import AttackFn
+
+log = logging.getLogger(__name__)
 
 
 def detection_attacks(
@@ -66,12 +72,30 @@ def build_detectors(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> di
     return detectors
 
 
-def detect_stage(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> DetectionReport:
+def reused_adversarial(
+    evaluation: RobustnessReport | None, attacks: dict[AttackKey, AttackFn]
+) -> dict[AttackKey, torch.Tensor]:
+    """The evaluation's kept adversarial images of the detection's test attacks, by key."""
+    if evaluation is None:
+        return {}
+    kept = {AttackKey(name, eps): adv for (name, eps), adv in evaluation.adversarial.items()}
+    return {key: kept[key] for key in attacks if key in kept}
+
+
+def detect_stage(
+    cfg: DictConfig,
+    model: nn.Module,
+    bundle: DataBundle,
+    evaluation: RobustnessReport | None = None,
+) -> DetectionReport:
     """Known- and unseen-attack protocols (plus the adaptive attack) on validation/test splits.
 
     Every detector is fitted on the clean training split, its ensemble on the validation split;
     the test split is only scored. With several detectors (``detector=all``) all of them see
-    the same adversarial examples.
+    the same adversarial examples. ``evaluation``: the job's robustness report; the test split
+    then reuses its adversarial images (``report.adversarial``) on exactly its test examples
+    (``eval.max_examples`` of them, same rows and order, instead of ``detector.max_examples``),
+    so that each (attack, eps) has one robust accuracy in the job.
     """
     det = cfg.detector
     detectors = build_detectors(cfg, model, bundle)
@@ -86,5 +110,10 @@ def detect_stage(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> Detec
         batch_size=cfg.eval.batch_size,
     )
     val = stratified_subset(*bundle.val, det.max_examples, seed=cfg.seed)
-    test = stratified_subset(*bundle.test, det.max_examples, seed=cfg.seed)
-    return evaluate_detection(model, detectors, val, test, attacks, protocol)
+    reused = reused_adversarial(evaluation, attacks)
+    if reused:
+        test = evaluation_subset(cfg, bundle)
+        log.info("detection reuses the evaluation's adversarial examples: %s", list(reused))
+    else:
+        test = stratified_subset(*bundle.test, det.max_examples, seed=cfg.seed)
+    return evaluate_detection(model, detectors, val, test, attacks, protocol, reused)

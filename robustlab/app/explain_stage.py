@@ -7,17 +7,9 @@ from omegaconf import DictConfig
 from torch import nn
 
 from robustlab.app.builders import DataBundle
+from robustlab.app.evaluation_stage import WORST_CASE, evaluation_subset, explain_eps
 from robustlab.attacks import PGD, RobustnessReport, madry_step_size
-from robustlab.data import stratified_subset
 from robustlab.explain import ExplanationReport, explain_robustness
-
-WORST_CASE = "worst_case"
-
-
-def explain_eps(cfg: DictConfig) -> float:
-    """``explain.eps``, else the middle eps of the evaluation grid."""
-    grid = sorted(float(e) for e in cfg.eval.eps)
-    return cfg.explain.eps if cfg.explain.eps is not None else grid[len(grid) // 2]
 
 
 def adversarial_inputs(
@@ -50,7 +42,7 @@ def explain_stage(
     """Attribution fragility, faithfulness, the sanity check and the SE attention shift on the
     evaluation's test subset; the figures are written beside results.json."""
     e = cfg.explain
-    images, labels = stratified_subset(*bundle.test, cfg.eval.max_examples, seed=cfg.seed)
+    images, labels = evaluation_subset(cfg, bundle)
     # the stage explains the first correctly classified examples; a margin covers misclassified
     count = min(len(images), 2 * e.max_examples + 32)
     images, labels = images[:count], labels[:count]

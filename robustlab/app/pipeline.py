@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from robustlab.app.builders import build_data
 from robustlab.app.certify_stage import certify_stage
 from robustlab.app.detection_stage import detect_stage
-from robustlab.app.evaluation_stage import evaluate_stage
+from robustlab.app.evaluation_stage import evaluate_stage, kept_pairs
 from robustlab.app.explain_stage import explain_stage
 from robustlab.app.job_logger import job_logger
 from robustlab.app.jobs import job_identity, publish_results, run_stage, start_job
@@ -36,9 +36,11 @@ def run_pipeline(cfg: DictConfig, out: Path) -> dict[str, Any]:
         job.add("train", trained.summary, time.perf_counter() - started)
         model = trained.model
         job.params, job.checkpoint = model_param_count(model), str(trained.directory)
-        report = run_stage(job, "evaluate", lambda: evaluate_stage(cfg, model, bundle))
+        # the evaluation keeps the adversarial examples later stages use: one accuracy per attack
+        keep = kept_pairs(cfg)
+        report = run_stage(job, "evaluate", lambda: evaluate_stage(cfg, model, bundle, keep))
         if cfg.detector.name != "none":
-            run_stage(job, "detect", lambda: detect_stage(cfg, model, bundle))
+            run_stage(job, "detect", lambda: detect_stage(cfg, model, bundle, report))
         if cfg.explain.name != "none":
             run_stage(job, "explain", lambda: explain_stage(cfg, model, bundle, report))
         if cfg.certify.name != "none":

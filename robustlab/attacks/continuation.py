@@ -35,6 +35,7 @@ import torch
 
 from robustlab.attacks.base import is_success
 from robustlab.attacks.iterative import IterativeAttack
+from robustlab.attacks.keep import AdversarialKeeper
 from robustlab.errors import ConfigError
 from robustlab.runtime import progress_bar
 
@@ -149,13 +150,19 @@ def _advance(
     grad: torch.Tensor,
     fooled: torch.Tensor,
     tables: _Levels,
+    keeper: AdversarialKeeper | None = None,
 ) -> int:
     """Update the attacked ``rows``: drop the finished, move the exhausted up an eps, step the
-    rest. Returns how many examples finished."""
+    rest. Returns how many examples finished. ``keeper`` records the rows that leave their eps
+    (fooled, or survivors with their iterate before the stretch to the next eps)."""
     level, steps = pool.level[rows], pool.steps[rows]
     # A row that used its budget without fooling moves up to the next eps.
     moving = ~fooled & (steps >= tables.budget[level])
     done = fooled | (moving & (level + 1 >= len(tables.eps)))
+    if keeper:
+        leaving = fooled | moving
+        index, adv = pool.index[rows[leaving]], pool.adv[rows[leaving]]
+        keeper.record(index, adv, fooled[leaving], level[leaving])
     go = ~done
     if go.any():
         _step_rows(pool, rows[go], attack, grad[go], moving[go], steps[go], level[go], tables)
@@ -199,6 +206,7 @@ def eps_continuation(
     device: torch.device,
     continuation_steps: int | None = None,
     desc: str = "PGD",
+    keeper: AdversarialKeeper | None = None,
 ) -> ContinuationResult:
     """Run ``attacks`` (one per eps, ascending eps) as one stream over the ``alive`` examples.
 
@@ -206,7 +214,8 @@ def eps_continuation(
     attack's steps, at least 2).
 
     ``images``/``labels`` stay where they are (CPU is fine); rows move to ``device`` as they
-    enter the batch. See the module docstring for the schedule.
+    enter the batch. See the module docstring for the schedule. ``keeper`` (its grid: the
+    attacks' eps) keeps adversarial examples as rows leave an eps, at no extra pass.
     """
     if not can_continue(attacks):
         raise ConfigError("eps continuation needs one continuable attack (e.g. PGD) per eps")
@@ -219,7 +228,7 @@ def eps_continuation(
     if tables.start == len(attacks):
         waiting = waiting[:0]
     attack = attacks[min(tables.start, len(attacks) - 1)]
-    stream = _Stream(attack, images, tables, batch_size, device)
+    stream = _Stream(attack, images, tables, batch_size, device, keeper)
     with stream.attack.model_context(), progress_bar(desc, len(waiting), unit="ex") as bar:
         taken = 0
         while taken < len(waiting) or len(stream.pool):
@@ -231,8 +240,11 @@ def eps_continuation(
 class _Stream:
     """The pool under attack and its bookkeeping: who was fooled at which eps, at what cost."""
 
-    def __init__(self, attack: IterativeAttack, images, tables: _Levels, batch_size: int, device):
+    def __init__(
+        self, attack: IterativeAttack, images, tables: _Levels, batch_size: int, device, keeper
+    ):
         self.attack, self.tables, self.batch_size, self.device = attack, tables, batch_size, device
+        self.keeper = keeper
         self.pool = _Pool(images, device, tables.start)
         self.max_steps = int(tables.budget.max()) if len(tables.budget) else 1
         self.evals = torch.zeros(len(tables.eps), dtype=torch.long, device=device)
@@ -259,7 +271,7 @@ class _Stream:
         fooled = is_success(logits, y, attack.targeted)
         self.fooled_index.append(pool.index[rows][fooled].cpu())
         self.fooled_level.append(level[fooled].cpu())
-        return _advance(pool, rows, attack, grad, fooled, self.tables)
+        return _advance(pool, rows, attack, grad, fooled, self.tables, self.keeper)
 
     def first_fooled(self, n: int) -> torch.Tensor:
         first = torch.full((n,), len(self.evals), dtype=torch.long)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import nn
@@ -19,6 +20,7 @@ from torch import nn
 from robustlab.attacks.adapter import GradientCounter
 from robustlab.attacks.base import Attack, check_images, perturbation_norm
 from robustlab.attacks.continuation import can_continue, eps_continuation
+from robustlab.attacks.keep import AdversarialKeeper
 from robustlab.attacks.stats import wilson_interval
 from robustlab.errors import ConfigError
 from robustlab.models.runtime import eval_device, model_context, predict
@@ -54,6 +56,8 @@ class EpsCurve:
     # Per example: the smallest eps of the grid that fooled it (0: misclassified clean, inf:
     # never), so that several attacks can be combined into a per-example worst case.
     broken_eps: torch.Tensor | None = None
+    # Per kept eps threshold: the adversarial images (see robustlab.attacks.keep), CPU.
+    adversarial: dict[float, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def eps(self) -> list[float]:
@@ -101,8 +105,13 @@ def attack_survivors(
     batch_size: int,
     device: torch.device,
     desc: str,
+    on_batch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Attack the examples where ``alive``; returns (fooled mask [N], norms [N], grad evals)."""
+    """Attack the examples where ``alive``; returns (fooled mask [N], norms [N], grad evals).
+
+    ``on_batch(index, adv, fooled)``, when given, sees each batch's adversarial images (e.g. to
+    keep them) before they are dropped.
+    """
     index = alive.nonzero().squeeze(1)
     fooled = torch.zeros(len(images), dtype=torch.bool)
     norms = torch.full((len(images),), float("nan"))
@@ -111,7 +120,9 @@ def attack_survivors(
     for start in progress(starts, desc=desc, total=len(starts)):
         batch = index[start : start + batch_size]
         x, y = images[batch].to(device), labels[batch].to(device)
-        _, batch_fooled, batch_norms, batch_evals = _attack_batch(model, attack, x, y)
+        adv, batch_fooled, batch_norms, batch_evals = _attack_batch(model, attack, x, y)
+        if on_batch is not None:
+            on_batch(batch, adv, batch_fooled)
         fooled[batch] = batch_fooled.cpu()
         norms[batch] = batch_norms.detach().float().cpu()
         evals += int(batch_evals)
@@ -138,6 +149,7 @@ def robust_accuracy(
     clean_correct: torch.Tensor | None = None,
     schedule: str = "continuation",
     continuation_steps: int | None = None,
+    keep_adversarial: Iterable[float] = (),
 ) -> EpsCurve:
     """Accuracy under ``attack_factory(eps)`` for every eps in ``eps_grid``, in one call.
 
@@ -153,7 +165,8 @@ def robust_accuracy(
     ``schedule="full"``, and every attack that cannot continue (APGD, torchattacks, FGSM): each
     eps runs the whole attack afresh (its own random start) on the survivors.
     ``clean_correct`` (bool [N]) skips the clean pass when already known. ``curve.broken_eps``
-    holds each example's smallest fooling eps.
+    holds each example's smallest fooling eps. ``keep_adversarial``: eps thresholds t whose
+    images ``curve.adversarial[t]`` keeps as the attack runs (see :mod:`robustlab.attacks.keep`).
     """
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
@@ -162,26 +175,35 @@ def robust_accuracy(
     labels = labels.cpu()
     if clean_correct is None:
         clean_correct = predict(model, images, batch_size, device) == labels
-    alive = clean_correct.cpu().clone()
     grid = sorted({float(e) for e in eps_grid})
-    attacks = [attack_factory(eps) for eps in grid]
-    data = (images, labels, alive, batch_size, device)
-    if schedule == "continuation" and can_continue(attacks):
-        points, broken = _continuation_points(attacks, *data, continuation_steps, name)
-    else:
-        schedule = "full"
-        points, broken = _full_points(model, dict(zip(grid, attacks, strict=True)), *data, name)
+    attacks = {eps: attack_factory(eps) for eps in grid}
+    keeper = AdversarialKeeper(images, grid, keep_adversarial)
+    data = (images, labels, clean_correct.cpu().clone(), batch_size, device, name, keeper)
+    points, broken, schedule = _run_schedule(model, attacks, data, (schedule, continuation_steps))
     clean = float(clean_correct.float().mean()) if len(labels) else 0.0
-    norm = getattr(attacks[0], "norm", "Linf") if attacks else "Linf"
+    norm = getattr(next(iter(attacks.values()), None), "norm", "Linf")
     broken[~clean_correct.cpu()] = 0.0
-    return EpsCurve(name, clean, len(labels), points, norm, schedule=schedule, broken_eps=broken)
+    curve = EpsCurve(name, clean, len(labels), points, norm, schedule=schedule, broken_eps=broken)
+    curve.adversarial = keeper.tensors
+    return curve
 
 
-def _continuation_points(attacks, images, labels, alive, batch_size, device, steps, name):
+def _run_schedule(model, attacks: dict, data, plan):
+    """(points, broken eps, the schedule that ran) for ``{eps: attack}``: one continuation
+    stream when the attacks can continue, else each eps afresh on the survivors."""
+    schedule, continuation_steps = plan
+    stream = list(attacks.values())
+    if schedule == "continuation" and can_continue(stream):
+        return (*_continuation_points(stream, *data, continuation_steps), schedule)
+    return (*_full_points(model, attacks, *data), "full")
+
+
+def _continuation_points(attacks, images, labels, alive, batch_size, device, name, keeper, steps):
     _sync(device)
     started = time.perf_counter()
+    desc = f"{name} eps-continuation"
     result = eps_continuation(
-        attacks, images, labels, alive, batch_size, device, steps, f"{name} eps-continuation"
+        attacks, images, labels, alive, batch_size, device, steps, desc, keeper
     )
     _sync(device)
     seconds = time.perf_counter() - started
@@ -194,15 +216,17 @@ def _continuation_points(attacks, images, labels, alive, batch_size, device, ste
     return points, grid[result.first_fooled]
 
 
-def _full_points(model, attacks, images, labels, alive, batch_size, device, name):
+def _full_points(model, attacks, images, labels, alive, batch_size, device, name, keeper):
+    """Each eps's attack afresh on the survivors of the smaller ones (ascending eps)."""
     alive = alive.clone()
     points, broken = [], torch.full((len(labels),), math.inf, dtype=torch.float64)
-    for eps, attack in attacks.items():
+    for level, (eps, attack) in enumerate(attacks.items()):
         _sync(device)
         started = time.perf_counter()
         desc = f"{name} eps={eps:g}"
+        record = partial(keeper.record, level=level) if keeper else None
         fooled, _, evals = attack_survivors(
-            model, attack, images, labels, alive, batch_size, device, desc
+            model, attack, images, labels, alive, batch_size, device, desc, record
         )
         alive &= ~fooled
         broken[fooled] = eps

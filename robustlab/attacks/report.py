@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from robustlab.attacks.evaluation import (
     robust_accuracy,
 )
 from robustlab.attacks.geometry import madry_step_size
+from robustlab.attacks.keep import WORST_CASE, collect_adversarial, kept_pairs
 from robustlab.attacks.masking import (
     GradientHealth,
     gradient_health,
@@ -73,7 +74,11 @@ def attack_factory(spec: AttackSpec, model: nn.Module) -> Callable[[float], obje
 @dataclass
 class RobustnessReport:
     """Clean accuracy, one curve per attack, the per-example worst case over every attack (the
-    suite's and the curves'), masking diagnostics and warnings."""
+    suite's and the curves'), masking diagnostics and warnings.
+
+    ``adversarial[(key, eps)]``: the adversarial images kept for later stages (see
+    ``keep_adversarial`` of :func:`evaluate_robustness`); never part of :meth:`to_results`.
+    """
 
     clean_accuracy: float
     n: int
@@ -82,6 +87,7 @@ class RobustnessReport:
     large_eps: tuple[float, float] | None = None
     warnings: list[str] = field(default_factory=list)
     worst_case: WorstCaseResult | None = None
+    adversarial: dict[tuple[str, float], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def save_artifacts(self, directory: str | Path) -> list[Path]:
         """Files kept beside results.json: the worst case's per-example record
@@ -148,6 +154,7 @@ def evaluate_robustness(
     continuation_steps: int | None = None,
     suite: str = "none",
     seed: int = 0,
+    keep_adversarial: Collection[tuple[str, float]] = (),
 ) -> RobustnessReport:
     """Robust accuracy of ``model`` under every attack in ``attacks`` over ``eps_grid``.
 
@@ -159,21 +166,34 @@ def evaluate_robustness(
     case over all of them (with ``"none"``, over the Linf curves on ``eps_grid`` alone).
     ``large_eps`` adds a PGD sanity run at that Linf radius; the gradient-masking checks run
     last and fill ``report.warnings``.
+
+    ``keep_adversarial``: ``(attack key, eps)`` pairs, or ``("worst_case", eps)``, whose images
+    ``report.adversarial[(key, eps)]`` keeps (CPU, like ``images``; see
+    :mod:`robustlab.attacks.keep`); the model's accuracy on them is the robust accuracy at eps.
     """
     if suite not in SUITES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SUITES)}")
     check_images(images)
+    pairs = kept_pairs(keep_adversarial, _attack_grids(attacks, eps_grid), eps_grid)
     device = eval_device(model, device)
     labels = labels.cpu()
     correct = predict(model, images, batch_size, device) == labels
     clean = float(correct.float().mean()) if len(labels) else 0.0
     run = (images, labels, correct, batch_size, device)
     curves = {
-        key: _curve(model, key, spec, eps_grid, run, schedule, continuation_steps)
+        key: _curve(model, key, spec, eps_grid, run, (schedule, continuation_steps), pairs)
         for key, spec in attacks.items()
     }
     report = RobustnessReport(clean, len(labels), curves)
-    report.worst_case = _worst_case(model, run, curves, eps_grid, suite, seed)
+    report.worst_case = _worst_case(model, run, curves, eps_grid, suite, seed, pairs)
+    report.adversarial = collect_adversarial(pairs, curves, report.worst_case, images)
+    _diagnose(report, model, run, check_gradients, large_eps)
+    return report
+
+
+def _diagnose(report, model, run, check_gradients: bool, large_eps: float | None) -> None:
+    """The gradient-masking checks, last: they fill ``report.warnings``."""
+    images, labels, _, batch_size, _ = run
     if check_gradients:
         report.gradient_health = gradient_health(model, images[:batch_size], labels[:batch_size])
     if large_eps is not None:
@@ -181,19 +201,28 @@ def evaluate_robustness(
     report.warnings = gradient_masking_warnings(report) + report.worst_case.warnings
     for warning in report.warnings:
         log.warning(warning)
-    return report
 
 
-def _curve(model, key, spec, eps_grid, run, schedule, continuation_steps) -> EpsCurve:
-    """One attack's curve over its grid, or its single point at eps = inf."""
+def _attack_grids(attacks: dict[str, AttackSpec], eps_grid) -> dict[str, list[float] | None]:
+    """Each attack's eps grid (None for an attack that runs once without eps)."""
+    return {
+        key: list(spec.eps if spec.eps is not None else eps_grid) if takes_eps(spec.name) else None
+        for key, spec in attacks.items()
+    }
+
+
+def _curve(model, key, spec, eps_grid, run, schedule, pairs) -> EpsCurve:
+    """One attack's curve over its grid, or its single point at eps = inf. It keeps the images
+    of its own kept ``pairs`` and, when Linf, those the worst case's kept eps need."""
     images, labels, correct, batch_size, device = run
     norm = attack_norm(spec.name, spec.kwargs)
     if takes_eps(spec.name):
         grid = spec.eps if spec.eps is not None else eps_grid
         factory = attack_factory(spec, model)
+        thresholds = [e for k, e in pairs if k == key or (k == WORST_CASE and norm == "Linf")]
         curve = robust_accuracy(
             model, images, labels, factory, grid, batch_size, device, key, correct,
-            schedule=schedule, continuation_steps=continuation_steps,
+            schedule=schedule[0], continuation_steps=schedule[1], keep_adversarial=thresholds,
         )  # fmt: skip
     else:
         attack = build_attack(spec.name, model, **spec.kwargs)
@@ -207,8 +236,9 @@ def _curve(model, key, spec, eps_grid, run, schedule, continuation_steps) -> Eps
     return curve
 
 
-def _worst_case(model, run, curves, eps_grid, suite, seed) -> WorstCaseResult:
-    """The suite on the survivors of the Linf curves, or the curves' own worst case."""
+def _worst_case(model, run, curves, eps_grid, suite, seed, pairs) -> WorstCaseResult:
+    """The suite on the survivors of the Linf curves, or the curves' own worst case; the suite
+    keeps the images of the worst case's kept ``pairs``."""
     images, labels, correct, batch_size, device = run
     prior = {
         key: curve.broken_eps
@@ -217,8 +247,9 @@ def _worst_case(model, run, curves, eps_grid, suite, seed) -> WorstCaseResult:
     }
     if suite != "none":
         return worst_case(
-            model, images, labels, eps_grid, suite, batch_size, device, seed, prior=prior
-        )
+            model, images, labels, eps_grid, suite, batch_size, device, seed, prior=prior,
+            keep_adversarial=[eps for key, eps in pairs if key == WORST_CASE],
+        )  # fmt: skip
     start = torch.where(correct, float("inf"), 0.0).double()
     grid = sorted({float(e) for e in eps_grid})
     record = WorstCaseResult("none", "Linf", grid, start, [None if c else CLEAN for c in correct])

@@ -11,8 +11,9 @@ Square breaks examples the gradient attacks did not, the gradients are suspect (
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from robustlab.attacks.apgd import APGD
 from robustlab.attacks.base import check_images
 from robustlab.attacks.catalogue import build_attack
 from robustlab.attacks.evaluation import attack_survivors
+from robustlab.attacks.keep import AdversarialKeeper
 from robustlab.attacks.stats import wilson_interval
 from robustlab.errors import ConfigError
 from robustlab.fileio import write_json_atomic
@@ -62,6 +64,7 @@ class WorstCaseResult:
     ``broken_eps[i]``: smallest eps at which example i was broken (0 when misclassified clean,
     ``inf`` when never); ``broken_by[i]``: the attack that broke it first (``"clean"``, or None
     when never). ``attack_cost[attack]``: ``{"grad_evals", "seconds"}`` summed over the grid.
+    ``adversarial[eps]``: the suite's kept images (see :func:`worst_case`), when asked for.
     """
 
     suite: str
@@ -71,6 +74,7 @@ class WorstCaseResult:
     broken_by: list[str | None]
     attack_cost: dict[str, dict[str, float]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    adversarial: dict[float, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -163,6 +167,7 @@ def worst_case(
     seed: int = 0,
     norm: str = "Linf",
     prior: Mapping[str, torch.Tensor] | None = None,
+    keep_adversarial: Iterable[float] = (),
 ) -> WorstCaseResult:
     """Worst-case robust accuracy of ``model`` under ``suite`` over ``eps_grid``.
 
@@ -170,6 +175,10 @@ def worst_case(
     examples still unbroken. ``prior``: per-example broken eps (``inf``: never) of attacks that
     already ran (e.g. the job's PGD curves); their examples are not attacked again and the
     result is the worst case over them and the suite. Images must be floats in [0, 1].
+    ``keep_adversarial``: eps thresholds t whose images ``result.adversarial[t]`` keeps (no
+    extra pass): the example of the suite attack that broke row i at an eps <= t, else the
+    last suite attack's final iterate at the largest eps <= t, else the clean image (rows
+    broken by ``prior`` attacks are never attacked here: their own runs hold them).
     """
     if suite not in SCHEDULES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SCHEDULES)}")
@@ -182,19 +191,23 @@ def worst_case(
     result = WorstCaseResult(suite, norm, grid, start, [None if c else CLEAN for c in correct])
     result = result.combined(prior or {})
     cost = {name: {"grad_evals": 0, "seconds": 0.0} for name in ATTACKS}
+    keeper = AdversarialKeeper(images, grid, keep_adversarial)
     # torchattacks' Square re-seeds the global generators: keep the caller's random state.
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         for eps in (e for e in grid if e > 0):
             spec = (suite, norm, seed, batch_size, device)
-            _attack_at(model, images, labels, eps, result, cost, spec)
+            record = partial(keeper.record, level=grid.index(eps)) if keeper else None
+            _attack_at(model, images, labels, eps, result, cost, spec, record)
     result.attack_cost = cost
+    result.adversarial = keeper.tensors
     result.warnings = _masking_warnings(result)
     return result
 
 
-def _attack_at(model, images, labels, eps, result, cost, spec) -> None:
-    """Run the suite at one eps on the survivors, recording who broke what."""
+def _attack_at(model, images, labels, eps, result, cost, spec, record) -> None:
+    """Run the suite at one eps on the survivors, recording who broke what (and, through
+    ``record``, each attack's images: a later attack overwrites only the rows still alive)."""
     suite, norm, seed, batch_size, device = spec
     for name, attack in suite_attacks(model, eps, suite, norm, seed).items():
         alive = result.broken_eps > eps
@@ -204,7 +217,7 @@ def _attack_at(model, images, labels, eps, result, cost, spec) -> None:
             torch.cuda.synchronize(device)
         started = time.perf_counter()
         fooled, _, evals = attack_survivors(
-            model, attack, images, labels, alive, batch_size, device, f"{name} eps={eps:g}"
+            model, attack, images, labels, alive, batch_size, device, f"{name} eps={eps:g}", record
         )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
