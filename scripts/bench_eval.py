@@ -83,8 +83,9 @@ def timed(fn):
     return value, time.perf_counter() - started
 
 
-def apgd_step_cost(model, images, labels, steps: int = 50, repeats: int = 3) -> float:
-    """Seconds per APGD iteration (no early stop) over seconds per bare forward+backward."""
+def apgd_step_cost(model, images, labels, steps: int = 50, repeats: int = 5) -> float:
+    """Seconds per APGD iteration (no early stop) over seconds per bare forward+backward:
+    median over alternating repeats, so that a change in machine load hits both alike."""
 
     def bare():
         for _ in range(steps + 1):  # APGD takes steps + 1 gradients (start included)
@@ -92,9 +93,20 @@ def apgd_step_cost(model, images, labels, steps: int = 50, repeats: int = 3) -> 
             torch.autograd.grad(F.cross_entropy(model(x), labels), x)
 
     attack = APGD(model, eps=0.1, steps=steps, early_stop=False)
-    bare_times = [timed(bare)[1] for _ in range(repeats)]
-    apgd_times = [timed(lambda: attack(images, labels))[1] for _ in range(repeats)]
-    return statistics.median(apgd_times) / statistics.median(bare_times)
+    ratios = []
+    for _ in range(repeats):
+        bare_seconds = timed(bare)[1]
+        ratios.append(timed(lambda: attack(images, labels))[1] / bare_seconds)
+    return statistics.median(ratios)
+
+
+def step_cost(name: str, model: nn.Module, args: argparse.Namespace) -> None:
+    images, labels = load_dataset("digits", split="test")
+    with torch.no_grad():
+        correct = model(images).argmax(1) == labels
+    print(f"[{name}] clean accuracy {correct.float().mean().item():.3f}")
+    cost = apgd_step_cost(model, images[correct][:256], labels[correct][:256])
+    print(f"[{name}] APGD cost per step / bare forward+backward = {cost:.3f}\n")
 
 
 def compare(name: str, model: nn.Module, args: argparse.Namespace) -> None:
@@ -118,10 +130,7 @@ def compare(name: str, model: nn.Module, args: argparse.Namespace) -> None:
         excess = max(a - r for a, r in zip(rows[suite][0], rows["reference"][0], strict=True))
         ratio = rows[suite][1] / ref_seconds
         print(f"[{name}] {suite}: max(ours - reference) = {excess:+.4f}, time ratio {ratio:.3f}")
-    with torch.no_grad():
-        correct = model(images).argmax(1) == labels
-    cost = apgd_step_cost(model, images[correct][:256], labels[correct][:256])
-    print(f"[{name}] APGD cost per step / bare forward+backward = {cost:.3f}\n")
+    step_cost(name, model, args)
 
 
 def main() -> None:
@@ -133,12 +142,13 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None, help="directory to reuse/save models")
     parser.add_argument("--defenses", nargs="+", default=["none", "pgd_at"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--step-cost-only", action="store_true", help="skip the comparison")
     args = parser.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     for name in args.defenses:
         model, seconds = timed(lambda n=name: train(n, args))
         print(f"[{name}] model ready in {seconds:.1f} s")
-        compare(name, model, args)
+        (step_cost if args.step_cost_only else compare)(name, model, args)
 
 
 if __name__ == "__main__":
