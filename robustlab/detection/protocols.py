@@ -67,11 +67,9 @@ def evaluate_detection(
 ) -> DetectionReport:
     """Detection metrics of each detector (already ``fit`` on clean training data) per attack.
 
-    ``detectors``: one detector or several by name (``{"mahalanobis": ..., "lid": ...}``); all
-    are fitted and tested on the same adversarial examples, so they compare on equal terms, and
-    the first is the primary one (results.json's ``"detection"``). ``val``/``test``: (images,
-    labels) of the validation and test splits; ``attacks`` keyed by
-    ``AttackKey(name, eps)`` (or ``(name, eps)``, or a name without eps). ``test_adversarial``:
+    ``detectors``: one or several by name, all fitted and tested on the same adversarial
+    examples; the first is the primary one (results.json's ``"detection"``). ``val``/``test``:
+    (images, labels); ``attacks`` keyed by ``AttackKey(name, eps)``. ``test_adversarial``:
     adversarial images already crafted for the whole test split (row i attacks test image i),
     e.g. by the robustness evaluation, used instead of attacking again so that a job has one
     robust accuracy per (attack, eps).
@@ -89,12 +87,7 @@ def evaluate_detection(
     if isinstance(detectors, Detector):
         detectors = {detectors.name: detectors}
     attacks = {as_attack_key(k): a for k, a in attacks.items()}
-    fit_on = None if protocol.fit_on is None else as_attack_key(protocol.fit_on)
-    if any(detector.model is not model for detector in detectors.values()):
-        raise ConfigError("evaluate_detection: detector.fit(...) must be called with this model")
-    if fit_on is not None and fit_on not in attacks:
-        names = ", ".join(k.label for k in attacks)
-        raise ConfigError(f"fit_on={fit_on.label!r} is not one of the attacks ({names})")
+    fit_on = _check_inputs(model, detectors, attacks, protocol)
     given = {as_attack_key(k): v for k, v in (test_adversarial or {}).items()}
     bs = protocol.batch_size
     val_split = craft_split(model, *val, attacks, bs, "validation")
@@ -113,6 +106,22 @@ def evaluate_detection(
         if unseen:
             session.unseen(fit_on, unseen, report)
     return report
+
+
+def _check_inputs(
+    model: nn.Module,
+    detectors: Mapping[str, Detector],
+    attacks: Mapping[AttackKey, AttackFn],
+    protocol: DetectionProtocol,
+) -> AttackKey | None:
+    """One clear error before any attack runs; returns the unseen protocol's fit attack."""
+    fit_on = None if protocol.fit_on is None else as_attack_key(protocol.fit_on)
+    if any(detector.model is not model for detector in detectors.values()):
+        raise ConfigError("evaluate_detection: detector.fit(...) must be called with this model")
+    if fit_on is not None and fit_on not in attacks:
+        names = ", ".join(k.label for k in attacks)
+        raise ConfigError(f"fit_on={fit_on.label!r} is not one of the attacks ({names})")
+    return fit_on
 
 
 @dataclass

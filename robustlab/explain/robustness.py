@@ -24,7 +24,7 @@ from robustlab.explain.faithfulness import deletion_insertion
 from robustlab.explain.integrated_gradients import completeness_error
 from robustlab.explain.report import ExplanationDisplay, ExplanationReport
 from robustlab.explain.sanity import randomisation_correlation, randomized_copy
-from robustlab.explain.se_shift import se_attention_shift
+from robustlab.explain.se_shift import SEAttention, se_attention_shift
 from robustlab.explain.seeding import seeded
 from robustlab.explain.warnings import explanation_warnings
 from robustlab.models.runtime import model_device, predict
@@ -145,6 +145,26 @@ def _score_methods(
     return maps
 
 
+def _method_options(
+    methods: Sequence[str], overrides: Mapping[str, Mapping[str, object]] | None
+) -> dict[str, dict[str, object]]:
+    """Each method's options (defaults, then ``overrides``); an unknown name is one error."""
+    for method in [*methods, *(overrides or {})]:
+        get_method(method)
+    return {m: {**DEFAULT_OPTIONS.get(m, {}), **(overrides or {}).get(m, {})} for m in methods}
+
+
+def _se_shift(
+    model: nn.Module, clean: Tensor, adversarial: Tensor, labels: Tensor, count: int
+) -> SEAttention | None:
+    """The SE attention shift on the first ``count`` pairs (None for a model without SE)."""
+    num_classes = getattr(model, "num_classes", int(labels.max()) + 1 if len(labels) else 1)
+    subset = slice(0, count)
+    return se_attention_shift(
+        model, clean[subset], adversarial[subset], labels[subset], num_classes
+    )
+
+
 def explain_robustness(
     model: nn.Module,
     clean_images: Tensor,
@@ -173,11 +193,7 @@ def explain_robustness(
     """
     started = time.perf_counter()
     _check_inputs(clean_images, adv_images, labels, target)
-    for method in [*methods, *(method_options or {})]:
-        get_method(method)  # one clear error for an unknown name, before any work
-    options = {
-        m: {**DEFAULT_OPTIONS.get(m, {}), **(method_options or {}).get(m, {})} for m in methods
-    }
+    options = _method_options(methods, method_options)
     labels, device = labels.cpu(), model_device(model)
     index, clean_pred, adv_pred = _select(model, clean_images, adv_images, labels, max_examples)
     num_pixels = clean_images.shape[-2] * clean_images.shape[-1]
@@ -185,26 +201,16 @@ def explain_robustness(
     fooled = adv_pred[index] != labels[index]
     report = ExplanationReport(list(methods), k, num_pixels, target, index, fooled, {}, {})
     explained = (labels, labels) if target == "label" else (clean_pred, adv_pred)
+    inputs = [x[index].to(device) for x in (clean_images, adv_images, *explained)]
     with seeded(seed, device):
-        run = _Run(
-            model,
-            randomized_copy(model, seed) if sanity else None,
-            clean_images[index].to(device),
-            adv_images[index].to(device),
-            explained[0][index].to(device),
-            explained[1][index].to(device),
-            k,
-            faithfulness_steps,
-            torch.Generator().manual_seed(seed),
-        )
+        randomized = randomized_copy(model, seed) if sanity else None
+        generator = torch.Generator().manual_seed(seed)
+        run = _Run(model, randomized, *inputs, k, faithfulness_steps, generator)
         maps = _score_methods(run, report, options)
-    shown = labels[index], clean_pred[index], adv_pred[index]
-    report.display = _display(run, *shown, maps, n_display)
-    num_classes = getattr(model, "num_classes", int(labels.max()) + 1 if len(labels) else 1)
-    subset = slice(0, se_max_examples)
-    report.se_attention = se_attention_shift(
-        model, clean_images[subset], adv_images[subset], labels[subset], num_classes
+    report.display = _display(
+        run, labels[index], clean_pred[index], adv_pred[index], maps, n_display
     )
+    report.se_attention = _se_shift(model, clean_images, adv_images, labels, se_max_examples)
     report.warnings = explanation_warnings(report, options)
     report.seconds = time.perf_counter() - started
     logger.info("explanations of %d examples in %.2f s", len(index), report.seconds)
