@@ -20,6 +20,7 @@ import torch.nn.functional as F
 import torchattacks
 from torch import nn
 
+import robustlab
 from robustlab.attacks import PGD, robust_accuracy
 from robustlab.runtime import resolve_device, seed_everything
 
@@ -62,16 +63,6 @@ def make_model(name: str) -> nn.Module:
     from robustlab.models import create_model
 
     return create_model(name, num_classes=10, in_channels=1)
-
-
-def load_checkpoint(directory: str, device: torch.device) -> nn.Module:
-    """A model trained by ``robustlab-train`` (its checkpoint directory), e.g. a defended one."""
-    from omegaconf import OmegaConf
-
-    from robustlab.app.saved_model import load_saved_model
-
-    cfg = OmegaConf.create({"paths": {"checkpoint": directory}})
-    return load_saved_model(cfg, device).model
 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, device) -> None:
@@ -227,7 +218,7 @@ def main() -> None:
     train_x, train_y, test_x, test_y = load_digits_split()
     start = time.perf_counter()
     if args.checkpoint:
-        model = load_checkpoint(args.checkpoint, device)
+        model = robustlab.load_checkpoint(args.checkpoint, device)
         args.model = args.checkpoint
     else:
         model = make_model(args.model).to(device)
