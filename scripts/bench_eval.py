@@ -7,7 +7,7 @@ survivors of the previous, run independently at each eps. robustlab: ``worst_cas
 accuracy at each eps side by side, the largest excess over the reference, the time ratio, and
 APGD's cost per step against a bare forward+backward pass.
 
-    flock /tmp/robustlab-cpu.lock env OMP_NUM_THREADS=2 python scripts/bench_eval.py
+    OMP_NUM_THREADS=2 python scripts/bench_eval.py
 
 ``--checkpoint DIR`` reuses (or writes) the two trained models under DIR/none and DIR/pgd_at.
 """
