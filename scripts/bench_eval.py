@@ -29,6 +29,7 @@ from robustlab.data import TensorLoader, load_dataset
 from robustlab.models import create_model
 from robustlab.runtime import seed_everything
 from robustlab.training import build_optimizer, fit, load_weights, save_weights
+from robustlab.training.checkpoint import WEIGHTS_FILE
 from robustlab.training.objectives import CrossEntropy
 from robustlab.training.objectives.adversarial import AdversarialTraining
 
@@ -40,7 +41,7 @@ def train(name: str, args: argparse.Namespace) -> nn.Module:
     seed_everything(args.seed)
     model = create_model(args.model, num_classes=10, in_channels=1)
     weights = Path(args.checkpoint, name) if args.checkpoint else None
-    if weights is not None and (weights / "weights.safetensors").exists():
+    if weights is not None and (weights / WEIGHTS_FILE).exists():
         load_weights(weights, model)
         return model.eval()
     images, labels = load_dataset("digits", split="train")
