@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robustlab.attacks.geometry import madry_step_size
 from robustlab.detection.adaptive import adaptive_attack
 from robustlab.detection.base import Detector
 from robustlab.detection.baseline import msp_score
@@ -203,7 +204,7 @@ class _Session:
         p, test, detector = self.protocol, self.test, self.detector
         eps, steps = float(key.eps), p.adaptive_steps
         attack = adaptive_attack(
-            self.model, detector, eps, 2.5 * eps / max(steps, 1), steps, p.adaptive_weight
+            self.model, detector, eps, madry_step_size(eps, steps), steps, p.adaptive_weight
         )
         crafted = craft(self.model, attack, test.clean, test.labels, test.total, p.batch_size)
         adv_scores = detector.score(crafted.positives)
