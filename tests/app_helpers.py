@@ -8,6 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from robustlab.app.config_path import CONFIG_DIR
+from robustlab.app.schema import register_schemas
+
 ENTRY_POINTS = {
     "train": "robustlab.app.train",
     "eval": "robustlab.app.evaluate",
@@ -39,3 +45,22 @@ def run_entry(entry: str, *args: str, cwd: Path, timeout: int = 420) -> subproce
 def job_results(root: Path) -> list[dict]:
     """Every results.json below ``root``, sorted by job directory."""
     return [json.loads(p.read_text()) for p in sorted(root.rglob("results.json"))]
+
+
+def compose_tiny(root, *overrides: str):
+    """The tiny smoke config, checkpoints under ``root``, no logger, plus ``overrides``."""
+    register_schemas()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                "experiment=tiny",
+                "detector=none",
+                "logger=none",
+                f"paths.checkpoints={root / 'checkpoints'}",
+                *overrides,
+            ],
+        )
+    GlobalHydra.instance().clear()
+    return cfg

@@ -8,34 +8,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 import robustlab
-from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.pipeline import run_pipeline
-from robustlab.app.schema import register_schemas
 from robustlab.data import load_dataset, stratified_subset
 from robustlab.errors import CheckpointError
 from robustlab.models.runtime import predict
+from tests.app_helpers import compose_tiny
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("plain")
-    register_schemas()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                "experiment=tiny",
-                "detector=none",
-                "logger=none",
-                f"paths.checkpoints={root / 'checkpoints'}",
-            ],
-        )
-    GlobalHydra.instance().clear()
+    cfg = compose_tiny(root)
     return cfg, run_pipeline(cfg, root / "run"), root
 
 

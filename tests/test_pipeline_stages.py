@@ -7,35 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.pipeline import run_pipeline
-from robustlab.app.schema import register_schemas
 from robustlab.app.validate import validate_config
 from robustlab.detection.storage import read_detection_scores
 from robustlab.errors import ConfigError
 from robustlab.tracking.report import write_report
-
-
-def compose_tiny(root, *overrides: str):
-    """The tiny smoke config, checkpoints under ``root``, no logger, plus ``overrides``."""
-    register_schemas()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                "experiment=tiny",
-                "detector=none",
-                "logger=none",
-                f"paths.checkpoints={root / 'checkpoints'}",
-                *overrides,
-            ],
-        )
-    GlobalHydra.instance().clear()
-    return cfg
+from tests.app_helpers import compose_tiny
 
 
 @pytest.fixture(scope="module")
