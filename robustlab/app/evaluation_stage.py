@@ -12,7 +12,9 @@ from robustlab.app.builders import DataBundle, attack_spec, attack_specs
 from robustlab.attacks import RobustnessReport, evaluate_robustness, takes_eps
 from robustlab.data import stratified_subset
 
-WORST_CASE = "worst_case"
+# the explanation stage's attack: PGD's iterate is an attacked input for every example, a
+# survivor of the worst case may come back from Square as its clean image
+EXPLAINED_ATTACK = "pgd"
 
 
 def evaluation_subset(cfg: DictConfig, bundle: DataBundle) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,11 +42,12 @@ def detection_pairs(cfg: DictConfig) -> list[tuple[str, float]]:
 
 
 def kept_pairs(cfg: DictConfig) -> list[tuple[str, float]]:
-    """What the pipeline's later stages reuse: the detector's pairs, and the worst case at the
-    explanation stage's eps."""
+    """What the pipeline's later stages reuse: the detector's pairs, and the explanation stage's
+    PGD adversarials at its eps (when ``eval.attacks`` has ``pgd``)."""
     pairs = detection_pairs(cfg)
-    if cfg.explain.name != "none":
-        pairs.append((WORST_CASE, explain_eps(cfg)))
+    explained = (EXPLAINED_ATTACK, explain_eps(cfg))
+    if cfg.explain.name != "none" and EXPLAINED_ATTACK in cfg.eval.attacks:
+        pairs += [] if explained in pairs else [explained]
     return pairs
 
 

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from robustlab.app.builders import DataBundle
-from robustlab.app.evaluation_stage import WORST_CASE, evaluation_subset, explain_eps
+from robustlab.app.evaluation_stage import EXPLAINED_ATTACK, evaluation_subset, explain_eps
 from robustlab.attacks import PGD, RobustnessReport, madry_step_size
 from robustlab.explain import ExplanationReport, explain_robustness
 
@@ -19,12 +19,12 @@ def adversarial_inputs(
     labels: torch.Tensor,
     evaluation: RobustnessReport | None,
 ) -> torch.Tensor:
-    """The evaluation's worst-case adversarials at the stage's eps when it kept them (row i
-    attacks image i), else PGD-20 crafted here on the same images."""
+    """The evaluation's PGD adversarials at the stage's eps when it kept them (row i attacks
+    image i: the first fooling iterate, else the last one), else PGD-20 crafted here."""
     eps = explain_eps(cfg)
     kept = getattr(evaluation, "adversarial", None) or {}
-    if (WORST_CASE, eps) in kept:
-        return kept[(WORST_CASE, eps)][: len(images)]
+    if (EXPLAINED_ATTACK, eps) in kept:
+        return kept[(EXPLAINED_ATTACK, eps)][: len(images)]
     attack = PGD(model, eps=eps, alpha=madry_step_size(eps, 20), steps=20)
     batches = [
         attack(images[i : i + cfg.eval.batch_size], labels[i : i + cfg.eval.batch_size]).cpu()
