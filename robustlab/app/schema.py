@@ -108,7 +108,7 @@ class AttackConfig:
     step_size: Optional[float] = _range(None, 0.0, exclusive_low=True)  # alpha = step_size * eps
     restarts: int = _range(1, 1)
     loss: str = _choice("ce", "ce", "margin")
-    norm: Optional[str] = _choice(None, "Linf", "L2")  # None: the attack's own (pgd_l2: L2)
+    norm: Optional[str] = _choice(None, "Linf", "L2", "L1")  # None: the attack's own (pgd_l2: L2)
     early_stop: bool = True
     eps: Optional[List[float]] = field(default=None, metadata={"range": (0.0, None)})  # own grid
     options: Dict[str, Any] = field(default_factory=dict)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import torch
 
-NORMS = ("Linf", "L2")
+from robustlab.attacks import l1
+
+NORMS = ("Linf", "L2", "L1")
 # Added to gradient norms before dividing, as torchattacks does.
 EPS_DIVISION = 1e-10
 
@@ -28,18 +30,27 @@ def per_row(value: float | torch.Tensor, like: torch.Tensor) -> float | torch.Te
 
 
 def row_norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
-    """Per-example Linf or L2 norm of a perturbation batch."""
+    """Per-example Linf, L2 or L1 norm of a perturbation batch."""
     flat = delta.flatten(1)
     if norm == "Linf":
         return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(len(flat))
+    if norm == "L1":
+        return flat.abs().sum(dim=1)
     return flat.norm(p=2, dim=1)
 
 
 def ascent_step(
-    adv: torch.Tensor, grad: torch.Tensor, alpha: float | torch.Tensor, norm: str
+    adv: torch.Tensor,
+    grad: torch.Tensor,
+    alpha: float | torch.Tensor,
+    norm: str,
+    quantile: float = l1.DEFAULT_QUANTILE,
 ) -> torch.Tensor:
     """``adv`` moved by ``alpha`` along the steepest-ascent direction of ``grad`` in ``norm``
-    (sign for Linf, the normalised gradient for L2); not projected."""
+    (sign for Linf, the normalised gradient for L2, the sparse sign step on the top
+    ``1 - quantile`` coordinates for L1); not projected."""
+    if norm == "L1":
+        return l1.sparse_ascent_step(adv, grad, alpha, quantile)
     alpha = per_row(alpha, adv)
     if norm == "Linf":
         return adv + alpha * grad.sign()
@@ -51,7 +62,9 @@ def project(
     adv: torch.Tensor, images: torch.Tensor, eps: float | torch.Tensor, norm: str
 ) -> torch.Tensor:
     """Back into the ``norm`` ball of radius ``eps`` around ``images``, then into [0, 1]
-    (torchattacks' order), detached."""
+    (torchattacks' order), detached. L1: the exact projection onto the ball ∩ [0, 1]."""
+    if norm == "L1":
+        return l1.project_l1_box(adv, images, eps)
     delta = adv - images
     if norm == "Linf":
         radius = per_row(eps, adv)
@@ -68,7 +81,9 @@ def project(
 
 def random_start(images: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     """A random point of the ball, clipped to [0, 1], drawn as torchattacks.PGD / PGDL2 draw it
-    (same calls in the same order, so seeded runs agree)."""
+    (same calls in the same order, so seeded runs agree). L1: see :func:`l1.random_start_l1`."""
+    if norm == "L1":
+        return l1.random_start_l1(images, eps)
     if norm == "Linf":
         adv = images + torch.empty_like(images).uniform_(-eps, eps)
         return torch.clamp(adv, min=0, max=1).detach()

@@ -38,6 +38,8 @@ class IterativeAttack(Attack):
     steps: int = 1
     alpha: float = 0.0
     random_start: bool = True
+    # L1 only: the sparse step moves the top (1 - l1_quantile) coordinates by |grad|.
+    l1_quantile: float = geometry.l1.DEFAULT_QUANTILE
 
     @property
     def continuable(self) -> bool:
@@ -63,7 +65,7 @@ class IterativeAttack(Attack):
     ) -> torch.Tensor:
         """One steepest-ascent step of size ``alpha`` along ``grad``, projected (radius ``eps``)."""
         alpha = self.alpha if alpha is None else alpha
-        moved = geometry.ascent_step(adv.detach(), grad, alpha, self.norm)
+        moved = geometry.ascent_step(adv.detach(), grad, alpha, self.norm, self.l1_quantile)
         return self.project(moved, images, eps)
 
     def project(

@@ -1,4 +1,4 @@
-"""Projected Gradient Descent (Linf and L2) with early stopping and restarts."""
+"""Projected Gradient Descent (Linf, L2 and L1) with early stopping and restarts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from torch import nn
 from robustlab.attacks.base import is_success
 from robustlab.attacks.geometry import NORMS
 from robustlab.attacks.iterative import IterativeAttack
+from robustlab.attacks.l1 import DEFAULT_QUANTILE
 from robustlab.attacks.losses import LossSpec
 from robustlab.errors import ConfigError
 
@@ -16,17 +17,20 @@ class PGD(IterativeAttack):
     r"""PGD from 'Towards Deep Learning Models Resistant to Adversarial Attacks'
     (Madry et al., 2018) [https://arxiv.org/abs/1706.06083].
 
-    Distance measure: Linf (sign step, clip to the eps-cube) or L2 (normalised gradient step,
-    projection on the eps-ball), always clipped to [0, 1].
+    Distance measure: Linf (sign step, clip to the eps-cube), L2 (normalised gradient step,
+    projection on the eps-ball), always clipped to [0, 1], or L1 (the sparse sign step of
+    Tramèr & Boneh 2019 on the top ``1 - l1_quantile`` coordinates by |grad|, L1 length alpha,
+    then the exact projection onto the L1 ball ∩ [0, 1]; :mod:`robustlab.attacks.l1`).
 
     Arguments:
         model (nn.Module): model to attack; takes [0, 1] images and returns logits.
         eps (float): radius of the ball. (Default: 8/255)
         alpha (float): step size. (Default: 2/255)
         steps (int): number of gradient steps. (Default: 10)
-        random_start (bool): uniform start in the Linf cube, or torchattacks.PGDL2's random
-            start in the L2 ball. (Default: True)
-        norm (str): ``"Linf"`` or ``"L2"``. (Default: "Linf")
+        random_start (bool): uniform start in the Linf cube, torchattacks.PGDL2's random
+            start in the L2 ball, or a Laplace direction at a uniform radius in the L1 ball.
+            (Default: True)
+        norm (str): ``"Linf"``, ``"L2"`` or ``"L1"``. (Default: "Linf")
         restarts (int): independent random starts; each example keeps the first restart that
             fools the model, else the one with the highest loss. (Default: 1)
         loss: ``"ce"``, ``"margin"`` (Carlini–Wagner logit margin), ``"dlr"`` or a callable
@@ -35,6 +39,8 @@ class PGD(IterativeAttack):
         early_stop (bool): stop updating an example once it fools the model and return that
             first fooling iterate; only the examples still active are forwarded. (Default: True)
         model_mode (str): ``"eval"`` or ``"train"`` (batch statistics). (Default: "eval")
+        l1_quantile (float): L1 only: the step moves the coordinates whose |grad| is in the top
+            ``1 - l1_quantile`` fraction; 0 moves all of them equally. (Default: 0.99)
 
     Shape:
         - images: (N, C, H, W), values in [0, 1]. labels: (N,) int64. output: (N, C, H, W).
@@ -64,6 +70,7 @@ class PGD(IterativeAttack):
         targeted: bool = False,
         early_stop: bool = True,
         model_mode: str = "eval",
+        l1_quantile: float = DEFAULT_QUANTILE,
     ):
         super().__init__(model, eps, loss=loss, targeted=targeted, model_mode=model_mode)
         if norm not in NORMS:
@@ -74,6 +81,8 @@ class PGD(IterativeAttack):
             )
         if alpha < 0:
             raise ConfigError(f"PGD alpha must be >= 0, got {alpha!r}")
+        if not 0 <= l1_quantile < 1:
+            raise ConfigError(f"PGD l1_quantile must be in [0, 1), got {l1_quantile!r}")
         if restarts > 1 and not random_start:
             raise ConfigError("PGD restarts > 1 repeat the same attack unless random_start=True")
         self.norm = norm
@@ -82,6 +91,7 @@ class PGD(IterativeAttack):
         self.random_start = bool(random_start)
         self.restarts = restarts
         self.early_stop = bool(early_stop)
+        self.l1_quantile = float(l1_quantile)
 
     @property
     def continuable(self) -> bool:
