@@ -186,7 +186,7 @@ def test_bad_arguments_raise_config_error():
     from robustlab.errors import ConfigError
 
     net = torch.nn.Linear(4, 2)
-    for kwargs in ({"norm": "L1"}, {"steps": -1}, {"restarts": 2, "random_start": False}):
+    for kwargs in ({"norm": "L3"}, {"steps": -1}, {"restarts": 2, "random_start": False}):
         with pytest.raises(ConfigError):
             PGD(net, **kwargs)
     with pytest.raises(ConfigError):
