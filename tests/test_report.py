@@ -206,6 +206,8 @@ def test_summary_reports_best_per_eps_warnings_and_failures(sweep: Path, tmp_pat
         "61.0 ± 1.4 |" in best
     )
     assert "| digits | 0.2 | resnet20 / pgd_at |" in best
+    # the accuracy tables carry the mark too
+    assert "| digits | se_resnet20 | pgd_at (masking?) |" in text.split("## Accuracy")[1]
     assert "gradient masking suspected: fgsm beats pgd" in text
     assert "catastrophic overfitting: 1 job" in text
     for error in (FAILED_ERROR, "no results.json", "JSONDecodeError"):

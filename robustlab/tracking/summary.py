@@ -90,7 +90,8 @@ def _accuracy_tables(groups: Sequence[ConfigGroup], main_attack: str) -> list[st
         )
         rows = []
         for g in groups:
-            cells = [g.dataset, g.model, g.defense, g.variant or MISSING, len(g.jobs)]
+            defense = f"{g.defense} {MASKING_MARK}" if g.masking else g.defense
+            cells = [g.dataset, g.model, defense, g.variant or MISSING, len(g.jobs)]
             cells.append(format_percent(g.stats.get("clean_accuracy")))
             cells += [format_percent(g.stats.get(robust_column(attack, e))) for e in eps_keys]
             rows.append(cells)
