@@ -99,7 +99,7 @@ def test_the_w_and_b_summary_is_made_from_the_same_payload():
     assert summary["robust_accuracy/pgd@0.1"] == 0.45
     assert summary["detection/pgd@0.1/auroc"] == 0.97
     assert summary["training_cost/grad_evals_per_example"] == 34.0
-    assert summary["n_warnings"] == 2
+    assert summary["n_warnings"] == 2 and summary["masking_suspected"] == 1
 
 
 def test_two_stages_may_not_write_the_same_number():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from robustlab.tracking.records import IDENTITY_OVERRIDES, RunRecord, parse_override
+from robustlab.tracking.results import MASKING_PREFIX
 
 JOB_COLUMNS = ["job", "status", "dataset", "model", "defense", "seed", "variant", "params"]
 TAIL_COLUMNS = ["n_warnings", "error"]
@@ -118,7 +119,6 @@ def build_table(records: Sequence[RunRecord]) -> tuple[list[str], list[dict[str,
 
 
 # the prefix of robustlab.attacks.masking's warnings, and how a flagged configuration is marked
-MASKING_PREFIX = "gradient masking suspected"
 MASKING_MARK = "(masking?)"
 # the per-example worst case over every attack a job ran: what reports lead with
 WORST_CASE = "worst_case"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 SCHEMA_VERSION = 2
+MASKING_PREFIX = "gradient masking suspected"  # how robustlab.attacks.masking's warnings begin
 RESULTS_FILE = "results.json"
 
 
@@ -145,5 +146,8 @@ def summary_metrics(results: dict[str, Any]) -> dict[str, float]:
     cost = results.get("training_cost", {}).get("grad_evals_per_example")
     if cost is not None:
         summary["training_cost/grad_evals_per_example"] = cost
-    summary["n_warnings"] = len(results.get("warnings", []))
+    warnings = results.get("warnings", [])
+    summary["n_warnings"] = len(warnings)
+    # W&B panels that rank runs can filter on it: a masked model's robust accuracy is not robust
+    summary["masking_suspected"] = int(any(w.startswith(MASKING_PREFIX) for w in warnings))
     return summary
