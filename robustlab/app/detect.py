@@ -1,4 +1,4 @@
-"""``robustlab-detect``: fit and evaluate the Mahalanobis detector for a saved checkpoint."""
+"""``robustlab-detect``: fit and evaluate the configured detectors for a saved checkpoint."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from robustlab.errors import ConfigError
 def run_detection(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """Fit the detector for ``paths.checkpoint`` on its training split and evaluate it."""
     if cfg.detector.name == "none":
-        raise ConfigError("detector=none: choose detector=mahalanobis for robustlab-detect")
+        raise ConfigError(
+            "detector=none: choose detector=mahalanobis, kd_bu, lid or all for robustlab-detect"
+        )
     return run_saved_model_job(cfg, out, "detect", detect_stage)
 
 
