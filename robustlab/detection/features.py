@@ -18,15 +18,21 @@ def frozen_eval(model: nn.Module) -> AbstractContextManager[nn.Module]:
     return model_context(model, "eval")
 
 
-def pooled_features(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
-    """Global-average-pooled features ``(N, C_l)`` of every stage of ``model.forward_features``."""
+def stage_maps(model: nn.Module, images: torch.Tensor, needed_by: str) -> list[torch.Tensor]:
+    """``model.forward_features(images)`` as a list (one map per stage); a model without it is
+    one clear error naming the detector (``needed_by``) that needs it."""
     if not hasattr(model, "forward_features"):
         raise ConfigError(
-            f"{type(model).__name__} has no forward_features(x) -> list[Tensor]: the Mahalanobis "
-            "detector needs the per-stage feature maps (robustlab models provide them)"
+            f"{type(model).__name__} has no forward_features(x) -> list[Tensor]: {needed_by} "
+            "needs the per-stage feature maps (robustlab models provide them)"
         )
     maps = model.forward_features(images)
-    return pool_maps([maps] if isinstance(maps, torch.Tensor) else maps)
+    return [maps] if isinstance(maps, torch.Tensor) else list(maps)
+
+
+def pooled_features(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    """Global-average-pooled features ``(N, C_l)`` of every stage of ``model.forward_features``."""
+    return pool_maps(stage_maps(model, images, "the Mahalanobis detector"))
 
 
 def pool_maps(maps: list[torch.Tensor]) -> list[torch.Tensor]:

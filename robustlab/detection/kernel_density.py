@@ -29,6 +29,7 @@ from robustlab.detection.features import (
     pool_maps,
     pooled_features,
     probe_input,
+    stage_maps,
 )
 from robustlab.detection.kernel import log_kernel_density, within_class_scale
 from robustlab.detection.uncertainty import (
@@ -136,8 +137,7 @@ class KernelDensityDetector(Detector):
     def _terms(self, x: torch.Tensor, factors: Sequence[float]) -> tuple[torch.Tensor, ...]:
         """Log densities ``(B, len(factors))`` and uncertainties ``(B,)`` of one batch."""
         model = self._require_fitted()
-        maps = model.forward_features(x)
-        maps = [maps] if isinstance(maps, torch.Tensor) else list(maps)
+        maps = stage_maps(model, x, "KD+BU")
         head = getattr(model, "forward_head", None)
         logits = head(maps[-1]) if head else model(x)
         queries = pool_maps(maps[-1:])[0] - self.centre.to(x.device)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from robustlab.detection.base import Detector
-from robustlab.detection.features import batches, frozen_eval, probe_input
+from robustlab.detection.features import batches, frozen_eval, probe_input, stage_maps
 from robustlab.errors import ConfigError, DataError
 from robustlab.models.runtime import model_device
 
@@ -125,13 +125,7 @@ class LIDDetector(Detector):
     @staticmethod
     def _activations(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         """Flattened stage outputs, then the logits where the model has ``forward_head``."""
-        if not hasattr(model, "forward_features"):
-            raise ConfigError(
-                f"{type(model).__name__} has no forward_features(x): LID needs the per-stage "
-                "activations (robustlab models provide them)"
-            )
-        maps = model.forward_features(x)
-        maps = [maps] if isinstance(maps, torch.Tensor) else list(maps)
+        maps = stage_maps(model, x, "LID")
         acts = [m.reshape(len(x), -1) for m in maps]
         if hasattr(model, "forward_head"):
             acts.append(model.forward_head(maps[-1]).reshape(len(x), -1))
