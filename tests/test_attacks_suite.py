@@ -10,7 +10,7 @@ import torchattacks
 from torch import nn
 
 from robustlab.attacks import AttackSpec, evaluate_robustness, wilson_interval, worst_case
-from robustlab.attacks.suite import suite_attacks
+from robustlab.attacks.suite import snap_to_grid, suite_attacks
 from robustlab.errors import ConfigError
 from tests.attack_fixtures import digits, model, trained_tiny_cnn  # noqa: F401
 
@@ -108,3 +108,29 @@ def test_bad_suite_is_a_config_error(model, digits):  # noqa: F811
         worst_case(model, *digits, [0.1], suite="strong")
     with pytest.raises(ConfigError, match="suite"):
         suite_attacks(model, 0.1, "none")
+
+
+def test_linear_model_breaks_match_the_closed_form():
+    """On a linear model the smallest Linf perturbation that changes the prediction is known:
+    min over classes j of (f_y - f_j) / ||w_y - w_j||_1 (the box [0, 1] stays inactive for
+    images inside [0.3, 0.7] and eps < 0.3). Every example must be broken exactly at the
+    smallest grid eps at or above that radius: never earlier (the suite cannot beat the optimum)
+    and never later (an attack that descends from the frontier must not miss it)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
+    images = 0.3 + 0.4 * torch.rand(120, 1, 8, 8)
+    with torch.no_grad():
+        logits = net(images)
+    labels = logits.argmax(1)  # every example correct clean
+    weight = net[1].weight.detach()
+    gaps = logits.gather(1, labels[:, None]) - logits  # f_y - f_j
+    norms = (weight[labels][:, None, :] - weight[None, :, :]).abs().sum(-1)
+    radius = torch.where(gaps > 0, gaps / norms, torch.inf).min(1).values.double()
+    grid = [0.03, 0.05, 0.06, 0.07, 0.08, 0.1]  # spans the radii (0.033 to 0.12)
+    grid_t = torch.tensor(grid, dtype=torch.float64)
+    near_grid = ((radius[:, None] - grid_t).abs() / grid_t).min(1).values < 0.02
+    result = worst_case(net, images, labels, grid, suite="fast", batch_size=64)
+    expected = snap_to_grid(radius, grid)
+    assert (result.broken_eps >= expected)[~near_grid].all()
+    assert torch.equal(result.broken_eps[~near_grid], expected[~near_grid])
+    assert len(set(expected[~near_grid].tolist())) >= 4  # the grid is really exercised

@@ -1,0 +1,123 @@
+"""The per-example worst case over an eps grid: which eps first broke each example, and by which
+attack; accuracies, Wilson intervals, the results.json fragment and the per-example record."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from robustlab.attacks.stats import wilson_interval
+from robustlab.fileio import write_json_atomic
+
+CLEAN = "clean"  # broken_by of an example misclassified without any attack
+GRADIENT_FREE = "square"  # the suite's gradient-free attack: its breaks alone mean masking
+
+
+def eps_key(eps: float) -> str:
+    """The results.json key of an eps: ``repr(float(eps))``."""
+    return repr(float(eps))
+
+
+@dataclass
+class WorstCaseResult:
+    """Per-example worst case over a sequence of attacks on an eps grid.
+
+    ``broken_eps[i]``: smallest eps at which example i was broken (0 when misclassified clean,
+    ``inf`` when never); ``broken_by[i]``: the attack that broke it first (``"clean"``, or None
+    when never). ``attack_cost[attack]``: ``{"grad_evals", "seconds"}`` summed over the grid.
+    ``adversarial[eps]``: the suite's kept images (see :func:`worst_case`), when asked for.
+    """
+
+    suite: str
+    norm: str
+    eps: list[float]
+    broken_eps: torch.Tensor
+    broken_by: list[str | None]
+    attack_cost: dict[str, dict[str, float]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    adversarial: dict[float, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.broken_eps)
+
+    @property
+    def accuracy(self) -> list[float]:
+        """Worst-case accuracy at each eps of the grid."""
+        return [self.survivors(e) / max(self.n, 1) for e in self.eps]
+
+    @property
+    def ci(self) -> list[tuple[float, float]]:
+        """95% Wilson interval of each accuracy."""
+        return [wilson_interval(self.survivors(e), self.n) for e in self.eps]
+
+    @property
+    def masking(self) -> bool:
+        """Whether the gradient-free attack broke examples every gradient attack missed."""
+        return any(by == GRADIENT_FREE for by in self.broken_by)
+
+    def survivors(self, eps: float) -> int:
+        return int((self.broken_eps > eps).sum())
+
+    def first_broken_by(self) -> dict[str, dict[str, int]]:
+        """Per eps key: how many examples each attack was the first to break there."""
+        table: dict[str, dict[str, int]] = {eps_key(e): {} for e in self.eps}
+        for at, by in zip(self.broken_eps.tolist(), self.broken_by, strict=True):
+            if by is not None and by != CLEAN and eps_key(at) in table:
+                counts = table[eps_key(at)]
+                counts[by] = counts.get(by, 0) + 1
+        return table
+
+    def to_results(self) -> dict:
+        """The results.json fragment (merge ``robust_accuracy*`` into the job's own dicts)."""
+        keys = [eps_key(e) for e in self.eps]
+        return {
+            "robust_accuracy": {"worst_case": dict(zip(keys, self.accuracy, strict=True))},
+            "robust_accuracy_ci": {
+                "worst_case": {k: [lo, hi] for k, (lo, hi) in zip(keys, self.ci, strict=True)}
+            },
+            "worst_case": {
+                "suite": self.suite,
+                "norm": self.norm,
+                "n": self.n,
+                "first_broken_by": self.first_broken_by(),
+                "attack_cost": {k: dict(v) for k, v in self.attack_cost.items()},
+                "masking": self.masking,
+            },
+            "warnings": list(self.warnings),
+        }
+
+    def save_record(self, path: str | Path) -> Path:
+        """Write the per-example record as JSON: for each example the smallest eps that broke
+        it (null: never) and the attack that did."""
+        eps = [None if e == float("inf") else e for e in self.broken_eps.tolist()]
+        record = {"suite": self.suite, "norm": self.norm, "eps_grid": self.eps}
+        record |= {"broken_eps": eps, "broken_by": self.broken_by}
+        write_json_atomic(path, record)  # creates the folder; a reader never sees half a file
+        return Path(path)
+
+    def combined(self, others: Mapping[str, torch.Tensor]) -> WorstCaseResult:
+        """This result merged with other attacks' per-example broken eps (e.g. PGD curves):
+        an example counts as broken at the smallest eps any of them reached, credited to the
+        attack that got there first (ties go to the earlier entry, ``self`` first)."""
+        broken, by = self.broken_eps.clone(), list(self.broken_by)
+        for name, other in others.items():
+            other = snap_to_grid(other.cpu().double(), self.eps)
+            for i in (other < broken).nonzero().squeeze(1).tolist():
+                broken[i], by[i] = other[i], name
+        cost = dict(self.attack_cost)
+        return WorstCaseResult(self.suite, self.norm, self.eps, broken, by, cost, self.warnings)
+
+
+def snap_to_grid(broken_eps: torch.Tensor, grid: Sequence[float]) -> torch.Tensor:
+    """Each broken eps moved up to the smallest grid eps >= it (inf beyond the grid): breaking
+    an example at eps e breaks it at every larger eps. 0 (misclassified clean) stays 0."""
+    grid_t = torch.tensor(sorted(grid) + [float("inf")], dtype=broken_eps.dtype)
+    snapped = grid_t[torch.searchsorted(grid_t, broken_eps, right=False)]
+    return torch.where(broken_eps <= 0, broken_eps, snapped)
+
+
+__all__ = ["CLEAN", "GRADIENT_FREE", "WorstCaseResult", "eps_key", "snap_to_grid"]
