@@ -27,6 +27,7 @@ from torch import nn
 from robustlab.attacks import APGD, madry_step_size, worst_case
 from robustlab.data import TensorLoader, load_dataset
 from robustlab.models import create_model
+from robustlab.models.runtime import model_context
 from robustlab.runtime import seed_everything
 from robustlab.training import build_optimizer, fit, load_weights, save_weights
 from robustlab.training.checkpoint import WEIGHTS_FILE
@@ -84,14 +85,16 @@ def timed(fn):
     return value, time.perf_counter() - started
 
 
-def apgd_step_cost(model, images, labels, steps: int = 50, repeats: int = 5) -> float:
-    """Seconds per APGD iteration (no early stop) over seconds per bare forward+backward:
-    median over alternating repeats, so that a change in machine load hits both alike."""
+def apgd_step_cost(model, images, labels, steps: int = 50, repeats: int = 7) -> float:
+    """Seconds per APGD iteration (no early stop) over seconds per bare forward+backward to the
+    input (weights frozen, as in any attack): median over alternating repeats, so that a
+    change in machine load hits both alike."""
 
     def bare():
-        for _ in range(steps + 1):  # APGD takes steps + 1 gradients (start included)
-            x = images.detach().requires_grad_(True)
-            torch.autograd.grad(F.cross_entropy(model(x), labels), x)
+        with model_context(model, "eval"):
+            for _ in range(steps + 1):  # APGD takes steps + 1 gradients (start included)
+                x = images.detach().requires_grad_(True)
+                torch.autograd.grad(F.cross_entropy(model(x), labels), x)
 
     attack = APGD(model, eps=0.1, steps=steps, early_stop=False)
     ratios = []

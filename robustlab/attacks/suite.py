@@ -6,7 +6,9 @@ ball), so each attack runs only where an example is still unbroken:
 
 - the first attack (APGD-CE, cheap) climbs the grid: at each eps, ascending, it attacks the
   examples still unbroken there. That leaves each example's *frontier*: the largest grid eps
-  at which no attack has broken it yet.
+  at which no attack has broken it yet. When earlier attacks already ran over the grid (the
+  ``prior``, e.g. a job's PGD-20 curves), they have located the frontier, and APGD-CE
+  descends like the others.
 - every later attack (APGD-T, then Square) descends from each example's frontier: it attacks
   the example there, and only where it succeeds does it go on to the next smaller eps (to find
   the smallest eps it breaks). Where it fails at the frontier it is not run at smaller eps:
@@ -47,7 +49,7 @@ from robustlab.models.runtime import eval_device, predict
 
 SUITES = ("standard", "fast", "none")
 # (APGD-CE steps, APGD-T steps, APGD-T targets, Square queries) per suite.
-SCHEDULES = {"standard": (100, 100, 9, 5000), "fast": (50, 50, 3, 1000)}
+SCHEDULES = {"standard": (100, 100, 9, 5000), "fast": (100, 100, 3, 1000)}
 ATTACKS = ("apgd_ce", "apgd_t", GRADIENT_FREE)  # the suite's attacks, in the order they run
 
 
@@ -110,10 +112,12 @@ def worst_case(
     # torchattacks' Square re-seeds the global generators: keep the caller's random state.
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        first, *later = ATTACKS
-        for level in levels:  # ascending: leaves each example's frontier
-            run(attacks[level][first], first, level, result.broken_eps > grid[level])
-        for name in later:
+        # Without a prior, the first attack climbs the grid to locate each example's frontier;
+        # the prior's curves (e.g. PGD-20 over the grid) have already located it.
+        descending = ATTACKS if prior else ATTACKS[1:]
+        for level in levels if not prior else ():
+            run(attacks[level][ATTACKS[0]], ATTACKS[0], level, result.broken_eps > grid[level])
+        for name in descending:
             _descend(run, name, attacks, result.broken_eps, grid, levels)
     result.attack_cost = cost
     result.adversarial = keeper.tensors
