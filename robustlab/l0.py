@@ -102,15 +102,18 @@ class L0Report:
     curves: dict[str, L0Curve]
 
     def to_results(self) -> dict:
-        """results.json fields; budget keys are ``str(k)`` (pixels), every norm is ``"L0"``."""
+        """results.json fields: ``robust_accuracy[key]`` per budget (keys ``str(k)``, pixels),
+        every curve's norm ``"L0"`` in ``robust_accuracy_norm``, the median changed pixels of
+        the fooled examples, the examples attacked and each attack's seconds."""
         return {
             "robust_accuracy": {
                 key: {str(k): acc for k, acc in zip(c.budgets, c.accuracy, strict=True)}
                 for key, c in self.curves.items()
             },
-            "attack_norm": {key: "L0" for key in self.curves},
+            "robust_accuracy_norm": {key: "L0" for key in self.curves},
             "median_perturbation": {key: c.median_pixels for key, c in self.curves.items()},
             "l0_n_eval": self.n,
+            "l0_seconds": {key: c.seconds for key, c in self.curves.items() if key != WORST_CASE},
         }
 
 

@@ -140,7 +140,7 @@ def test_bad_l1_options_are_rejected(model):  # noqa: F811
     with pytest.raises(ConfigError, match="l1_quantile"):
         PGD(model, norm="L1", l1_quantile=1.0)
     with pytest.raises(ConfigError, match="APGD norm"):
-        build_attack("apgd", model, norm="L1")
+        build_attack("apgd", model, norm="L0")
 
 
 def test_pgd_l1_config_builds_the_l1_attack(tmp_path, model):  # noqa: F811

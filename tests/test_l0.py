@@ -113,7 +113,7 @@ def test_catalogue_sparse_attacks_on_a_trained_model(model, digits):  # noqa: F8
     assert report.curves["jsma"].pixels.max() <= 8  # 10% of 64 features, two per iteration
     assert report.curves["sparsefool"].accuracy[-1] < report.clean_accuracy
     results = report.to_results()
-    assert results["attack_norm"] == {k: "L0" for k in report.curves}
+    assert results["robust_accuracy_norm"] == {k: "L0" for k in report.curves}
     assert list(results["robust_accuracy"]["jsma"]) == ["0", "1", "2", "4", "8", "16", "64"]
     assert results["l0_n_eval"] == 24
 

@@ -1,16 +1,20 @@
-"""The evaluation stage: robust accuracy under every configured attack over the eps grid."""
+"""The evaluation stage: robust accuracy under every configured attack over the eps grid, and
+(``eval.l0.budgets``) under the sparse attacks over a budget of changed pixels."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from robustlab.app.builders import DataBundle, attack_spec, attack_specs
-from robustlab.attacks import RobustnessReport, evaluate_robustness, takes_eps
+from robustlab.attacks import AttackSpec, RobustnessReport, evaluate_robustness, takes_eps
 from robustlab.data import stratified_subset
+from robustlab.errors import ConfigError
+from robustlab.l0 import L0Report, l0_robustness
 
 # the explanation stage's attack: PGD's iterate is an attacked input for every example, a
 # survivor of the worst case may come back from Square as its clean image
@@ -51,18 +55,45 @@ def kept_pairs(cfg: DictConfig) -> list[tuple[str, float]]:
     return pairs
 
 
+@dataclass
+class EvaluationReport(RobustnessReport):
+    """The stage's result: the eps-grid :class:`RobustnessReport` (what later stages read) and
+    the L0 curves, when configured. Its results.json fragment records every curve's norm in
+    ``robust_accuracy_norm`` (``"Linf"``, ``"L2"``, ``"L1"`` or ``"L0"``)."""
+
+    l0: L0Report | None = None
+
+    @classmethod
+    def extend(cls, report: RobustnessReport, l0: L0Report | None) -> EvaluationReport:
+        """``report`` with the L0 curves added."""
+        return cls(**{f.name: getattr(report, f.name) for f in fields(report)}, l0=l0)
+
+    def to_results(self) -> dict:
+        """The eps-grid fields, the L0 fields merged into the same keys, the norm record."""
+        results = super().to_results()
+        norms = {key: curve.norm for key, curve in self.curves.items()}
+        if self.worst_case is not None:
+            norms = {"worst_case": self.worst_case.norm} | norms
+        results["robust_accuracy_norm"] = norms
+        for key, value in (self.l0.to_results() if self.l0 is not None else {}).items():
+            results[key] = results.get(key, {}) | value if isinstance(value, dict) else value
+        return results
+
+
 def evaluate_stage(
     cfg: DictConfig,
     model: nn.Module,
     bundle: DataBundle,
     keep: Sequence[tuple[str, float]] = (),
-) -> RobustnessReport:
+) -> EvaluationReport:
     """Clean and robust accuracy (per attack and the per-example worst case over all of them),
-    confidence intervals, attack cost and masking warnings. ``keep``: ``(attack, eps)`` pairs
-    whose adversarial images stay in ``report.adversarial`` (see :func:`kept_pairs`), so that
-    later stages use these very examples instead of attacking again."""
+    confidence intervals, attack cost and masking warnings, then the L0 curves when
+    ``eval.l0.budgets`` is set. ``keep``: ``(attack, eps)`` pairs whose adversarial images stay
+    in ``report.adversarial`` (see :func:`kept_pairs`), so that later stages use these very
+    examples instead of attacking again."""
+    l0_specs = l0_attacks(cfg)  # checked before any attack runs
     images, labels = evaluation_subset(cfg, bundle)
-    return evaluate_robustness(
+    report = evaluate_robustness(
         model,
         images,
         labels,
@@ -76,6 +107,33 @@ def evaluate_stage(
         seed=cfg.seed,
         keep_adversarial=keep,
     )
+    l0 = None
+    if l0_specs:
+        l0_images, l0_labels = stratified_subset(images, labels, cfg.eval.l0.max_examples, cfg.seed)
+        l0 = l0_robustness(
+            model, l0_images, l0_labels, l0_specs, list(cfg.eval.l0.budgets), cfg.eval.batch_size
+        )
+    return EvaluationReport.extend(report, l0)
+
+
+def l0_attacks(cfg: DictConfig) -> dict[str, AttackSpec]:
+    """The sparse attacks of ``eval.l0`` keyed by lower-case name ({} when no budget is set);
+    a key another curve of results.json already uses is a ConfigError."""
+    l0 = cfg.eval.l0
+    if not l0.budgets:
+        return {}
+    options = OmegaConf.to_container(l0.options, resolve=True)
+    unknown = sorted(set(options) - set(l0.attacks))
+    if unknown:
+        raise ConfigError(f"eval.l0.options names attacks not in eval.l0.attacks: {unknown}")
+    specs = {str(n).lower(): AttackSpec(str(n), dict(options.get(n, {}))) for n in l0.attacks}
+    clash = sorted(set(specs) & ({"worst_case", *cfg.eval.attacks}))
+    if clash or len(specs) < len(l0.attacks):
+        raise ConfigError(
+            f"eval.l0.attacks {list(l0.attacks)} repeat a name or reuse an eval.attacks key "
+            f"({clash}): every curve of results.json needs its own key"
+        )
+    return specs
 
 
 def explain_eps(cfg: DictConfig) -> float:

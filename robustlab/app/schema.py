@@ -21,6 +21,7 @@ from robustlab.certify import certify_model
 from robustlab.data import list_datasets
 from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol, list_detectors
 from robustlab.explain import explain_robustness
+from robustlab.l0 import DEFAULT_ATTACKS as L0_ATTACKS
 from robustlab.models import list_models, model_options
 from robustlab.training import build_optimizer
 from robustlab.training.objectives import TRADES, AdversarialTraining
@@ -115,6 +116,16 @@ class AttackConfig:
 
 
 @dataclass
+class L0EvalConfig:
+    # pixel budgets (changed pixels) of the L0 curves; null or [] = no L0 evaluation
+    budgets: Optional[List[int]] = field(default=None, metadata={"range": (0, None)})
+    # catalogue names of the sparse attacks, keyed in results.json by their lower-case name
+    attacks: List[str] = field(default_factory=lambda: [s.name for s in L0_ATTACKS.values()])
+    options: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # per attack name
+    max_examples: Optional[int] = _range(None, 1)  # null: every example the evaluation attacks
+
+
+@dataclass
 class EvalConfig:
     eps: List[float] = field(
         default_factory=lambda: [0.05, 0.1, 0.2], metadata={"range": (0.0, None)}
@@ -131,6 +142,7 @@ class EvalConfig:
     # the worst-case suite on the survivors of the configured attacks: "standard" (APGD-CE,
     # APGD-T, Square: AutoAttack's strength), "fast" (a cheaper schedule), "none"
     suite: str = _choice("standard", *SUITES)
+    l0: L0EvalConfig = field(default_factory=L0EvalConfig)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Adversarial attacks and robustness evaluation.
 
-Native FGSM, PGD and APGD/APGD-T (Linf/L2, early stop, restarts, CE/margin/DLR/custom loss)
+Native FGSM, PGD and APGD/APGD-T (Linf/L2/L1, early stop, restarts, CE/margin/DLR/custom loss)
 that are drop-in interchangeable with torchattacks (including its ``set_mode_targeted_*``,
 ``get_logits`` and ``save`` API), every torchattacks attack by name through
 :func:`build_attack`, the public iterative-attack protocol (:class:`IterativeAttack`), the

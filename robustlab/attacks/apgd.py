@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustlab.attacks import geometry
+from robustlab.attacks import geometry, l1
+from robustlab.attacks.apgd_state import L1_INITIAL_SPARSITY, RunState
 from robustlab.attacks.base import is_success
 from robustlab.attacks.iterative import IterativeAttack
 from robustlab.attacks.losses import LossSpec, per_example_objective, targeted_dlr_loss
@@ -25,28 +26,40 @@ class _Run:
     evals: int
 
 
-# APGD-L1 needs its own step rule (Croce & Hein 2021), not implemented: L1 is PGD's only.
-APGD_NORMS = ("Linf", "L2")
+APGD_NORMS = ("Linf", "L2", "L1")
+# L1-APGD checks its step size every 4% of the steps (Croce & Hein 2021), not on APGD's
+# shrinking checkpoint schedule.
+L1_CHECK_EVERY = 0.04
 
 
 class APGD(IterativeAttack):
     r"""APGD from 'Reliable evaluation of adversarial robustness with an ensemble of diverse
     parameter-free attacks' (Croce & Hein, 2020) [https://arxiv.org/abs/2003.01690].
 
-    Distance measure: Linf or L2. PGD with momentum 0.75 whose step size (initially 2 eps) is
-    halved per example at the checkpoints p_j (p_0 = 0, p_1 = 0.22, p_{j+1} = p_j +
-    max(p_j - p_{j-1} - 0.03, 0.06), times ``steps``) where either fewer than ``rho`` of the
-    steps since the last checkpoint raised the loss, or the step size was not halved last time
-    and the best loss has not improved since; a halved example restarts from its best point.
+    Distance measure: Linf, L2 or L1. Linf/L2: PGD with momentum 0.75 whose step size
+    (initially 2 eps) is halved per example at the checkpoints p_j (p_0 = 0, p_1 = 0.22,
+    p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06), times ``steps``) where either fewer than
+    ``rho`` of the steps since the last checkpoint raised the loss, or the step size was not
+    halved last time and the best loss has not improved since; a halved example restarts from
+    its best point.
     Each example keeps its first fooling iterate (else its highest-loss one) and, with
     ``early_stop``, leaves the batch once fooled: rows are independent, so this changes no
     other row's trajectory and only saves work.
+
+    L1 is L1-APGD from 'Mind the box: l1-APGD for sparse adversarial attacks on image
+    classifiers' (Croce & Hein, 2021) [https://arxiv.org/abs/2103.01208], as in its reference
+    code: a random start projected onto the L1 ball ∩ [0, 1] (the exact projection of
+    :mod:`robustlab.attacks.l1`), no momentum, the sign step of L1 length eta on the top k
+    coordinates of |grad| that can move (k = 20% of them at first), eta = eps at first. Every
+    4% of the steps k becomes the best point's number of changed coordinates / 1.5; a row whose
+    best point got at least 5% sparser since the last check restarts there with eta = eps, the
+    others shrink eta by 1.5, never below eps / 10.
 
     Arguments:
         model (nn.Module): model to attack; takes [0, 1] images and returns logits.
         eps (float): radius of the ball. (Default: 8/255)
         steps (int): iterations per run. (Default: 100)
-        norm (str): ``"Linf"`` or ``"L2"``. (Default: "Linf")
+        norm (str): ``"Linf"``, ``"L2"`` or ``"L1"``. (Default: "Linf")
         loss (str): ``"ce"`` (APGD-CE), ``"dlr"`` (APGD-DLR, scale-invariant) or ``"margin"``.
             (Default: "ce")
         targeted (bool): APGD-T: one run per target among the ``n_target_classes`` most likely
@@ -98,10 +111,16 @@ class APGD(IterativeAttack):
         self.target_classes = n_target_classes if targeted else 0
         self.supports_targeted = not targeted  # APGD-T chooses its own targets
         self.seed, self.early_stop = int(seed), bool(early_stop)
-        self.alpha = 2.0 * self.eps  # the initial step size of the reference
+        # the initial step size of the reference: 2 eps (Linf, L2), eps (L1)
+        self.alpha = (1.0 if norm == "L1" else 2.0) * self.eps
+        # L1: the protocol's step (IterativeAttack.step) is the first step of a run
+        self.l1_quantile = 1.0 - L1_INITIAL_SPARSITY
 
     def checkpoints(self) -> list[int]:
         """Iterations (0-based) after which the step-size rule is checked."""
+        if self.norm == "L1":
+            every = max(int(L1_CHECK_EVERY * self.steps), 1)
+            return list(range(every - 1, self.steps, every))
         length = max(int(0.22 * self.steps), 1)
         shortest, decrease = max(int(0.06 * self.steps), 1), max(int(0.03 * self.steps), 1)
         points, at = [], length - 1
@@ -112,8 +131,12 @@ class APGD(IterativeAttack):
         return points
 
     def start(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A random point on the sphere of radius eps (Linf: scaled uniform noise), clipped."""
+        """A random point on the sphere of radius eps (Linf: scaled uniform noise), clipped; L1:
+        Gaussian noise projected onto the L1 ball ∩ [0, 1], as the reference draws it."""
         shape = images.shape
+        if self.norm == "L1":
+            noise = torch.randn(shape, generator=generator).to(images.device)
+            return l1.project_l1_box(images + noise, images, self.eps)
         if self.norm == "Linf":
             t = (2 * torch.rand(shape, generator=generator) - 1).to(images.device)
         else:
@@ -167,7 +190,7 @@ class APGD(IterativeAttack):
         grad, logits, loss = self._loss_grad(adv, images, labels, target)
         fooled = is_success(logits, labels, self.targeted)
         first = float("-inf") if self.loss == "ce" and target is None else 0.0
-        state = _State((images, labels, target), adv, grad, loss, self.alpha, self.steps, first)
+        state = RunState((images, labels, target), adv, grad, loss, self.alpha, self.steps, first)
         out, evals = adv.clone(), len(images)
         if self.early_stop:
             state.keep(~fooled)
@@ -182,7 +205,9 @@ class APGD(IterativeAttack):
             out[state.index[now]] = new[now]  # before a checkpoint may reset the iterate
             fooled[state.index[now]] = True
             state.record(i, new, grad, loss)
-            if i in checks:
+            if i in checks and self.norm == "L1":
+                state.check_sparsity(self.alpha)
+            elif i in checks:
                 state.check(i, i - last_check, self.rho)
                 last_check = i
             if self.early_stop and now.any():  # the state shrinks only when someone is fooled
@@ -191,9 +216,14 @@ class APGD(IterativeAttack):
         out[state.index[never]] = state.best[never]
         return _Run(out, fooled, evals)
 
-    def _momentum_step(self, state: _State, first: bool) -> torch.Tensor:
-        """``z = P(x + eta * step(grad))``, ``x' = P(x + a (z - x) + (1 - a)(x - x_prev))``."""
+    def _momentum_step(self, state: RunState, first: bool) -> torch.Tensor:
+        """``z = P(x + eta * step(grad))``, ``x' = P(x + a (z - x) + (1 - a)(x - x_prev))``;
+        L1: ``x' = z`` with the step on each row's own top k coordinates (no momentum)."""
         x, images = state.adv, state.images
+        if self.norm == "L1":
+            state.previous = x
+            moved = l1.top_k_sign_step(x, state.grad, state.step_size, state.top_k())
+            return self.project(moved, images)
         z = self.step(x, images, state.grad, alpha=state.step_size)
         a = 1.0 if first else 0.75
         new = self.project(x + a * (z - x) + (1 - a) * (x - state.previous), images)
@@ -206,55 +236,3 @@ class APGD(IterativeAttack):
             f"APGD(eps={self.eps:g}, steps={self.steps}, norm={self.norm}, loss={self.loss}"
             f"{variant}, restarts={self.restarts})"
         )
-
-
-class _State:
-    """Per-example state of one APGD run, over the rows still attacked: their images, labels,
-    targets and original index; iterate, previous iterate, gradient, step size; best iterate,
-    loss and gradient; loss history and what the last checkpoint decided."""
-
-    ROWS = ("images", "labels", "target", "index", "adv", "previous", "grad", "step_size")
-    ROWS += ("best", "best_grad", "best_loss", "best_at_check", "reduced")
-
-    def __init__(self, data, adv, grad, loss, step_size: float, steps: int, first: float):
-        self.images, self.labels, self.target = data
-        self.index = torch.arange(len(adv), device=adv.device)
-        self.adv, self.previous, self.grad = adv, adv.clone(), grad
-        self.best, self.best_grad, self.best_loss = adv.clone(), grad.clone(), loss.clone()
-        self.step_size = torch.full_like(loss, step_size)
-        # Row 0 stands before the first step. The reference compares the first step's loss
-        # with 0 there (an unwritten entry): always an increase for its cross-entropy (> 0),
-        # never for DLR losses of unfooled examples (< 0). Kept, for the reference's schedule.
-        self.history = loss.new_zeros((steps + 1, len(loss)))
-        self.history[0] = first
-        self.best_at_check = loss.clone()
-        self.reduced = torch.ones_like(loss, dtype=torch.bool)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def keep(self, rows: torch.Tensor) -> None:
-        """Drop every row not in the boolean mask ``rows``."""
-        for name in self.ROWS:
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, value[rows])
-        self.history = self.history[:, rows]
-
-    def record(self, i: int, adv, grad, loss) -> None:
-        self.adv, self.grad, self.history[i + 1] = adv, grad, loss
-        better = loss > self.best_loss
-        self.best[better], self.best_grad[better] = adv[better], grad[better]
-        self.best_loss[better] = loss[better]
-
-    def check(self, i: int, length: int, rho: float) -> None:
-        """Halve the step of the rows that oscillate or stalled, and send them back to their
-        best point."""
-        history = self.history[i + 1 - length : i + 2]
-        increases = (history[1:] > history[:-1]).sum(dim=0)
-        oscillating = increases <= length * rho
-        stalled = ~self.reduced & (self.best_at_check >= self.best_loss)
-        reduce = oscillating | stalled
-        self.reduced, self.best_at_check = reduce, self.best_loss.clone()
-        self.step_size[reduce] /= 2.0
-        self.adv[reduce], self.grad[reduce] = self.best[reduce], self.best_grad[reduce]

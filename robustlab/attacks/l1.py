@@ -74,15 +74,25 @@ def sparse_ascent_step(
     k = max(1, ceil((1 - quantile) * dim)); ``quantile=0`` moves every movable coordinate
     equally. The step is sign(grad) on them, scaled so its L1 norm is ``alpha``.
     """
+    dim = grad[0].numel() if len(grad) else 0
+    k = min(max(1, math.ceil((1 - float(quantile)) * dim - 1e-9)), dim) if dim else 0
+    return top_k_sign_step(adv, grad, alpha, torch.full((len(grad),), k, device=grad.device))
+
+
+def top_k_sign_step(
+    adv: torch.Tensor, grad: torch.Tensor, alpha: float | torch.Tensor, k: torch.Tensor
+) -> torch.Tensor:
+    """:func:`sparse_ascent_step` with its own count ``k[i]`` (>= 1) of top coordinates per row
+    (L1-APGD adapts it per example); not projected."""
     flat_adv, flat_grad = adv.flatten(1), grad.flatten(1)
+    if flat_grad.shape[1] == 0:
+        return adv.detach().clone()
     movable = (flat_grad != 0) & ~((flat_adv <= 0) & (flat_grad < 0))
     movable &= ~((flat_adv >= 1) & (flat_grad > 0))
     score = torch.where(movable, flat_grad.abs(), torch.zeros_like(flat_grad))
-    dim = flat_grad.shape[1]
-    k = min(max(1, math.ceil((1 - float(quantile)) * dim - 1e-9)), dim) if dim else 0
-    if k == 0:
-        return adv.detach().clone()
-    threshold = score.topk(k, dim=1).values[:, -1:]
+    ranked = score.sort(dim=1, descending=True).values
+    rank = (k.to(score.device).long() - 1).clamp(0, score.shape[1] - 1)
+    threshold = ranked.gather(1, rank[:, None])
     chosen = movable & (score >= threshold)
     direction = flat_grad.sign() * chosen
     count = chosen.sum(dim=1, keepdim=True).clamp(min=1)

@@ -15,12 +15,14 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from robustlab.tracking.norms import WORST_CASES, budget_axis, curves_by_norm
 from robustlab.tracking.report_table import (
     MASKING_MARK,
     WORST_CASE,
     ConfigGroup,
     eps_order,
     robust_column,
+    sweep_norms,
 )
 
 DPI = 120
@@ -37,27 +39,39 @@ class PlotOutcome:
     note: str = ""
 
 
-def figure_size(n_panels: int) -> tuple[float, float]:
-    """Figure size in inches: 6x4 for one panel, two panels per row beyond that."""
+def figure_size(n_panels: int, rows: int | None = None) -> tuple[float, float]:
+    """Figure size in inches: 6x4 for one panel, two panels per row beyond that (``rows``:
+    when the panels do not fill their rows, e.g. one row per threat model)."""
     if n_panels <= 1:
         return PANEL_SIZE
-    rows = math.ceil(n_panels / 2)
+    rows = math.ceil(n_panels / 2) if rows is None else rows
     return 10.0, (4.0 if rows == 1 else 3.6 * rows)
 
 
-def _figure(n_panels: int) -> tuple[Figure, list]:
-    fig = Figure(figsize=figure_size(n_panels), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
+def _figure(n_panels: int, rows: Sequence[int] | None = None) -> tuple[Figure, list]:
+    """A figure of ``n_panels`` axes, two per row; ``rows``: panels per row, each row starting
+    on a new line of the grid (the robust-vs-eps figure's one row per threat model)."""
     cols = 1 if n_panels <= 1 else 2
-    axes = fig.subplots(math.ceil(max(n_panels, 1) / cols), cols, squeeze=False).ravel()
+    rows = list(rows) if rows else [cols] * math.ceil(max(n_panels, 1) / cols)
+    fig = Figure(figsize=figure_size(n_panels, len(rows)), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.subplots(len(rows), cols, squeeze=False)
+    axes = []
+    for row, used in enumerate(rows):
+        axes += list(grid[row, :used])
+        for ax in grid[row, used:]:
+            ax.set_visible(False)
     for ax in axes[n_panels:]:
         ax.set_visible(False)
-    return fig, list(axes[:n_panels])
+    return fig, axes[:n_panels]
 
 
-def _save(fig: Figure, path: Path, title: str) -> PlotOutcome:
+def _save(fig: Figure, path: Path, title: str, description: str = "") -> PlotOutcome:
+    """Write the PNG; its text chunks carry the title and ``description`` (what the panels
+    show), so a reader or a test can tell what is drawn without looking at pixels."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
+    metadata = {"Title": title, "Description": description} if description else {"Title": title}
+    fig.savefig(path, dpi=DPI, format="png", metadata=metadata)
     fig.clear()
     return PlotOutcome(title=title, path=path)
 
@@ -96,36 +110,49 @@ def _curve(group: ConfigGroup, attack: str) -> tuple[list[float], list[float], l
     return xs, ys, errs
 
 
+def _panels(groups: Sequence[ConfigGroup]) -> dict[str, list[str]]:
+    """Attacks with a numeric budget, grouped by norm (Linf first, led by its worst case)."""
+    attacks = [
+        attack
+        for group in groups
+        for attack, eps_list in group.robust_eps.items()
+        if any(_finite_eps(e) for e in eps_list)
+    ]
+    return curves_by_norm(attacks, sweep_norms(groups), lead=WORST_CASE)
+
+
 def plot_robust_curves(groups: Sequence[ConfigGroup], path: str | Path) -> PlotOutcome:
-    """Robust accuracy vs eps, one panel per attack (the per-example worst case first), one
-    line per configuration: colour = defense, line style = model (eps 0 = clean)."""
+    """Robust accuracy vs budget, one row of panels per threat model (Linf, L2, L1, then L0
+    over pixels changed), one panel per attack (each norm's worst case first), one line per
+    configuration: colour = defense, line style = model (budget 0 = clean)."""
     title = "Robust accuracy vs eps"
-    attacks: list[str] = []
-    for group in groups:
-        for attack, eps_list in group.robust_eps.items():
-            if attack not in attacks and any(_finite_eps(e) for e in eps_list):
-                attacks.append(attack)
-    if not attacks:
+    by_norm = _panels(groups)
+    if not by_norm:
         return PlotOutcome(title, None, "no attack with a numeric eps in any finished job")
-    attacks.sort(key=lambda a: a != WORST_CASE)
-    fig, axes = _figure(len(attacks))
+    panels = [(norm, attack) for norm, attacks in by_norm.items() for attack in attacks]
+    cols = 1 if len(panels) <= 1 else 2
+    rows = [min(cols, len(a) - i) for a in by_norm.values() for i in range(0, len(a), cols)]
+    fig, axes = _figure(len(panels), rows)
     styles = _styles(groups)
-    for ax, attack in zip(axes, attacks, strict=True):
+    for ax, (norm, attack) in zip(axes, panels, strict=True):
         for group in groups:
             xs, ys, errs = _curve(group, attack)
             if xs:
                 style = styles[id(group)]
                 ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=group.label, **style)
-        name = "worst case over all attacks" if attack == WORST_CASE else attack
-        ax.set(title=name, xlabel="eps", ylabel="accuracy", ylim=(0.0, 1.02))
+        worst = attack == WORST_CASES.get(norm)
+        name = f"worst case over the {norm} attacks" if worst else attack
+        ax.set(title=f"{norm}: {name}", xlabel=budget_axis(norm), ylabel="accuracy")
+        ax.set_ylim(0.0, 1.02)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(
-        "Accuracy vs eps (eps 0 = clean; mean ± std over seeds; colour = defense, "
-        f"line = model; hollow = {MASKING_MARK})",
+        "Accuracy vs budget, one row per threat model (0 = clean; mean ± std over seeds; "
+        f"colour = defense, line = model; hollow = {MASKING_MARK})",
         fontsize=9,
     )
-    return _save(fig, Path(path), title)
+    description = "; ".join(f"{ax.get_title()} [{ax.get_xlabel()}]" for ax in axes)
+    return _save(fig, Path(path), title, description)
 
 
 def choose_frontier_eps(groups: Sequence[ConfigGroup], attack: str) -> str | None:

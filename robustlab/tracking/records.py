@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from robustlab.tracking.norms import recorded_norms
 from robustlab.tracking.results import RESULTS_FILE
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class RunRecord:
     clean_accuracy: float | None = None
     robust_accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
     robust_accuracy_ci: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # the norm of every robust_accuracy curve: "Linf", "L2", "L1" or "L0"
+    robust_accuracy_norm: dict[str, str] = field(default_factory=dict)
     detection: dict[str, dict[str, Any]] = field(default_factory=dict)
     detectors: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # by detector
     explanations: dict[str, Any] = field(default_factory=dict)  # the explain stage's figures
@@ -189,6 +192,7 @@ def record_from_payload(job: str, payload: dict, job_dir: str | None = None) -> 
     if status == "failed" and error is None:
         raw = payload.get("status")
         error = f"job reported status {raw!r} without an error message"
+    robust = _robust(payload.get("robust_accuracy"))
     return RunRecord(
         job=job,
         status=status,
@@ -199,8 +203,9 @@ def record_from_payload(job: str, payload: dict, job_dir: str | None = None) -> 
         seed=_as_int(payload.get("seed")),
         params=_as_int(payload.get("params")),
         clean_accuracy=_as_float(payload.get("clean_accuracy")),
-        robust_accuracy=_robust(payload.get("robust_accuracy")),
+        robust_accuracy=robust,
         robust_accuracy_ci=_intervals(payload.get("robust_accuracy_ci")),
+        robust_accuracy_norm=recorded_norms(payload, robust),
         detection=_detection(payload.get("detection")),
         detectors=_detectors(payload),
         certified_curves=_certified_curves(payload),

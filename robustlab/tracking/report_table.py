@@ -154,6 +154,7 @@ class ConfigGroup:
     seeds: list[int | None] = field(default_factory=list)
     stats: dict[str, Stat] = field(default_factory=dict)
     robust_eps: dict[str, list[str]] = field(default_factory=dict)
+    norms: dict[str, str] = field(default_factory=dict)  # attack -> the norm of its curve
     detection_keys: list[str] = field(default_factory=list)
     distinct: str = ""  # the part of ``variant`` not shared by every group of the sweep
     warnings: list[str] = field(default_factory=list)  # every distinct warning of its jobs
@@ -202,6 +203,7 @@ def aggregate_over_seeds(records: Iterable[RunRecord]) -> list[ConfigGroup]:
             group.jobs.append(record.job)
             group.seeds.append(record.seed)
             for attack, curve in record.robust_accuracy.items():
+                group.norms.setdefault(attack, record.robust_accuracy_norm.get(attack, "Linf"))
                 known = group.robust_eps.setdefault(attack, [])
                 known.extend(eps for eps in curve if eps not in known)
             group.detection_keys.extend(
@@ -212,6 +214,15 @@ def aggregate_over_seeds(records: Iterable[RunRecord]) -> list[ConfigGroup]:
             known.sort(key=eps_order)
     _set_distinct(groups, members)
     return list(groups.values())
+
+
+def sweep_norms(groups: Iterable[ConfigGroup]) -> dict[str, str]:
+    """The norm of every curve of a sweep (the first configuration that has it decides)."""
+    norms: dict[str, str] = {}
+    for group in groups:
+        for attack, norm in group.norms.items():
+            norms.setdefault(attack, norm)
+    return norms
 
 
 def _set_distinct(groups: dict[tuple, ConfigGroup], members: dict[tuple, list[RunRecord]]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from robustlab.tracking.detection_plots import detection_table
 from robustlab.tracking.explain_summary import explanations_section
+from robustlab.tracking.norms import budget_axis, budget_header, curves_by_norm
 from robustlab.tracking.plots import PlotOutcome
 from robustlab.tracking.records import RunRecord
 from robustlab.tracking.report_table import (
@@ -18,6 +19,7 @@ from robustlab.tracking.report_table import (
     Stat,
     eps_order,
     robust_column,
+    sweep_norms,
 )
 
 MISSING = "–"
@@ -73,33 +75,42 @@ def _header(records: Sequence[RunRecord], ctx: SummaryContext) -> list[str]:
     return lines + ["- Accuracies are in %; `a ± b` is mean ± sample std over seeds.", ""]
 
 
-def _attacks(groups: Sequence[ConfigGroup], main_attack: str) -> list[str]:
-    names = {attack for g in groups for attack in g.robust_eps}
-    return ([main_attack] if main_attack in names else []) + sorted(names - {main_attack})
-
-
 def _accuracy_tables(groups: Sequence[ConfigGroup], main_attack: str) -> list[str]:
+    """One group of tables per threat model (Linf first, led by ``main_attack``), one table per
+    attack in it."""
     if not groups:
         return ["## Accuracy", "", "No job finished, so there is nothing to compare.", ""]
     lines = ["## Accuracy", ""]
-    ident = ["dataset", "model", "defense", "variant", "seeds"]
-    for attack in _attacks(groups, main_attack) or [None]:
-        eps_keys = sorted({e for g in groups for e in g.robust_eps.get(attack, [])}, key=eps_order)
-        header = (
-            ident + ["clean"] + [attack if e == "inf" else f"{attack} eps={e}" for e in eps_keys]
-        )
-        rows = []
-        for g in groups:
-            defense = f"{g.defense} {MASKING_MARK}" if g.masking else g.defense
-            cells = [g.dataset, g.model, defense, g.variant or MISSING, len(g.jobs)]
-            cells.append(format_percent(g.stats.get("clean_accuracy")))
-            cells += [format_percent(g.stats.get(robust_column(attack, e))) for e in eps_keys]
-            rows.append(cells)
-        title = f"### Under {attack}" if attack else "### Clean accuracy (no attack results)"
-        if attack == WORST_CASE:
-            title += " (per example, the strongest of every attack the job ran)"
-        lines += [title, ""] + _table(header, rows)
+    attacks = [attack for g in groups for attack in g.robust_eps]
+    by_norm = curves_by_norm(attacks, sweep_norms(groups), lead=main_attack)
+    if not by_norm:
+        return lines + ["### Clean accuracy (no attack results)", ""] + _attack_table(groups)
+    for norm, names in by_norm.items():
+        budget = f" (budget: {budget_axis(norm)})" if norm == "L0" else ""
+        lines += [f"### {norm} threat model{budget}", ""]
+        for attack in names:
+            title = f"#### Under {attack}"
+            if attack == WORST_CASE:
+                title += " (per example, the strongest of every attack the job ran)"
+            lines += [title, ""] + _attack_table(groups, attack, norm)
     return lines
+
+
+def _attack_table(
+    groups: Sequence[ConfigGroup], attack: str | None = None, norm: str = "Linf"
+) -> list[str]:
+    """Clean accuracy and the accuracy at every budget of one attack, one row per group."""
+    eps_keys = sorted({e for g in groups for e in g.robust_eps.get(attack, [])}, key=eps_order)
+    header = ["dataset", "model", "defense", "variant", "seeds", "clean"]
+    header += [budget_header(attack, norm, e) for e in eps_keys]
+    rows = []
+    for g in groups:
+        defense = f"{g.defense} {MASKING_MARK}" if g.masking else g.defense
+        cells = [g.dataset, g.model, defense, g.variant or MISSING, len(g.jobs)]
+        cells.append(format_percent(g.stats.get("clean_accuracy")))
+        cells += [format_percent(g.stats.get(robust_column(attack, e))) for e in eps_keys]
+        rows.append(cells)
+    return _table(header, rows)
 
 
 def _rank(group: ConfigGroup, column: str) -> tuple[float, float]:
