@@ -9,7 +9,7 @@ import torch
 import torchattacks
 from torch import nn
 
-from robustlab.attacks import AttackSpec, evaluate_robustness, wilson_interval, worst_case
+from robustlab.attacks import PGD, AttackSpec, evaluate_robustness, wilson_interval, worst_case
 from robustlab.attacks.suite import snap_to_grid, suite_attacks
 from robustlab.errors import ConfigError
 from tests.attack_fixtures import digits, model, trained_tiny_cnn  # noqa: F401
@@ -137,3 +137,18 @@ def test_linear_model_breaks_match_the_closed_form(prior):
     assert (result.broken_eps >= expected)[~near_grid].all()
     assert torch.equal(result.broken_eps[~near_grid], expected[~near_grid])
     assert len(set(expected[~near_grid].tolist())) >= 4  # the grid is really exercised
+
+
+def test_l1_suite_runs_the_apgds_and_beats_l1_pgd(fast_result):
+    """Under L1 the suite is APGD-CE then APGD-T (Square has no L1 version), each example
+    inside its L1 ball; it is at least as strong as L1 PGD alone at every eps."""
+    net, images, labels, _ = fast_result
+    grid = [0.5, 1.0, 2.0]
+    result = worst_case(net, images[:60], labels[:60], grid, suite="fast", norm="L1")
+    assert set(result.attack_cost) == {"apgd_ce", "apgd_t"} and result.norm == "L1"
+    assert result.accuracy[-1] < result.accuracy[0]
+    for eps, accuracy in zip(grid, result.accuracy, strict=True):
+        adv = PGD(net, eps=eps, alpha=0.1 * eps, steps=20, norm="L1")(images[:60], labels[:60])
+        with torch.no_grad():
+            alone = int((net(adv).argmax(1) == labels[:60]).sum())
+        assert round(accuracy * 60) <= alone

@@ -51,12 +51,18 @@ SUITES = ("standard", "fast", "none")
 # (APGD-CE steps, APGD-T steps, APGD-T targets, Square queries) per suite.
 SCHEDULES = {"standard": (100, 100, 9, 5000), "fast": (100, 100, 3, 1000)}
 ATTACKS = ("apgd_ce", "apgd_t", GRADIENT_FREE)  # the suite's attacks, in the order they run
+SQUARE_NORMS = ("Linf", "L2")  # Square's threat models; an L1 suite has no gradient-free check
+
+
+def suite_attack_names(norm: str = "Linf") -> tuple[str, ...]:
+    """The suite's attacks under ``norm``, in the order they run."""
+    return ATTACKS if norm in SQUARE_NORMS else ATTACKS[:2]
 
 
 def suite_attacks(
     model: nn.Module, eps: float, suite: str = "standard", norm: str = "Linf", seed: int = 0
 ) -> dict[str, object]:
-    """The suite's attacks at one eps, in the order they run."""
+    """The suite's attacks at one eps, in the order they run (no Square under L1)."""
     if suite not in SCHEDULES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SCHEDULES)}")
     ce_steps, t_steps, targets, queries = SCHEDULES[suite]
@@ -64,8 +70,12 @@ def suite_attacks(
     apgd_t = APGD(
         model, eps, t_steps, norm, "dlr", targeted=True, n_target_classes=targets, seed=seed
     )
-    square = build_attack("Square", model, eps=eps, norm=norm, n_queries=queries, seed=seed)
-    return dict(zip(ATTACKS, (apgd_ce, apgd_t, square), strict=True))
+    attacks = {"apgd_ce": apgd_ce, "apgd_t": apgd_t}
+    if norm in SQUARE_NORMS:
+        attacks[GRADIENT_FREE] = build_attack(
+            "Square", model, eps=eps, norm=norm, n_queries=queries, seed=seed
+        )
+    return attacks
 
 
 def worst_case(
@@ -104,7 +114,8 @@ def worst_case(
     start = torch.where(correct, float("inf"), 0.0).double()  # float64: eps keys stay exact
     result = WorstCaseResult(suite, norm, grid, start, [None if c else CLEAN for c in correct])
     result = result.combined(prior or {})
-    cost = {name: {"grad_evals": 0, "seconds": 0.0} for name in ATTACKS}
+    names = suite_attack_names(norm)
+    cost = {name: {"grad_evals": 0, "seconds": 0.0} for name in names}
     keeper = AdversarialKeeper(images, grid, keep_adversarial)
     run = _Runner(model, images, labels, result, cost, keeper, batch_size, device)
     levels = [level for level, eps in enumerate(grid) if eps > 0]
@@ -114,9 +125,9 @@ def worst_case(
     with torch.random.fork_rng(devices=devices):
         # Without a prior, the first attack climbs the grid to locate each example's frontier;
         # the prior's curves (e.g. PGD-20 over the grid) have already located it.
-        descending = ATTACKS if prior else ATTACKS[1:]
+        descending = names if prior else names[1:]
         for level in levels if not prior else ():
-            run(attacks[level][ATTACKS[0]], ATTACKS[0], level, result.broken_eps > grid[level])
+            run(attacks[level][names[0]], names[0], level, result.broken_eps > grid[level])
         for name in descending:
             _descend(run, name, attacks, result.broken_eps, grid, levels)
     result.attack_cost = cost
