@@ -1,8 +1,9 @@
 """Adversarial attacks and robustness evaluation.
 
 Native FGSM, PGD and APGD/APGD-T (Linf/L2/L1, early stop, restarts, CE/margin/DLR/custom loss)
-that are drop-in interchangeable with torchattacks (including its ``set_mode_targeted_*``,
-``get_logits`` and ``save`` API), every torchattacks attack by name through
+and the gradient-free Square (random search batched over rows) that are drop-in
+interchangeable with torchattacks (including its ``set_mode_targeted_*``, ``get_logits`` and
+``save`` API), every torchattacks attack by name through
 :func:`build_attack`, the public iterative-attack protocol (:class:`IterativeAttack`), the
 eps-grid evaluator :func:`robust_accuracy` (PGD over the whole grid as one eps-continuation
 stream), the worst-case suite :func:`worst_case` (APGD-CE, APGD-T, Square on the survivors of
@@ -22,6 +23,7 @@ from robustlab.attacks.iterative import IterativeAttack
 from robustlab.attacks.masking import gradient_health, gradient_masking_warnings, large_eps_check
 from robustlab.attacks.pgd import PGD
 from robustlab.attacks.report import AttackSpec, RobustnessReport, evaluate_robustness
+from robustlab.attacks.square import Square
 from robustlab.attacks.stats import wilson_interval
 from robustlab.attacks.suite import SUITES, WorstCaseResult, worst_case
 
@@ -30,6 +32,7 @@ __all__ = [
     "FGSM",
     "PGD",
     "SUITES",
+    "Square",
     "Attack",
     "AttackResult",
     "AttackSpec",

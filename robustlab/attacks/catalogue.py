@@ -1,4 +1,4 @@
-"""Attack registry: native FGSM/PGD/APGD plus every torchattacks attack, by case-insensitive name.
+"""Attack registry: native FGSM/PGD/APGD/Square plus every torchattacks attack, by name.
 
 A native attack takes the name of the torchattacks port it replaces (``apgd``); the port stays
 reachable as ``torchattacks.<Name>`` (e.g. ``torchattacks.APGD``).
@@ -16,6 +16,7 @@ from robustlab.attacks.adapter import L2_ATTACKS, TorchattacksAttack
 from robustlab.attacks.apgd import APGD
 from robustlab.attacks.fgsm import FGSM
 from robustlab.attacks.pgd import PGD
+from robustlab.attacks.square import Square
 from robustlab.errors import ConfigError
 
 NATIVE: dict[str, Callable[..., object]] = {
@@ -24,9 +25,17 @@ NATIVE: dict[str, Callable[..., object]] = {
     "pgd_l2": lambda model, eps=1.0, alpha=0.2, **kw: PGD(model, eps, alpha, norm="L2", **kw),
     "apgd": APGD,
     "apgd_t": lambda model, loss="dlr", **kw: APGD(model, loss=loss, targeted=True, **kw),
+    "square": Square,
 }
 # Options of pgd_l2 / apgd_t are those of PGD / APGD minus what the variant fixes.
-_NATIVE_SIGNATURES = {"fgsm": FGSM, "pgd": PGD, "pgd_l2": PGD, "apgd": APGD, "apgd_t": APGD}
+_NATIVE_SIGNATURES = {
+    "fgsm": FGSM,
+    "pgd": PGD,
+    "pgd_l2": PGD,
+    "apgd": APGD,
+    "apgd_t": APGD,
+    "square": Square,
+}
 TORCHATTACKS_PREFIX = "torchattacks."
 
 
@@ -99,7 +108,8 @@ def attack_norm(name: str, kwargs: dict | None = None) -> str:
 
 def build_attack(name: str, model: nn.Module, **kwargs: object) -> object:
     """Create an attack by name: ``fgsm``, ``pgd``, ``pgd_l2``, ``apgd``, ``apgd_t`` (APGD-T,
-    targeted DLR) or any torchattacks class (``torchattacks.APGD`` for its APGD port).
+    targeted DLR), ``square`` or any torchattacks class (``torchattacks.APGD`` /
+    ``torchattacks.Square`` for its ports).
 
     Every returned attack takes ``(images, labels)`` in [0, 1], returns adversarial images on
     the model's device, offers ``run`` (an :class:`AttackResult`) and restores the model.
