@@ -5,8 +5,7 @@ DIR/pgd_at, resnet20) and each query budget, both attacks run on all test digits
 256, as the worst-case suite sends them) at the same eps and seed. Printed: accuracy under each,
 images forwarded through the model, seconds, and the time ratio torchattacks / ours.
 
-    OMP_NUM_THREADS=1 flock /tmp/robustlab-cpu.lock \
-        python scripts/bench_square.py --checkpoint /tmp/apgd_bench/ckpt
+    OMP_NUM_THREADS=1 python scripts/bench_square.py --checkpoint bench-models
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ def accuracy_under(model, attack, images, labels, batch_size: int) -> tuple[floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default="/tmp/apgd_bench/ckpt")
+    parser.add_argument("--checkpoint", default="bench-models")
     parser.add_argument("--defenses", nargs="+", default=["none", "pgd_at"])
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--queries", type=int, nargs="+", default=[1000, 5000])

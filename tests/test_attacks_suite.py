@@ -26,7 +26,7 @@ def fast_result():
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
     result = worst_case(net, images, labels, GRID, suite="fast", batch_size=64)
-    assert torch.equal(before, torch.random.get_rng_state())  # Square's re-seeding is undone
+    assert torch.equal(before, torch.random.get_rng_state())  # the global generator is untouched
     return net, images, labels, result
 
 
@@ -54,6 +54,7 @@ def test_record_and_counts_agree(fast_result):
         assert (by is None) == (at == float("inf"))
         assert by in (None, "clean", "apgd_ce", "apgd_t", "square")
     assert result.attack_cost["apgd_ce"]["grad_evals"] > 0
+    assert result.attack_cost["square"]["forward_evals"] > 0
 
 
 def test_to_results_and_record_file(fast_result, tmp_path):

@@ -115,21 +115,20 @@ def worst_case(
     result = WorstCaseResult(suite, norm, grid, start, [None if c else CLEAN for c in correct])
     result = result.combined(prior or {})
     names = suite_attack_names(norm)
-    cost = {name: {"grad_evals": 0, "seconds": 0.0} for name in names}
+    # forward_evals: images forwarded without a gradient (Square's queries)
+    cost = {name: {"grad_evals": 0, "forward_evals": 0, "seconds": 0.0} for name in names}
     keeper = AdversarialKeeper(images, grid, keep_adversarial)
     run = _Runner(model, images, labels, result, cost, keeper, batch_size, device)
     levels = [level for level, eps in enumerate(grid) if eps > 0]
     attacks = {level: suite_attacks(model, grid[level], suite, norm, seed) for level in levels}
-    # torchattacks' Square re-seeds the global generators: keep the caller's random state.
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        # Without a prior, the first attack climbs the grid to locate each example's frontier;
-        # the prior's curves (e.g. PGD-20 over the grid) have already located it.
-        descending = names if prior else names[1:]
-        for level in levels if not prior else ():
-            run(attacks[level][names[0]], names[0], level, result.broken_eps > grid[level])
-        for name in descending:
-            _descend(run, name, attacks, result.broken_eps, grid, levels)
+    # Without a prior, the first attack climbs the grid to locate each example's frontier;
+    # the prior's curves (e.g. PGD-20 over the grid) have already located it. Every attack
+    # draws from its own seeded generator: the caller's random state is left alone.
+    descending = names if prior else names[1:]
+    for level in levels if not prior else ():
+        run(attacks[level][names[0]], names[0], level, result.broken_eps > grid[level])
+    for name in descending:
+        _descend(run, name, attacks, result.broken_eps, grid, levels)
     result.attack_cost = cost
     result.adversarial = keeper.tensors
     result.warnings = _masking_warnings(result)
@@ -169,7 +168,7 @@ class _Runner:
         record = partial(self.keeper.record, level=level) if self.keeper else None
         if cuda:
             torch.cuda.synchronize(self.device)
-        started = time.perf_counter()
+        started, forwards = time.perf_counter(), getattr(attack, "forward_evals", 0)
         fooled, _, evals = attack_survivors(
             self.model,
             attack,
@@ -185,6 +184,7 @@ class _Runner:
             torch.cuda.synchronize(self.device)
         self.cost[name]["seconds"] += time.perf_counter() - started
         self.cost[name]["grad_evals"] += int(evals)
+        self.cost[name]["forward_evals"] += getattr(attack, "forward_evals", 0) - forwards
         self.result.broken_eps[fooled] = eps
         for i in fooled.nonzero().squeeze(1).tolist():
             self.result.broken_by[i] = name

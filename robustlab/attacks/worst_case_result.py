@@ -27,7 +27,8 @@ class WorstCaseResult:
 
     ``broken_eps[i]``: smallest eps at which example i was broken (0 when misclassified clean,
     ``inf`` when never); ``broken_by[i]``: the attack that broke it first (``"clean"``, or None
-    when never). ``attack_cost[attack]``: ``{"grad_evals", "seconds"}`` summed over the grid.
+    when never). ``attack_cost[attack]``: ``{"grad_evals", "forward_evals", "seconds"}`` summed
+    over the grid (forward_evals: images forwarded without a gradient, Square's queries).
     ``adversarial[eps]``: the suite's kept images (see :func:`worst_case`), when asked for.
     """
 
