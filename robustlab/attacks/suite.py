@@ -37,6 +37,7 @@ from robustlab.attacks.base import check_images
 from robustlab.attacks.catalogue import build_attack
 from robustlab.attacks.evaluation import attack_survivors
 from robustlab.attacks.keep import AdversarialKeeper
+from robustlab.attacks.square import SQUARE_NORMS  # an L1 suite has no gradient-free check
 from robustlab.attacks.worst_case_result import (
     CLEAN,
     GRADIENT_FREE,
@@ -51,7 +52,6 @@ SUITES = ("standard", "fast", "none")
 # (APGD-CE steps, APGD-T steps, APGD-T targets, Square queries) per suite.
 SCHEDULES = {"standard": (100, 100, 9, 5000), "fast": (100, 100, 3, 1000)}
 ATTACKS = ("apgd_ce", "apgd_t", GRADIENT_FREE)  # the suite's attacks, in the order they run
-SQUARE_NORMS = ("Linf", "L2")  # Square's threat models; an L1 suite has no gradient-free check
 
 
 def suite_attack_names(norm: str = "Linf") -> tuple[str, ...]:
