@@ -117,8 +117,8 @@ def test_linear_model_breaks_match_the_closed_form(prior):
     min over classes j of (f_y - f_j) / ||w_y - w_j||_1 (the box [0, 1] stays inactive for
     images inside [0.3, 0.7] and eps < 0.3). Every example must be broken exactly at the
     smallest grid eps at or above that radius: never earlier (the suite cannot beat the optimum)
-    and never later (an attack that descends from the frontier must not miss it). With a prior
-    that broke nothing, every attack descends from the top of the grid."""
+    and never later (an attack that descends from the frontier must not miss it), with or
+    without a prior that broke nothing."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
     images = 0.3 + 0.4 * torch.rand(120, 1, 8, 8)

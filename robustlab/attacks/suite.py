@@ -2,20 +2,18 @@
 
 AutoAttack's protocol (Croce & Hein 2020) combined with the survivors-only eps grid. An example
 broken at eps e counts as broken at every larger eps (its adversarial lies in every larger
-ball), so each attack runs only where an example is still unbroken:
+ball), so each attack runs only where an example is still unbroken.
 
-- the first attack (APGD-CE, cheap) climbs the grid: at each eps, ascending, it attacks the
-  examples still unbroken there. That leaves each example's *frontier*: the largest grid eps
-  at which no attack has broken it yet. When earlier attacks already ran over the grid (the
-  ``prior``, e.g. a job's PGD-20 curves), they have located the frontier, and APGD-CE
-  descends like the others.
-- every later attack (APGD-T, then Square) descends from each example's frontier: it attacks
-  the example there, and only where it succeeds does it go on to the next smaller eps (to find
-  the smallest eps it breaks). Where it fails at the frontier it is not run at smaller eps:
-  a larger ball holds every smaller one, and an attack that finds nothing in the larger ball
-  is not expected to find anything in a smaller one. Robust examples, the expensive ones, are
-  thus attacked once per attack instead of once per eps; ``scripts/bench_eval.py`` checks the
-  result against a reference that runs every attack at every eps independently.
+Each attack works from an example's *frontier*, the largest grid eps at which no attack has
+broken it yet (the top of the grid at first, or where the ``prior`` curves, e.g. a job's PGD-20
+over the grid, left it): it attacks the example there, and only where it succeeds does it go on
+to the next smaller eps (to find the smallest eps it breaks). Where it fails at the frontier it
+is not run at smaller eps: a larger ball holds every smaller one, and an attack that finds
+nothing in the larger ball is not expected to find anything in a smaller one. Robust examples,
+the expensive ones, are thus attacked once per attack instead of once per eps;
+``scripts/bench_eval.py`` checks the result against a reference that runs every attack at every
+eps independently, and a test checks it on a linear model, where every example's smallest
+breaking eps is known in closed form.
 
 ``standard``: APGD-CE (100 steps), APGD-T (targeted DLR, 100 steps, 9 targets), then Square
 (5000 queries) as the gradient-free check; when Square breaks examples the gradient attacks
@@ -93,16 +91,15 @@ def worst_case(
 ) -> WorstCaseResult:
     """Worst-case robust accuracy of ``model`` under ``suite`` over ``eps_grid``.
 
-    The attacks of :func:`suite_attacks` run in order, each on the examples still unbroken:
-    the first at every eps ascending, each later one from every example's frontier down (see
-    the module docstring). ``prior``: per-example broken eps (``inf``: never) of attacks that
-    already ran (e.g. the job's PGD curves); their examples are not attacked again and the
-    result is the worst case over them and the suite. Images must be floats in [0, 1].
-    ``keep_adversarial``: eps thresholds t whose images ``result.adversarial[t]`` keeps (no
-    extra pass): the example of the suite attack that broke row i at an eps <= t, else the
-    final iterate of the last suite attack that ran on it at the largest eps <= t, else the
-    clean image (rows
-    broken by ``prior`` attacks are never attacked here: their own runs hold them).
+    The attacks of :func:`suite_attacks` run in order, each on the examples still unbroken,
+    from every example's frontier down (see the module docstring). ``prior``: per-example
+    broken eps (``inf``: never) of attacks that already ran (e.g. the job's PGD curves); their
+    examples are not attacked again and the result is the worst case over them and the suite.
+    Images must be floats in [0, 1]. ``keep_adversarial``: eps thresholds t whose images
+    ``result.adversarial[t]`` keeps (no extra pass): the example of the suite attack that broke
+    row i at an eps <= t, else the final iterate of the last suite attack that ran on it at the
+    largest eps <= t, else the clean image (rows broken by ``prior`` attacks are never attacked
+    here: their own runs hold them).
     """
     if suite not in SCHEDULES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SCHEDULES)}")
@@ -121,13 +118,8 @@ def worst_case(
     run = _Runner(model, images, labels, result, cost, keeper, batch_size, device)
     levels = [level for level, eps in enumerate(grid) if eps > 0]
     attacks = {level: suite_attacks(model, grid[level], suite, norm, seed) for level in levels}
-    # Without a prior, the first attack climbs the grid to locate each example's frontier;
-    # the prior's curves (e.g. PGD-20 over the grid) have already located it. Every attack
-    # draws from its own seeded generator: the caller's random state is left alone.
-    descending = names if prior else names[1:]
-    for level in levels if not prior else ():
-        run(attacks[level][names[0]], names[0], level, result.broken_eps > grid[level])
-    for name in descending:
+    # Every attack draws from its own seeded generator: the caller's random state is left alone.
+    for name in names:
         _descend(run, name, attacks, result.broken_eps, grid, levels)
     result.attack_cost = cost
     result.adversarial = keeper.tensors
