@@ -58,8 +58,7 @@ def kept_pairs(cfg: DictConfig) -> list[tuple[str, float]]:
 @dataclass
 class EvaluationReport(RobustnessReport):
     """The stage's result: the eps-grid :class:`RobustnessReport` (what later stages read) and
-    the L0 curves, when configured. Its results.json fragment records every curve's norm in
-    ``robust_accuracy_norm`` (``"Linf"``, ``"L2"``, ``"L1"`` or ``"L0"``)."""
+    the L0 curves, when configured; ``robust_accuracy_norm`` gains ``"L0"`` for each of them."""
 
     l0: L0Report | None = None
 
@@ -69,12 +68,8 @@ class EvaluationReport(RobustnessReport):
         return cls(**{f.name: getattr(report, f.name) for f in fields(report)}, l0=l0)
 
     def to_results(self) -> dict:
-        """The eps-grid fields, the L0 fields merged into the same keys, the norm record."""
+        """The eps-grid fields with the L0 fields merged into the same keys."""
         results = super().to_results()
-        norms = {key: curve.norm for key, curve in self.curves.items()}
-        if self.worst_case is not None:
-            norms = {"worst_case": self.worst_case.norm} | norms
-        results["robust_accuracy_norm"] = norms
         for key, value in (self.l0.to_results() if self.l0 is not None else {}).items():
             results[key] = results.get(key, {}) | value if isinstance(value, dict) else value
         return results

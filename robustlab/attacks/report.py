@@ -100,7 +100,8 @@ class RobustnessReport:
         """The results.json fields; eps keys are ``repr(float(eps))`` (``"inf"`` without eps).
 
         ``robust_accuracy["worst_case"]`` (with its CI and the ``"worst_case"`` block: suite,
-        first_broken_by, attack_cost) is the per-example worst case over every attack run.
+        first_broken_by, attack_cost) is the per-example worst case over every attack run;
+        ``robust_accuracy_norm`` records each curve's norm.
         """
         accuracy, ci, cost, medians = {}, {}, {}, {}
         for key, curve in self.curves.items():
@@ -120,6 +121,7 @@ class RobustnessReport:
             "robust_accuracy_ci": ci,
             "attack_cost": cost,
             "attack_schedule": {key: curve.schedule for key, curve in self.curves.items()},
+            "robust_accuracy_norm": {key: curve.norm for key, curve in self.curves.items()},
             "warnings": list(self.warnings),
         }
         if self.worst_case is not None:
@@ -127,6 +129,9 @@ class RobustnessReport:
             # worst_case first: the number reports lead with
             results["robust_accuracy"] = fragment["robust_accuracy"] | accuracy
             results["robust_accuracy_ci"] = fragment["robust_accuracy_ci"] | ci
+            results["robust_accuracy_norm"] = {"worst_case": self.worst_case.norm} | results[
+                "robust_accuracy_norm"
+            ]
             results["worst_case"] = fragment["worst_case"]
         if medians:
             results["median_perturbation"] = medians
