@@ -8,6 +8,7 @@ from torch import nn
 from robustlab.attacks import square_windows as sw
 from robustlab.attacks.base import Attack, is_success
 from robustlab.attacks.geometry import per_row
+from robustlab.attacks.losses import margin_loss
 from robustlab.attacks.square_search import DrawStream, LinfMemo
 from robustlab.errors import ConfigError
 
@@ -237,10 +238,8 @@ class Square(Attack):
     @torch.no_grad()
     def _margin(self, adv: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Logit of the label minus the largest other logit (targeted: the reverse)."""
-        logits = self._query(adv)
-        own = logits.gather(1, labels[:, None]).squeeze(1)
-        other = logits.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
-        return other - own if self.targeted else own - other
+        margin = margin_loss(self._query(adv), labels)  # > 0: fooled (untargeted)
+        return margin if self.targeted else -margin
 
     def _radii(self, n: int, device: torch.device) -> float | torch.Tensor:
         if isinstance(self.eps, float):
