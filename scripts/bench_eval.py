@@ -4,8 +4,9 @@ Reference: torchattacks' ports with AutoAttack's standard settings (APGD-CE 100 
 100 steps over 9 targets, FAB-T 100 steps over 9 targets, Square 5000 queries), each on the
 survivors of the previous, run independently at each eps. robustlab: ``worst_case`` with the
 ``standard`` (and ``fast``) suite over the whole grid at once. Printed per model: worst-case
-accuracy at each eps side by side, the largest excess over the reference, the time ratio, and
-APGD's cost per step against a bare forward+backward pass.
+accuracy at each eps side by side, the largest excess over the reference, the time ratio,
+APGD's cost per step against a bare forward+backward pass, and how much faster that pass runs
+on the BN-folded copy the suite crafts on (``robustlab.models.folding``).
 
     OMP_NUM_THREADS=2 python scripts/bench_eval.py
 
@@ -27,6 +28,7 @@ from torch import nn
 from robustlab.attacks import APGD, madry_step_size, worst_case
 from robustlab.data import TensorLoader, load_dataset
 from robustlab.models import create_model
+from robustlab.models.folding import fold_batchnorm
 from robustlab.models.runtime import model_context
 from robustlab.runtime import seed_everything
 from robustlab.training import build_optimizer, fit, load_weights, save_weights
@@ -85,23 +87,27 @@ def timed(fn):
     return value, time.perf_counter() - started
 
 
-def apgd_step_cost(model, images, labels, steps: int = 50, repeats: int = 7) -> float:
+def bare_passes(model, images, labels, passes: int) -> None:
+    """``passes`` forward+backward passes to the input, weights frozen as in any attack."""
+    with model_context(model, "eval"):
+        for _ in range(passes):
+            x = images.detach().requires_grad_(True)
+            torch.autograd.grad(F.cross_entropy(model(x), labels), x)
+
+
+def median_ratio(numerator, denominator, repeats: int = 7) -> float:
+    """Median of numerator's seconds over denominator's, timed alternately, so that a change
+    in machine load hits both alike."""
+    return statistics.median(timed(numerator)[1] / timed(denominator)[1] for _ in range(repeats))
+
+
+def apgd_step_cost(model, images, labels, steps: int = 50) -> float:
     """Seconds per APGD iteration (no early stop) over seconds per bare forward+backward to the
-    input (weights frozen, as in any attack): median over alternating repeats, so that a
-    change in machine load hits both alike."""
-
-    def bare():
-        with model_context(model, "eval"):
-            for _ in range(steps + 1):  # APGD takes steps + 1 gradients (start included)
-                x = images.detach().requires_grad_(True)
-                torch.autograd.grad(F.cross_entropy(model(x), labels), x)
-
+    input; APGD takes steps + 1 gradients (start included)."""
     attack = APGD(model, eps=0.1, steps=steps, early_stop=False)
-    ratios = []
-    for _ in range(repeats):
-        bare_seconds = timed(bare)[1]
-        ratios.append(timed(lambda: attack(images, labels))[1] / bare_seconds)
-    return statistics.median(ratios)
+    return median_ratio(
+        lambda: attack(images, labels), lambda: bare_passes(model, images, labels, steps + 1)
+    )
 
 
 def step_cost(name: str, model: nn.Module, args: argparse.Namespace) -> None:
@@ -109,8 +115,15 @@ def step_cost(name: str, model: nn.Module, args: argparse.Namespace) -> None:
     with torch.no_grad():
         correct = model(images).argmax(1) == labels
     print(f"[{name}] clean accuracy {correct.float().mean().item():.3f}")
-    cost = apgd_step_cost(model, images[correct][:256], labels[correct][:256])
-    print(f"[{name}] APGD cost per step / bare forward+backward = {cost:.3f}\n")
+    images, labels = images[correct][:256], labels[correct][:256]
+    cost = apgd_step_cost(model, images, labels)
+    print(f"[{name}] APGD cost per step / bare forward+backward = {cost:.3f}")
+    folded = fold_batchnorm(model, images)
+    speedup = median_ratio(
+        lambda: bare_passes(model, images, labels, 50),
+        lambda: bare_passes(folded, images, labels, 50),
+    )
+    print(f"[{name}] bare forward+backward, model / BN-folded copy = {speedup:.3f}\n")
 
 
 def compare(name: str, model: nn.Module, args: argparse.Namespace) -> None:

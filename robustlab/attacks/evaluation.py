@@ -76,8 +76,14 @@ def _sync(device: torch.device) -> None:
 def _attack_batch(
     model: nn.Module, attack: Callable, images: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """(adv, fooled mask, perturbation norms, grad evals) for one batch, judged in eval mode."""
-    trusted = isinstance(attack, Attack) and attack.model_mode == "eval" and not attack.targeted
+    """(adv, fooled mask, perturbation norms, grad evals) for one batch, judged in eval mode
+    on ``model``; a native eval-mode untargeted attack on ``model`` itself has judged already."""
+    trusted = (
+        isinstance(attack, Attack)
+        and attack.model is model
+        and attack.model_mode == "eval"
+        and not attack.targeted
+    )
     if hasattr(attack, "run"):
         result = attack.run(images, labels)
         adv, evals, norms = result.adv_images, result.grad_evals, result.perturbation_norm

@@ -44,6 +44,7 @@ from robustlab.attacks.worst_case_result import (
     snap_to_grid,
 )
 from robustlab.errors import ConfigError
+from robustlab.models.folding import fold_batchnorm
 from robustlab.models.runtime import eval_device, predict
 
 SUITES = ("standard", "fast", "none")
@@ -117,7 +118,10 @@ def worst_case(
     keeper = AdversarialKeeper(images, grid, keep_adversarial)
     run = _Runner(model, images, labels, result, cost, keeper, batch_size, device)
     levels = [level for level, eps in enumerate(grid) if eps > 0]
-    attacks = {level: suite_attacks(model, grid[level], suite, norm, seed) for level in levels}
+    # The attacks craft on a BN-folded copy (same logits, fewer layers); _Runner judges every
+    # break on the model itself.
+    crafting = fold_batchnorm(model, images[:batch_size].to(device))
+    attacks = {level: suite_attacks(crafting, grid[level], suite, norm, seed) for level in levels}
     # Every attack draws from its own seeded generator: the caller's random state is left alone.
     for name in names:
         _descend(run, name, attacks, result.broken_eps, grid, levels)
