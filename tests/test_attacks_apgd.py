@@ -8,6 +8,7 @@ import torch
 import torchattacks
 
 from robustlab.attacks import APGD, build_attack
+from robustlab.attacks.base import perturbation_norm
 from robustlab.errors import ConfigError
 from tests.attack_fixtures import digits, model  # noqa: F401  (pytest fixtures)
 
@@ -99,3 +100,24 @@ def test_registered_names_and_bad_options(model):  # noqa: F811
             APGD(model, **kwargs)
     with pytest.raises(ConfigError):
         APGD(model, targeted=True).set_mode_targeted_random()
+
+
+@pytest.mark.parametrize("norm", ["Linf", "L2", "L1"])
+def test_one_radius_per_image(model, digits, norm):  # noqa: F811
+    # A tensor of equal radii is the float run, draw for draw; mixed radii keep every row in
+    # its own ball, and a row of radius 0 never leaves its image.
+    images, labels = digits[0][:24], digits[1][:24]
+    eps = {"Linf": 0.1, "L2": 1.0, "L1": 3.0}[norm]
+    args = {"steps": 8, "norm": norm, "loss": "dlr", "targeted": True, "n_target_classes": 2}
+    same = APGD(model, eps=torch.full((24,), eps), **args)(images, labels)
+    torch.testing.assert_close(same, APGD(model, eps=eps, **args)(images, labels), rtol=0, atol=0)
+    radii = torch.tensor([0.0, eps / 2, eps] * 8)
+    adv = APGD(model, eps=radii, **args)(images, labels)
+    sizes = perturbation_norm(adv - images, norm)
+    assert (sizes <= radii * (1 + 1e-4) + 1e-6).all()
+    assert torch.equal(adv[radii == 0], images[radii == 0])
+    assert (sizes[radii == eps] > eps / 2).any()
+    with pytest.raises(ValueError, match="one eps per image"):
+        APGD(model, eps=radii[:5])(images, labels)
+    with pytest.raises(ConfigError):
+        APGD(model, eps=torch.tensor([0.1, -0.1]))

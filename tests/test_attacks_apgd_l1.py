@@ -91,11 +91,12 @@ def test_sparsity_rule_resets_sparser_rows_and_shrinks_the_others():
     images = torch.zeros(2, 1, 10, 10)
     adv = images + 0.1
     loss = torch.zeros(2)
-    state = RunState((images, None, None), adv, adv.clone(), loss, 1.0, 100, 0.0)
+    radius = torch.ones(2)
+    state = RunState((images, None, None, radius), adv, adv.clone(), loss, radius, 100, 0.0)
     state.step_size = torch.tensor([0.5, 0.12])
     state.best[0, 0, :5] = 0.0  # row 0: 50 of 100 coordinates left changed, was 100: sparser
     state.best[1, 0, 0, :3] = 0.0  # row 1: 97 changed, 3% sparser only
-    state.check_sparsity(full_step=1.0)
+    state.check_sparsity()
     assert torch.allclose(state.step_size, torch.tensor([1.0, 0.1]))  # 0.12 / 1.5 -> floor 0.1
     assert torch.allclose(state.sparsity, torch.tensor([50 / 100 / 1.5, 97 / 100 / 1.5]))
     assert torch.equal(state.top_k(), torch.tensor([34, 65]))

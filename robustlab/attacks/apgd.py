@@ -9,7 +9,7 @@ from torch import nn
 
 from robustlab.attacks import geometry, l1
 from robustlab.attacks.apgd_state import L1_INITIAL_SPARSITY, RunState
-from robustlab.attacks.base import is_success
+from robustlab.attacks.base import check_radii, is_success
 from robustlab.attacks.iterative import IterativeAttack
 from robustlab.attacks.losses import LossSpec, per_example_objective, targeted_dlr_loss
 from robustlab.errors import ConfigError
@@ -57,7 +57,8 @@ class APGD(IterativeAttack):
 
     Arguments:
         model (nn.Module): model to attack; takes [0, 1] images and returns logits.
-        eps (float): radius of the ball. (Default: 8/255)
+        eps (float or Tensor): radius of the ball, or one radius per image, shape (N,), so that
+            one batch holds examples attacked at different eps. (Default: 8/255)
         steps (int): iterations per run. (Default: 100)
         norm (str): ``"Linf"``, ``"L2"`` or ``"L1"``. (Default: "Linf")
         loss (str): ``"ce"`` (APGD-CE), ``"dlr"`` (APGD-DLR, scale-invariant) or ``"margin"``.
@@ -84,7 +85,7 @@ class APGD(IterativeAttack):
     def __init__(
         self,
         model: nn.Module,
-        eps: float = 8 / 255,
+        eps: float | torch.Tensor = 8 / 255,
         steps: int = 100,
         norm: str = "Linf",
         loss: LossSpec = "ce",
@@ -96,7 +97,10 @@ class APGD(IterativeAttack):
         early_stop: bool = True,
         model_mode: str = "eval",
     ):
-        super().__init__(model, eps, loss=loss, targeted=False, model_mode=model_mode)
+        radii = check_radii("APGD", eps)
+        largest = float(radii.max()) if radii.numel() else 0.0
+        super().__init__(model, largest, loss=loss, targeted=False, model_mode=model_mode)
+        self.eps = radii if radii.ndim == 1 else float(radii)
         if norm not in APGD_NORMS:
             raise ConfigError(f"APGD norm must be one of {', '.join(APGD_NORMS)}, got {norm!r}")
         if self.loss not in APGD_LOSSES:
@@ -112,7 +116,8 @@ class APGD(IterativeAttack):
         self.supports_targeted = not targeted  # APGD-T chooses its own targets
         self.seed, self.early_stop = int(seed), bool(early_stop)
         # the initial step size of the reference: 2 eps (Linf, L2), eps (L1)
-        self.alpha = (1.0 if norm == "L1" else 2.0) * self.eps
+        self.step_factor = 1.0 if norm == "L1" else 2.0
+        self.alpha = self.step_factor * self.eps
         # L1: the protocol's step (IterativeAttack.step) is the first step of a run
         self.l1_quantile = 1.0 - L1_INITIAL_SPARSITY
 
@@ -130,19 +135,25 @@ class APGD(IterativeAttack):
             at += length
         return points
 
-    def start(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A random point on the sphere of radius eps (Linf: scaled uniform noise), clipped; L1:
-        Gaussian noise projected onto the L1 ball ∩ [0, 1], as the reference draws it."""
-        shape = images.shape
+    def start(
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+        eps: float | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """A random point on the sphere of radius ``eps`` (default: the attack's; Linf: scaled
+        uniform noise), clipped; L1: Gaussian noise projected onto the L1 ball ∩ [0, 1], as the
+        reference draws it."""
+        shape, eps = images.shape, self.radii(len(images), images.device) if eps is None else eps
         if self.norm == "L1":
             noise = torch.randn(shape, generator=generator).to(images.device)
-            return l1.project_l1_box(images + noise, images, self.eps)
+            return l1.project_l1_box(images + noise, images, eps)
         if self.norm == "Linf":
             t = (2 * torch.rand(shape, generator=generator) - 1).to(images.device)
         else:
             t = torch.randn(shape, generator=generator).to(images.device)
         scale = geometry.row_norms(t, self.norm) + (0.0 if self.norm == "Linf" else 1e-12)
-        adv = images + self.eps * t / geometry.per_row(scale, images)
+        adv = images + geometry.per_row(eps, images) * t / geometry.per_row(scale, images)
         return adv.clamp(0.0, 1.0)
 
     def _craft(
@@ -155,6 +166,8 @@ class APGD(IterativeAttack):
             logits = self.model(images)
         fooled = is_success(logits, labels, self.targeted)
         adv, evals = images.clone(), 0
+        radius = torch.as_tensor(self.radii(len(images), images.device), device=images.device)
+        radius = radius.expand(len(images)).float()
         ranked = logits.argsort(dim=1)  # ascending: the label of a correct example is last
         ranks = range(2, min(self.target_classes, logits.shape[1] - 1) + 2)
         for rank in ranks if self.target_classes else [None]:
@@ -163,7 +176,8 @@ class APGD(IterativeAttack):
                 if todo.numel() == 0:
                     break
                 target = None if rank is None else ranked[todo, -rank]
-                run = self._single_run(images[todo], labels[todo], target, generator)
+                data = (images[todo], labels[todo], target, radius[todo])
+                run = self._single_run(data, generator)
                 adv[todo], evals = run.adv, evals + run.evals
                 fooled[todo[run.fooled]] = True
         return adv, fooled, evals
@@ -183,14 +197,14 @@ class APGD(IterativeAttack):
         return grad, logits.detach(), loss.detach()
 
     @torch.no_grad()
-    def _single_run(
-        self, images: torch.Tensor, labels: torch.Tensor, target, generator: torch.Generator
-    ) -> _Run:
-        adv = self.start(images, generator)
+    def _single_run(self, data: tuple, generator: torch.Generator) -> _Run:
+        """One run on ``data`` = (images, labels, targets or None, radii (N,))."""
+        images, labels, target, radius = data
+        adv = self.start(images, generator, radius)
         grad, logits, loss = self._loss_grad(adv, images, labels, target)
         fooled = is_success(logits, labels, self.targeted)
         first = float("-inf") if self.loss == "ce" and target is None else 0.0
-        state = RunState((images, labels, target), adv, grad, loss, self.alpha, self.steps, first)
+        state = RunState(data, adv, grad, loss, self.step_factor * radius, self.steps, first)
         out, evals = adv.clone(), len(images)
         if self.early_stop:
             state.keep(~fooled)
@@ -206,7 +220,7 @@ class APGD(IterativeAttack):
             fooled[state.index[now]] = True
             state.record(i, new, grad, loss)
             if i in checks and self.norm == "L1":
-                state.check_sparsity(self.alpha)
+                state.check_sparsity()
             elif i in checks:
                 state.check(i, i - last_check, self.rho)
                 last_check = i
@@ -223,16 +237,16 @@ class APGD(IterativeAttack):
         if self.norm == "L1":
             state.previous = x
             moved = l1.top_k_sign_step(x, state.grad, state.step_size, state.top_k())
-            return self.project(moved, images)
-        z = self.step(x, images, state.grad, alpha=state.step_size)
+            return self.project(moved, images, state.radius)
+        z = self.step(x, images, state.grad, eps=state.radius, alpha=state.step_size)
         a = 1.0 if first else 0.75
-        new = self.project(x + a * (z - x) + (1 - a) * (x - state.previous), images)
+        new = self.project(x + a * (z - x) + (1 - a) * (x - state.previous), images, state.radius)
         state.previous = x
         return new
 
     def __repr__(self) -> str:
         variant = f", targets={self.target_classes}" if self.target_classes else ""
         return (
-            f"APGD(eps={self.eps:g}, steps={self.steps}, norm={self.norm}, loss={self.loss}"
+            f"APGD(eps={self.eps_repr()}, steps={self.steps}, norm={self.norm}, loss={self.loss}"
             f"{variant}, restarts={self.restarts})"
         )

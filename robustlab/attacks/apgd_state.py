@@ -18,20 +18,22 @@ L1_MIN_STEP_FRACTION = 0.1
 
 class RunState:
     """Per-example state of one APGD run, over the rows still attacked: their images, labels,
-    targets and original index; iterate, previous iterate, gradient, step size; best iterate,
+    targets, radii and original index; iterate, previous iterate, gradient, step size; best iterate,
     loss and gradient; loss history and what the last checkpoint decided. L1 only: the fraction
     of coordinates a step moves (``sparsity``) and the best point's L0 at the last checkpoint."""
 
-    ROWS = ("images", "labels", "target", "index", "adv", "previous", "grad", "step_size")
+    ROWS = ("images", "labels", "target", "radius", "index", "adv", "previous", "grad")
+    ROWS += ("step_size", "full_step")
     ROWS += ("best", "best_grad", "best_loss", "best_at_check", "reduced")
     ROWS += ("sparsity", "l0_at_check")
 
-    def __init__(self, data, adv, grad, loss, step_size: float, steps: int, first: float):
-        self.images, self.labels, self.target = data
+    def __init__(self, data, adv, grad, loss, step_size: torch.Tensor, steps: int, first: float):
+        self.images, self.labels, self.target, self.radius = data
         self.index = torch.arange(len(adv), device=adv.device)
         self.adv, self.previous, self.grad = adv, adv.clone(), grad
         self.best, self.best_grad, self.best_loss = adv.clone(), grad.clone(), loss.clone()
-        self.step_size = torch.full_like(loss, step_size)
+        # per row: the step size, and the full step L1's sparsity rule resets it to
+        self.step_size, self.full_step = step_size.clone(), step_size.clone()
         # Row 0 stands before the first step. The reference compares the first step's loss
         # with 0 there (an unwritten entry): always an increase for its cross-entropy (> 0),
         # never for DLR losses of unfooled examples (< 0). Kept, for the reference's schedule.
@@ -77,14 +79,15 @@ class RunState:
         self.step_size[reduce] /= 2.0
         self._restart(reduce)
 
-    def check_sparsity(self, full_step: float) -> None:
+    def check_sparsity(self) -> None:
         """L1: adapt the step's sparsity to the best point's, reset the step of the rows whose
         best point got sparser (and send them back there), shrink the others' step."""
         l0 = (self.best != self.images).flatten(1).sum(dim=1).to(self.sparsity.dtype)
         sparser = l0 / self.l0_at_check.clamp(min=1) < L1_SPARSER
         self.sparsity = l0 / self.adv[0].numel() / L1_SPARSITY_SHRINK
+        full_step = self.full_step
         self.step_size = torch.where(sparser, full_step, self.step_size / L1_STEP_SHRINK)
-        self.step_size.clamp_(full_step * L1_MIN_STEP_FRACTION, full_step)
+        self.step_size = self.step_size.clamp(full_step * L1_MIN_STEP_FRACTION, full_step)
         self.l0_at_check = l0
         self._restart(sparser)
 

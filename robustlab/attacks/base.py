@@ -70,6 +70,18 @@ def is_success(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> to
     return predictions == labels if targeted else predictions != labels
 
 
+def check_radii(attack: str, eps: float | torch.Tensor) -> torch.Tensor:
+    """eps as a float tensor (0-d or (N,)); ConfigError unless finite and >= 0."""
+    value = eps.detach().float().cpu() if isinstance(eps, torch.Tensor) else None
+    if value is None and isinstance(eps, int | float) and not isinstance(eps, bool):
+        value = torch.tensor(float(eps))
+    if value is None or value.ndim > 1 or not torch.isfinite(value).all() or (value < 0).any():
+        raise ConfigError(
+            f"{attack}: eps must be a number >= 0 or a (N,) tensor of them, got {eps!r}"
+        )
+    return value
+
+
 class Attack(TorchattacksCompat):
     """Base class: subclasses implement ``_craft(images, labels, need_success)``.
 
@@ -191,6 +203,21 @@ class Attack(TorchattacksCompat):
             )
         value = value.sum()
         return (caught[0] if caught else None), (-value if self.targeted else value)
+
+    def radii(self, n: int, device: torch.device) -> float | torch.Tensor:
+        """The radius of each of ``n`` images: ``eps`` when it is a float, else the (N,) tensor
+        of an attack built with one eps per image, on ``device``."""
+        if not isinstance(self.eps, torch.Tensor):
+            return self.eps
+        if len(self.eps) != n:
+            raise ValueError(
+                f"{type(self).__name__} got {len(self.eps)} eps values for {n} images: pass one "
+                "eps per image (shape (N,)) or a float"
+            )
+        return self.eps.to(device)
+
+    def eps_repr(self) -> str:
+        return f"{self.eps:g}" if isinstance(self.eps, float) else f"tensor({len(self.eps)})"
 
     @torch.no_grad()
     def _logits(self, adv: torch.Tensor) -> torch.Tensor:

@@ -102,6 +102,22 @@ def _attack_batch(
     return adv, fooled, norms, evals
 
 
+class PerRowAttack:
+    """An attack built for each batch from its rows (indices into the evaluated images), e.g.
+    with one radius per row; ``forward_evals`` sums the gradient-free queries of those built."""
+
+    def __init__(self, build: Callable[[torch.Tensor], Callable]):
+        self.build, self.built = build, []
+
+    def for_rows(self, rows: torch.Tensor) -> Callable:
+        self.built.append(self.build(rows))
+        return self.built[-1]
+
+    @property
+    def forward_evals(self) -> int:
+        return sum(getattr(attack, "forward_evals", 0) for attack in self.built)
+
+
 def attack_survivors(
     model: nn.Module,
     attack: Callable,
@@ -114,6 +130,7 @@ def attack_survivors(
     on_batch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Attack the examples where ``alive``; returns (fooled mask [N], norms [N], grad evals).
+    ``attack``: an attack, or a :class:`PerRowAttack` that builds one per batch.
 
     ``on_batch(index, adv, fooled)``, when given, sees each batch's adversarial images (e.g. to
     keep them) before they are dropped.
@@ -122,11 +139,13 @@ def attack_survivors(
     fooled = torch.zeros(len(images), dtype=torch.bool)
     norms = torch.full((len(images),), float("nan"))
     evals = 0
-    starts = range(0, len(index), batch_size)
-    for start in progress(starts, desc=desc, total=len(starts)):
-        batch = index[start : start + batch_size]
+    # Equal batches of at most batch_size rows: 270 rows run as 135 + 135, not 256 + 14, since
+    # a small batch costs far more per row (a third of the throughput at 16 rows on a CPU).
+    chunks = index.tensor_split(-(-len(index) // batch_size)) if len(index) else ()
+    for batch in progress(chunks, desc=desc, total=len(chunks)):
         x, y = images[batch].to(device), labels[batch].to(device)
-        adv, batch_fooled, batch_norms, batch_evals = _attack_batch(model, attack, x, y)
+        batch_attack = attack.for_rows(batch) if isinstance(attack, PerRowAttack) else attack
+        adv, batch_fooled, batch_norms, batch_evals = _attack_batch(model, batch_attack, x, y)
         if on_batch is not None:
             on_batch(batch, adv, batch_fooled)
         fooled[batch] = batch_fooled.cpu()

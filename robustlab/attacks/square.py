@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from robustlab.attacks import square_windows as sw
-from robustlab.attacks.base import Attack, is_success
+from robustlab.attacks.base import Attack, check_radii, is_success
 from robustlab.attacks.geometry import per_row
 from robustlab.attacks.losses import margin_loss
 from robustlab.attacks.square_search import DrawStream, LinfMemo
@@ -99,7 +99,7 @@ class Square(Attack):
         early_stop: bool = True,
         model_mode: str = "eval",
     ):
-        radii = _check_eps(eps)
+        radii = check_radii("Square", eps)
         super().__init__(
             model, float(radii.max()) if radii.numel() else 0.0, "margin", False, model_mode
         )
@@ -119,7 +119,7 @@ class Square(Attack):
     def _craft(
         self, images: torch.Tensor, labels: torch.Tensor, need_success: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-        eps = self._radii(len(images), images.device)
+        eps = self.radii(len(images), images.device)
         # One generator per restart, seeded from the attack's seed: a restart's draws never
         # depend on how far the previous one went.
         seeds = torch.randint(
@@ -241,31 +241,8 @@ class Square(Attack):
         margin = margin_loss(self._query(adv), labels)  # > 0: fooled (untargeted)
         return margin if self.targeted else -margin
 
-    def _radii(self, n: int, device: torch.device) -> float | torch.Tensor:
-        if isinstance(self.eps, float):
-            return self.eps
-        if len(self.eps) != n:
-            raise ValueError(
-                f"Square got {len(self.eps)} eps values for {n} images: pass one eps per image "
-                "(shape (N,)) or a float"
-            )
-        return self.eps.to(device)
-
     def __repr__(self) -> str:
-        eps = f"{self.eps:g}" if isinstance(self.eps, float) else f"tensor({len(self.eps)})"
         return (
-            f"Square(eps={eps}, norm={self.norm}, n_queries={self.n_queries}, "
+            f"Square(eps={self.eps_repr()}, norm={self.norm}, n_queries={self.n_queries}, "
             f"p_init={self.p_init:g}, restarts={self.restarts})"
         )
-
-
-def _check_eps(eps: float | torch.Tensor) -> torch.Tensor:
-    """eps as a float tensor (0-d or (N,)); ConfigError unless finite and >= 0."""
-    value = eps.detach().float().cpu() if isinstance(eps, torch.Tensor) else None
-    if value is None and isinstance(eps, int | float) and not isinstance(eps, bool):
-        value = torch.tensor(float(eps))
-    if value is None or value.ndim > 1 or not torch.isfinite(value).all() or (value < 0).any():
-        raise ConfigError(
-            f"Square: eps must be a number >= 0 or a (N,) tensor of them, got {eps!r}"
-        )
-    return value

@@ -7,9 +7,12 @@ ball), so each attack runs only where an example is still unbroken.
 Each attack works from an example's *frontier*, the largest grid eps at which no attack has
 broken it yet (the top of the grid at first, or where the ``prior`` curves, e.g. a job's PGD-20
 over the grid, left it): it attacks the example there, and only where it succeeds does it go on
-to the next smaller eps (to find the smallest eps it breaks). Where it fails at the frontier it
-is not run at smaller eps: a larger ball holds every smaller one, and an attack that finds
-nothing in the larger ball is not expected to find anything in a smaller one. Robust examples,
+to the next smaller eps (to find the smallest eps it breaks). It does so in waves: the first
+attacks every example at its own frontier, all in the same batches (one radius per row), the
+next the examples the first broke, one grid eps lower, and so on; a batch of examples at mixed
+eps runs as fast as one at a single eps, and small batches would not. Where it fails at the
+frontier it is not run at smaller eps: a larger ball holds every smaller one, and an attack that
+finds nothing in the larger ball is not expected to find anything in a smaller one. Robust examples,
 the expensive ones, are thus attacked once per attack instead of once per eps;
 ``scripts/bench_eval.py`` checks the result against a reference that runs every attack at every
 eps independently, and a test checks it on a linear model, where every example's smallest
@@ -23,7 +26,7 @@ did not, the gradients are suspect (masking).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -33,7 +36,7 @@ from torch import nn
 from robustlab.attacks.apgd import APGD
 from robustlab.attacks.base import check_images
 from robustlab.attacks.catalogue import build_attack
-from robustlab.attacks.evaluation import attack_survivors
+from robustlab.attacks.evaluation import PerRowAttack, attack_survivors
 from robustlab.attacks.keep import AdversarialKeeper
 from robustlab.attacks.square import SQUARE_NORMS  # an L1 suite has no gradient-free check
 from robustlab.attacks.worst_case_result import (
@@ -58,23 +61,34 @@ def suite_attack_names(norm: str = "Linf") -> tuple[str, ...]:
     return ATTACKS if norm in SQUARE_NORMS else ATTACKS[:2]
 
 
+def suite_attack(
+    name: str,
+    model: nn.Module,
+    eps: float | torch.Tensor,
+    suite: str = "standard",
+    norm: str = "Linf",
+    seed: int = 0,
+):
+    """The suite's attack ``name`` at ``eps`` (a float, or one radius per image)."""
+    if suite not in SCHEDULES:
+        raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SCHEDULES)}")
+    ce_steps, t_steps, targets, queries = SCHEDULES[suite]
+    if name == "apgd_ce":
+        return APGD(model, eps, steps=ce_steps, norm=norm, loss="ce", seed=seed)
+    if name == "apgd_t":
+        return APGD(
+            model, eps, t_steps, norm, "dlr", targeted=True, n_target_classes=targets, seed=seed
+        )
+    return build_attack("Square", model, eps=eps, norm=norm, n_queries=queries, seed=seed)
+
+
 def suite_attacks(
     model: nn.Module, eps: float, suite: str = "standard", norm: str = "Linf", seed: int = 0
 ) -> dict[str, object]:
     """The suite's attacks at one eps, in the order they run (no Square under L1)."""
-    if suite not in SCHEDULES:
-        raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SCHEDULES)}")
-    ce_steps, t_steps, targets, queries = SCHEDULES[suite]
-    apgd_ce = APGD(model, eps, steps=ce_steps, norm=norm, loss="ce", seed=seed)
-    apgd_t = APGD(
-        model, eps, t_steps, norm, "dlr", targeted=True, n_target_classes=targets, seed=seed
-    )
-    attacks = {"apgd_ce": apgd_ce, "apgd_t": apgd_t}
-    if norm in SQUARE_NORMS:
-        attacks[GRADIENT_FREE] = build_attack(
-            "Square", model, eps=eps, norm=norm, n_queries=queries, seed=seed
-        )
-    return attacks
+    return {
+        name: suite_attack(name, model, eps, suite, norm, seed) for name in suite_attack_names(norm)
+    }
 
 
 def worst_case(
@@ -116,55 +130,61 @@ def worst_case(
     # forward_evals: images forwarded without a gradient (Square's queries)
     cost = {name: {"grad_evals": 0, "forward_evals": 0, "seconds": 0.0} for name in names}
     keeper = AdversarialKeeper(images, grid, keep_adversarial)
-    run = _Runner(model, images, labels, result, cost, keeper, batch_size, device)
-    levels = [level for level, eps in enumerate(grid) if eps > 0]
     # The attacks craft on a BN-folded copy (same logits, fewer layers); _Runner judges every
     # break on the model itself.
     crafting = fold_batchnorm(model, images[:batch_size].to(device))
-    attacks = {level: suite_attacks(crafting, grid[level], suite, norm, seed) for level in levels}
     # Every attack draws from its own seeded generator: the caller's random state is left alone.
     for name in names:
-        _descend(run, name, attacks, result.broken_eps, grid, levels)
+        run = _Runner(model, images, labels, result, cost[name], keeper, batch_size, device, name)
+        _descend(run, partial(suite_attack, name, crafting, suite=suite, norm=norm, seed=seed))
     result.attack_cost = cost
     result.adversarial = keeper.tensors
     result.warnings = _masking_warnings(result)
     return result
 
 
-def _descend(run: _Runner, name: str, attacks, broken_eps, grid, levels) -> None:
-    """Run attack ``name`` from each example's frontier (the largest grid level at which it is
-    unbroken) downwards, going one level lower only for the examples it broke."""
-    grid_t = torch.tensor(grid, dtype=broken_eps.dtype)
-    frontier = torch.searchsorted(grid_t, broken_eps, right=False) - 1
-    carried = torch.zeros_like(frontier, dtype=torch.bool)
-    for level in reversed(levels):
-        carried = run(attacks[level][name], name, level, (frontier == level) | carried)
+def _descend(run: _Runner, make_attack: Callable[[torch.Tensor], object]) -> None:
+    """Run an attack (``make_attack(radii)``) in waves: first on every unbroken example at its
+    frontier (the largest grid level at which it is unbroken), then one level lower on the
+    examples the last wave broke, until none is left to attack."""
+    grid = torch.tensor(run.result.eps, dtype=run.result.broken_eps.dtype)
+    level = torch.searchsorted(grid, run.result.broken_eps, right=False) - 1
+    lowest = int((grid > 0).nonzero()[0]) if (grid > 0).any() else len(grid)
+    todo, wave = level >= lowest, 1
+    while todo.any():
+        fooled = run(make_attack, level, todo, wave)
+        todo = fooled & (level > lowest)  # broken above the lowest level: one level lower next
+        level, wave = torch.where(fooled, level - 1, level), wave + 1
 
 
 @dataclass
 class _Runner:
-    """Runs one suite attack at one grid level on a subset of the examples, recording who
-    broke what, its cost, and (through the keeper) its images: a later attack overwrites only
-    the rows it ran on."""
+    """Runs one suite attack on a subset of the examples, each at its own grid level (one
+    radius per row, attacks built per batch), recording who broke what, its cost, and (through
+    the keeper) its images: a later attack overwrites only the rows it ran on."""
 
     model: nn.Module
     images: torch.Tensor
     labels: torch.Tensor
     result: WorstCaseResult
-    cost: dict[str, dict[str, float]]
+    cost: dict[str, float]
     keeper: AdversarialKeeper
     batch_size: int
     device: torch.device
+    name: str
 
-    def __call__(self, attack, name: str, level: int, alive: torch.Tensor) -> torch.Tensor:
-        """The mask of the examples ``attack`` broke at grid level ``level`` among ``alive``."""
+    def __call__(self, make_attack, level: torch.Tensor, alive: torch.Tensor, wave: int):
+        """The mask of the examples the attack broke among ``alive``, row i at grid level
+        ``level[i]``."""
         if not alive.any():
             return alive
-        eps, cuda = self.result.eps[level], self.device.type == "cuda"
-        record = partial(self.keeper.record, level=level) if self.keeper else None
+        grid = torch.tensor(self.result.eps, dtype=self.result.broken_eps.dtype)
+        attack = PerRowAttack(lambda rows: make_attack(grid[level[rows]].float()))
+        record = partial(self._keep, level=level) if self.keeper else None
+        cuda = self.device.type == "cuda"
         if cuda:
             torch.cuda.synchronize(self.device)
-        started, forwards = time.perf_counter(), getattr(attack, "forward_evals", 0)
+        started = time.perf_counter()
         fooled, _, evals = attack_survivors(
             self.model,
             attack,
@@ -173,18 +193,21 @@ class _Runner:
             alive,
             self.batch_size,
             self.device,
-            f"{name} eps={eps:g}",
+            f"{self.name} wave {wave}",
             record,
         )
         if cuda:
             torch.cuda.synchronize(self.device)
-        self.cost[name]["seconds"] += time.perf_counter() - started
-        self.cost[name]["grad_evals"] += int(evals)
-        self.cost[name]["forward_evals"] += getattr(attack, "forward_evals", 0) - forwards
-        self.result.broken_eps[fooled] = eps
+        self.cost["seconds"] += time.perf_counter() - started
+        self.cost["grad_evals"] += int(evals)
+        self.cost["forward_evals"] += attack.forward_evals
+        self.result.broken_eps[fooled] = grid[level[fooled]]
         for i in fooled.nonzero().squeeze(1).tolist():
-            self.result.broken_by[i] = name
+            self.result.broken_by[i] = self.name
         return fooled
+
+    def _keep(self, rows: torch.Tensor, adv: torch.Tensor, fooled: torch.Tensor, level) -> None:
+        self.keeper.record(rows, adv, fooled, level[rows])
 
 
 def _masking_warnings(result: WorstCaseResult) -> list[str]:
@@ -200,4 +223,12 @@ def _masking_warnings(result: WorstCaseResult) -> list[str]:
     ]
 
 
-__all__ = ["SUITES", "WorstCaseResult", "eps_key", "snap_to_grid", "suite_attacks", "worst_case"]
+__all__ = [
+    "SUITES",
+    "WorstCaseResult",
+    "eps_key",
+    "snap_to_grid",
+    "suite_attack",
+    "suite_attacks",
+    "worst_case",
+]
