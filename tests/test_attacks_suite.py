@@ -10,7 +10,7 @@ import torchattacks
 from torch import nn
 
 from robustlab.attacks import PGD, AttackSpec, evaluate_robustness, wilson_interval, worst_case
-from robustlab.attacks.suite import snap_to_grid, suite_attacks
+from robustlab.attacks.suite import snap_to_grid, suite_attack, suite_attacks
 from robustlab.errors import ConfigError
 from tests.attack_fixtures import digits, model, trained_tiny_cnn  # noqa: F401
 
@@ -109,6 +109,8 @@ def test_bad_suite_is_a_config_error(model, digits):  # noqa: F811
         worst_case(model, *digits, [0.1], suite="strong")
     with pytest.raises(ConfigError, match="suite"):
         suite_attacks(model, 0.1, "none")
+    with pytest.raises(ConfigError, match="suite attack 'fab'"):
+        suite_attack("fab", model, 0.1)
 
 
 @pytest.mark.parametrize("prior", [None, "unbroken"])

@@ -70,6 +70,8 @@ def suite_attack(
     seed: int = 0,
 ):
     """The suite's attack ``name`` at ``eps`` (a float, or one radius per image)."""
+    if name not in ATTACKS:
+        raise ConfigError(f"unknown suite attack {name!r}: use one of {', '.join(ATTACKS)}")
     if suite not in SCHEDULES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SCHEDULES)}")
     ce_steps, t_steps, targets, queries = SCHEDULES[suite]
@@ -147,7 +149,7 @@ def _descend(run: _Runner, make_attack: Callable[[torch.Tensor], object]) -> Non
     """Run an attack (``make_attack(radii)``) in waves: first on every unbroken example at its
     frontier (the largest grid level at which it is unbroken), then one level lower on the
     examples the last wave broke, until none is left to attack."""
-    grid = torch.tensor(run.result.eps, dtype=run.result.broken_eps.dtype)
+    grid = run.grid
     level = torch.searchsorted(grid, run.result.broken_eps, right=False) - 1
     lowest = int((grid > 0).nonzero()[0]) if (grid > 0).any() else len(grid)
     todo, wave = level >= lowest, 1
@@ -173,12 +175,17 @@ class _Runner:
     device: torch.device
     name: str
 
+    @property
+    def grid(self) -> torch.Tensor:
+        """The grid's eps by level, in the dtype of ``broken_eps`` (float64: keys stay exact)."""
+        return torch.tensor(self.result.eps, dtype=self.result.broken_eps.dtype)
+
     def __call__(self, make_attack, level: torch.Tensor, alive: torch.Tensor, wave: int):
         """The mask of the examples the attack broke among ``alive``, row i at grid level
         ``level[i]``."""
         if not alive.any():
             return alive
-        grid = torch.tensor(self.result.eps, dtype=self.result.broken_eps.dtype)
+        grid = self.grid
         attack = PerRowAttack(lambda rows: make_attack(grid[level[rows]].float()))
         record = partial(self._keep, level=level) if self.keeper else None
         cuda = self.device.type == "cuda"
