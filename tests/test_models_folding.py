@@ -26,13 +26,18 @@ def _with_running_statistics(model: nn.Module) -> nn.Module:
     return model
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("name", ["resnet20", "se_resnet20", "mgnet", "small_cnn"])
-def test_folded_copy_has_the_same_logits_and_input_gradient(name):
+def test_folded_copy_has_the_same_logits_and_input_gradient(name, channels_last):
     torch.manual_seed(0)
     model = _with_running_statistics(create_model(name, num_classes=10, in_channels=1))
     probe = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(9))
-    folded = fold_batchnorm(model, probe)
+    folded = fold_batchnorm(model, probe, channels_last)
     assert folded is not model and _batchnorms(folded) < _batchnorms(model)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    convolutions = [m.weight for m in folded.modules() if isinstance(m, nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=layout) for w in convolutions)
+    assert all(p.is_contiguous() for p in model.parameters())
     model.eval()
     grads = []
     for net in (model, folded):

@@ -5,10 +5,12 @@ bias of the convolution (or linear layer) that feeds it (``torch.fx``'s ``fuse``
 spends nearly all its time in forward+backward passes to the input, and the folded copy runs
 them with fewer layers: ``scripts/bench_eval.py`` prints a bare forward+backward on the model
 over one on its folded copy, timed alternately (1.38x on resnet20 digits, 256 rows, one
-thread). The logits agree to float rounding; the copy is checked on a
-probe batch, and anything that cannot be traced or does not agree falls back to the model
-itself. Breaks found on the copy are judged on the original model (see
-:func:`robustlab.attacks.suite.worst_case`), so rounding never counts as a success.
+thread). On the CPU the copy can also hold its weights channels-last, whose convolutions run
+faster there at these shapes (``bench_eval.py`` prints that ratio too). The logits agree to
+float rounding; the copy is checked on a probe batch, and anything that cannot be traced or
+does not agree falls back to the model itself. Breaks found on the copy are judged on the
+original model (see :func:`robustlab.attacks.suite.worst_case`), so rounding never counts as a
+success.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ def _batchnorm_count(model: nn.Module) -> int:
     return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def fold_batchnorm(model: nn.Module, probe: torch.Tensor) -> nn.Module:
+def fold_batchnorm(model: nn.Module, probe: torch.Tensor, channels_last: bool = False) -> nn.Module:
     """A frozen eval-mode copy of ``model`` with BatchNorm folded into the layers before it,
     or ``model`` itself when nothing folds, the model cannot be traced, or the copy's logits
     on ``probe`` (a batch of valid inputs on the model's device) differ beyond rounding.
+    ``channels_last``: the copy's 4-d weights are stored channels-last (the model's never are).
 
     The copy is a snapshot: it does not follow later changes to the model's weights.
     """
@@ -46,6 +49,8 @@ def fold_batchnorm(model: nn.Module, probe: torch.Tensor) -> nn.Module:
         folded.eval().requires_grad_(False)
         if _batchnorm_count(folded) == _batchnorm_count(model):
             return model
+        if channels_last:
+            folded.to(memory_format=torch.channels_last)
         with torch.no_grad():
             expected, got = model(probe), folded(probe)
     scale = 1.0 + float(expected.abs().max()) if expected.numel() else 1.0
