@@ -40,6 +40,18 @@ def test_fmn_finds_the_exact_linear_distance(norm, dual):
     assert (found <= exact * 1.05).float().mean() >= 0.9  # and FMN gets close to it
 
 
+@pytest.mark.parametrize("norm", ["L2", "Linf"])
+def test_fmn_reaches_a_boundary_that_the_box_puts_out_of_linear_reach(norm):
+    # margin = 10 x_a + x_b - 0.2 with x_a at the box floor: the gradient points mostly out of
+    # the box, so the linear estimate of the boundary from every clipped iterate falls short
+    # (FMN stalled there once); only x_b can move, by exactly the margin x_b - 0.2
+    model = linear_classifier(torch.tensor([[10.0, 1.0], [0.0, 0.0]]), torch.tensor([-0.2, 0.0]))
+    x_b = torch.linspace(0.4, 0.9, 6)
+    images = torch.stack([torch.zeros(6), x_b], dim=1).reshape(6, 1, 1, 2)
+    found = min_norm_perturbations(model, images, torch.zeros(6, dtype=torch.long), norm)
+    assert torch.allclose(found, (x_b - 0.2).double(), rtol=1e-3)
+
+
 def suite_smallest_eps(model, images, labels, grid) -> torch.Tensor:
     """Per example the smallest eps of ``grid`` at which Linf PGD-20 breaks it (inf: never)."""
     smallest = torch.full((len(images),), math.inf, dtype=torch.float64)

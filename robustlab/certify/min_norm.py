@@ -79,8 +79,12 @@ def fmn_batch(
             min=1e-12
         )
         # before the first success the paper jumps to the linear estimate of the boundary; the
-        # extra (1 + gamma) steps past it (a linear model would otherwise sit on it forever)
-        grown = torch.where(found, eps, size + to_boundary) * (1 + gamma)
+        # extra (1 + gamma) steps past it (a linear model would otherwise sit on it forever),
+        # and the estimate never falls below the last one: where the box clips the step short
+        # of the boundary, the estimate from the clipped point can repeat forever, so the
+        # ball grows by (1 + gamma) a step instead
+        last = torch.where(eps.isinf(), 0.0, eps)  # inf: no estimate yet
+        grown = torch.where(found, eps, torch.maximum(size + to_boundary, last)) * (1 + gamma)
         eps = torch.where(adversarial, torch.minimum(eps * (1 - gamma), best_norm), grown)
         direction = grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(shape)
         with torch.no_grad():
