@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from robustlab.tracking.results import summary_metrics
 from robustlab.tracking.wandb_logger import WandbLogger
 
@@ -46,9 +48,22 @@ def test_offline_run_records_curves_results_and_checkpoint_artifact(tmp_path, mo
     logger.finish(0)
     runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1
-    data = runs[0].read_bytes()
-    for key in (b"train/loss", b"robust_accuracy/pgd@0.1", b"sweep-x", b"resnet20-none-s0"):
+    keys = (b"train/loss", b"robust_accuracy/pgd@0.1", b"sweep-x", b"resnet20-none-s0")
+    data = transaction_log(runs[0], keys)
+    for key in keys:
         assert key in data
+
+
+def transaction_log(path, keys, timeout_s: float = 30.0) -> bytes:
+    """The run's .wandb file once it holds ``keys``, or as it is after ``timeout_s``: W&B's
+    service process writes it on its own after ``finish`` returns (a process that exits at
+    once still leaves it complete), so on a busy machine it can lag the call."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        data = path.read_bytes()
+        if all(key in data for key in keys) or time.monotonic() > deadline:
+            return data
+        time.sleep(0.05)
 
 
 def test_a_failing_wandb_turns_the_logger_into_a_no_op(tmp_path, monkeypatch):
