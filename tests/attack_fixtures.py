@@ -43,25 +43,29 @@ def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tens
     return x[:1400], y[:1400], x[1400:], y[1400:]
 
 
-@lru_cache(maxsize=1)
-def trained_tiny_cnn() -> TinyCNN:
-    """Trained once per process (about a second; ~96% test accuracy)."""
-    torch.manual_seed(0)
-    train_x, train_y, _, _ = digits_split()
-    model = TinyCNN()
+def fit_briefly(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: int):
+    """``model`` trained in place with Adam (lr 0.01, batches of 64, one thread), in eval mode."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny batches: threading overhead dominates, worse on a busy machine
     try:
-        for _ in range(15):
-            for idx in torch.randperm(len(train_x)).split(64):
+        for _ in range(epochs):
+            for idx in torch.randperm(len(images)).split(64):
                 optimizer.zero_grad()
-                F.cross_entropy(model(train_x[idx]), train_y[idx]).backward()
+                F.cross_entropy(model(images[idx]), labels[idx]).backward()
                 optimizer.step()
     finally:
         torch.set_num_threads(threads)
     optimizer.zero_grad(set_to_none=True)
     return model.eval()
+
+
+@lru_cache(maxsize=1)
+def trained_tiny_cnn() -> TinyCNN:
+    """Trained once per process (about a second; ~96% test accuracy)."""
+    torch.manual_seed(0)
+    train_x, train_y, _, _ = digits_split()
+    return fit_briefly(TinyCNN(), train_x, train_y, epochs=15)
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,11 @@ from functools import lru_cache
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from robustlab.data import load_dataset
 from robustlab.models import create_model
+from tests.attack_fixtures import fit_briefly
 
 
 def linear_classifier(weight: torch.Tensor, bias: torch.Tensor) -> nn.Sequential:
@@ -41,19 +41,7 @@ def trained_small_cnn() -> nn.Module:
     torch.manual_seed(0)
     images, labels = load_dataset("digits", split="train")
     model = create_model("small_cnn", num_classes=10, in_channels=1, widths=(8, 16))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batches: threading overhead dominates, worse on a busy machine
-    try:
-        for _ in range(4):
-            for idx in torch.randperm(len(images)).split(64):
-                optimizer.zero_grad()
-                F.cross_entropy(model(images[idx]), labels[idx]).backward()
-                optimizer.step()
-    finally:
-        torch.set_num_threads(threads)
-    optimizer.zero_grad(set_to_none=True)
-    return model.eval()
+    return fit_briefly(model, images, labels, epochs=4)
 
 
 def digits_test(n: int) -> tuple[torch.Tensor, torch.Tensor]:
