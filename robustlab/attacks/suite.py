@@ -125,9 +125,7 @@ def worst_case(
     labels = labels.cpu()
     grid = sorted({float(e) for e in eps_grid})
     correct = predict(model, images, batch_size, device) == labels
-    start = torch.where(correct, float("inf"), 0.0).double()  # float64: eps keys stay exact
-    result = WorstCaseResult(suite, norm, grid, start, [None if c else CLEAN for c in correct])
-    result = result.combined(prior or {})
+    result = _starting_result(correct, grid, suite, norm, prior or {})
     names = suite_attack_names(norm)
     # forward_evals: images forwarded without a gradient (Square's queries)
     cost = {name: {"grad_evals": 0, "forward_evals": 0, "seconds": 0.0} for name in names}
@@ -144,6 +142,16 @@ def worst_case(
     result.adversarial = keeper.tensors
     result.warnings = _masking_warnings(result)
     return result
+
+
+def _starting_result(
+    correct: torch.Tensor, grid: list[float], suite: str, norm: str, prior: Mapping
+) -> WorstCaseResult:
+    """The result before any suite attack: misclassified examples broken at eps 0, the rest
+    unbroken but where the ``prior`` attacks broke them."""
+    start = torch.where(correct, float("inf"), 0.0).double()  # float64: eps keys stay exact
+    result = WorstCaseResult(suite, norm, grid, start, [None if c else CLEAN for c in correct])
+    return result.combined(prior)
 
 
 def _descend(run: _Runner, make_attack: Callable[[torch.Tensor], object]) -> None:
