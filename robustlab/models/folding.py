@@ -5,8 +5,8 @@ bias of the convolution (or linear layer) that feeds it (``torch.fx``'s ``fuse``
 spends nearly all its time in forward+backward passes to the input, and the folded copy runs
 them with fewer layers: ``scripts/bench_eval.py`` prints a bare forward+backward on the model
 over one on its folded copy, timed alternately (1.38x on resnet20 digits, 256 rows, one
-thread). On the CPU the copy can also hold its weights channels-last, whose convolutions run
-faster there at these shapes (``bench_eval.py`` prints that ratio too). The logits agree to
+thread). On the CPU the copy can also hold its weights channels-last, whose convolutions were
+up to 6% faster there at these shapes (``bench_eval.py`` prints that ratio too). The logits agree to
 float rounding; the copy is checked on a probe batch, and anything that cannot be traced or
 does not agree falls back to the model itself. Breaks found on the copy are judged on the
 original model (see :func:`robustlab.attacks.suite.worst_case`), so rounding never counts as a
