@@ -29,11 +29,8 @@ from robustlab.detection.storage import write_detection_scores
 from robustlab.fileio import write_json_atomic
 from robustlab.models import create_model
 from robustlab.models.runtime import predict
+from robustlab.report.detection_plots import detection_table, plot_detection_roc
 from robustlab.runtime import seed_everything
-from robustlab.tracking.detection_plots import (
-    detection_table,
-    plot_detection_roc,
-)
 from robustlab.training import build_optimizer, fit
 from robustlab.training.objectives import CrossEntropy
 

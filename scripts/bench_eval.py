@@ -25,8 +25,9 @@ import torch.nn.functional as F
 import torchattacks
 from torch import nn
 
-from robustlab.attacks import APGD, madry_step_size, worst_case
+from robustlab.attacks import APGD, madry_step_size
 from robustlab.data import TensorLoader, load_dataset
+from robustlab.evaluation import worst_case
 from robustlab.models import create_model
 from robustlab.models.folding import fold_batchnorm
 from robustlab.models.runtime import model_context

@@ -12,7 +12,7 @@ held out as in ``data.val_fraction``).
         --defense pgd_at --defense-eps 0.3
     python scripts/bench_models.py --data digits --models resnet20 --l0-examples 359
 
-``--l0-examples N`` adds the L0 curves (robustlab.l0: SparseFool, JSMA, OnePixel at their
+``--l0-examples N`` adds the L0 curves (robustlab.evaluation.l0: SparseFool, JSMA, OnePixel at their
 defaults and their per-example worst case) on the first N test images.
 """
 
@@ -25,7 +25,7 @@ import torch
 
 from robustlab.attacks import build_attack
 from robustlab.data import TensorLoader, dataset_info, load_dataset, train_val_split
-from robustlab.l0 import l0_robustness
+from robustlab.evaluation.l0 import l0_robustness
 from robustlab.models import create_model, model_param_count
 from robustlab.models.runtime import predict
 from robustlab.runtime import seed_everything

@@ -8,12 +8,12 @@ import torch
 
 from robustlab.app.builders import attack_spec
 from robustlab.app.validate import validate_config
-from robustlab.attacks import APGD, PGD, robust_accuracy
+from robustlab.attacks import APGD, PGD
 from robustlab.attacks.apgd_state import RunState
-from robustlab.attacks.catalogue import attack_norm
+from robustlab.attacks.catalogue import attack_factory, attack_norm
 from robustlab.attacks.geometry import row_norms
 from robustlab.attacks.l1 import top_k_sign_step
-from robustlab.attacks.report import attack_factory
+from robustlab.evaluation import robust_accuracy
 from tests.app_helpers import compose_tiny
 from tests.attack_fixtures import digits, model  # noqa: F401  (pytest fixtures)
 

@@ -1,4 +1,4 @@
-"""The eps-continuation schedule of the eps-grid evaluator (robustlab.attacks.continuation)."""
+"""The eps-continuation schedule of the eps-grid evaluator (robustlab.evaluation.continuation)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import torch
 import torchattacks
 from torch import nn
 
-from robustlab.attacks import FGSM, PGD, madry_step_size, robust_accuracy
+from robustlab.attacks import FGSM, PGD, madry_step_size
 from robustlab.errors import ConfigError
+from robustlab.evaluation import robust_accuracy
 from tests.attack_fixtures import digits, model, trained_tiny_cnn  # noqa: F401
 
 

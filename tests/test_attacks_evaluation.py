@@ -7,9 +7,8 @@ import math
 import pytest
 import torch
 
-from robustlab.attacks import (
-    FGSM,
-    AttackSpec,
+from robustlab.attacks import FGSM, AttackSpec
+from robustlab.evaluation import (
     EpsCurve,
     EpsPoint,
     RobustnessReport,

@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 
-from robustlab.attacks import AttackSpec, evaluate_robustness
+from robustlab.attacks import AttackSpec
 from robustlab.attacks.geometry import row_norms
 from robustlab.errors import ConfigError
+from robustlab.evaluation import evaluate_robustness
 from tests.attack_fixtures import digits, model, trained_tiny_cnn  # noqa: F401
 
 GRID = [0.0, 0.05, 0.1, 0.2]

@@ -8,12 +8,12 @@ import torch
 
 from robustlab.app.builders import attack_spec
 from robustlab.app.validate import validate_config
-from robustlab.attacks import PGD, robust_accuracy
-from robustlab.attacks.catalogue import attack_norm, build_attack
+from robustlab.attacks import PGD
+from robustlab.attacks.catalogue import attack_factory, attack_norm, build_attack
 from robustlab.attacks.geometry import project, random_start, row_norms
 from robustlab.attacks.l1 import sparse_ascent_step
-from robustlab.attacks.report import attack_factory
 from robustlab.errors import ConfigError
+from robustlab.evaluation import robust_accuracy
 from tests.app_helpers import compose_tiny
 from tests.attack_fixtures import digits, model  # noqa: F401
 

@@ -9,9 +9,10 @@ import torch
 import torchattacks
 from torch import nn
 
-from robustlab.attacks import PGD, AttackSpec, evaluate_robustness, wilson_interval, worst_case
-from robustlab.attacks.suite import snap_to_grid, suite_attack, suite_attacks
+from robustlab.attacks import PGD, AttackSpec
 from robustlab.errors import ConfigError
+from robustlab.evaluation import evaluate_robustness, wilson_interval, worst_case
+from robustlab.evaluation.suite import snap_to_grid, suite_attack, suite_attacks
 from tests.attack_fixtures import digits, model, trained_tiny_cnn  # noqa: F401
 
 GRID = [0.05, 0.1, 0.2]

@@ -9,7 +9,7 @@ from scipy.stats import binomtest, norm
 
 from robustlab.attacks import PGD
 from robustlab.certify import ABSTAIN, Smooth, clopper_pearson_lower
-from robustlab.certify.report import certified_curve
+from robustlab.certify.summary import certified_curve
 from tests.certify_fixtures import (  # noqa: F401 (autouse fixture)
     digits_test,
     linear_classifier,

@@ -17,7 +17,7 @@ from robustlab.app.schema import register_schemas
 from robustlab.app.training_stage import checkpoint_dir, training_identity
 from robustlab.app.validate import validate_config
 from robustlab.attacks import build_attack, list_attacks, takes_eps
-from robustlab.attacks.report import attack_factory
+from robustlab.attacks.catalogue import attack_factory
 from robustlab.data import dataset_info
 from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol
 from robustlab.errors import ConfigError

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from robustlab.attacks import EpsCurve, EpsPoint, RobustnessReport
 from robustlab.detection import AttackKey, DetectionKey, DetectionReport
-from robustlab.tracking.records import load_run_records
-from robustlab.tracking.report_table import build_table
+from robustlab.evaluation import EpsCurve, EpsPoint, RobustnessReport
+from robustlab.report.records import load_run_records
+from robustlab.report.tables import build_table
 from robustlab.tracking.results import (
     RESULTS_FILE,
     SCHEMA_VERSION,

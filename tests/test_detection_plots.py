@@ -8,11 +8,7 @@ import torch
 from matplotlib.image import imread
 
 from robustlab.detection.storage import read_detection_scores, write_detection_scores
-from robustlab.tracking.detection_plots import (
-    detection_table,
-    plot_detection_roc,
-    roc_points,
-)
+from robustlab.report.detection_plots import detection_table, plot_detection_roc, roc_points
 
 
 def _scores(shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,12 +9,7 @@ import pytest
 import torch
 
 from robustlab.errors import ConfigError
-from robustlab.l0 import (
-    WORST_CASE,
-    accuracy_over_budgets,
-    changed_pixels,
-    l0_robustness,
-)
+from robustlab.evaluation.l0 import WORST_CASE, accuracy_over_budgets, changed_pixels, l0_robustness
 from robustlab.models.runtime import predict
 from tests.attack_fixtures import digits, model  # noqa: F401  (pytest fixtures)
 

@@ -10,7 +10,7 @@ from robustlab.app.evaluation_stage import l0_attacks
 from robustlab.app.pipeline import run_pipeline
 from robustlab.app.validate import validate_config
 from robustlab.errors import ConfigError
-from robustlab.tracking.report import write_report
+from robustlab.report.sweep import write_report
 from tests.app_helpers import compose_tiny
 
 L0_RUN = (

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustlab.attacks import worst_case
+from robustlab.evaluation import worst_case
 from robustlab.models import create_model
 from robustlab.models.folding import fold_batchnorm
 from tests.attack_fixtures import digits_split, trained_tiny_cnn

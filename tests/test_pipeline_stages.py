@@ -12,7 +12,7 @@ from robustlab.app.pipeline import run_pipeline
 from robustlab.app.validate import validate_config
 from robustlab.detection.storage import read_detection_scores
 from robustlab.errors import ConfigError
-from robustlab.tracking.report import write_report
+from robustlab.report.sweep import write_report
 from tests.app_helpers import compose_tiny
 
 

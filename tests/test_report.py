@@ -16,10 +16,10 @@ import pytest
 
 from robustlab.app.report import main
 from robustlab.fileio import write_json_atomic
-from robustlab.tracking import plots
-from robustlab.tracking.records import load_run_records, record_from_payload
-from robustlab.tracking.report import write_report
-from robustlab.tracking.report_table import aggregate_over_seeds, build_table
+from robustlab.report.records import load_run_records, record_from_payload
+from robustlab.report.sweep import write_report
+from robustlab.report.tables import aggregate_over_seeds, build_table
+from robustlab.report import plots
 
 EPS = ("0.05", "0.1", "0.2")
 # (model, defense) -> per seed: clean, pgd accuracy per eps, train seconds, warnings.

@@ -10,9 +10,9 @@ from pathlib import Path
 import matplotlib.image
 from PIL import Image
 
-from robustlab.tracking import plots
-from robustlab.tracking.records import record_from_payload
-from robustlab.tracking.report import write_report
+from robustlab.report.records import record_from_payload
+from robustlab.report.sweep import write_report
+from robustlab.report import plots
 
 LINF = {"0.05": 0.6, "0.1": 0.3}
 NORMS = {

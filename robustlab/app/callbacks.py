@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from robustlab.app.validate import validate_sweep
 from robustlab.errors import ConfigError
-from robustlab.tracking.report import write_report
+from robustlab.report.sweep import write_report
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from torch import nn
 
 from robustlab.app.builders import DataBundle
 from robustlab.app.evaluation_stage import evaluation_subset
-from robustlab.attacks import RobustnessReport
 from robustlab.certify import CertificationReport, certify_model
+from robustlab.evaluation import RobustnessReport
 
 
 def smoothing_sigma(cfg: DictConfig) -> float | None:

@@ -10,8 +10,8 @@ from torch import nn
 
 from robustlab.app.builders import DataBundle, attack_spec
 from robustlab.app.evaluation_stage import evaluation_subset
-from robustlab.attacks import RobustnessReport, build_attack, takes_eps
-from robustlab.attacks.report import attack_factory
+from robustlab.attacks import build_attack, takes_eps
+from robustlab.attacks.catalogue import attack_factory
 from robustlab.data import stratified_subset
 from robustlab.detection import (
     AttackKey,
@@ -23,6 +23,7 @@ from robustlab.detection import (
     list_detectors,
 )
 from robustlab.detection.crafting import AttackFn
+from robustlab.evaluation import RobustnessReport
 
 log = logging.getLogger(__name__)
 

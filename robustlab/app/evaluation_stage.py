@@ -11,10 +11,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from robustlab.app.builders import DataBundle, attack_spec, attack_specs
-from robustlab.attacks import AttackSpec, RobustnessReport, evaluate_robustness, takes_eps
+from robustlab.attacks import AttackSpec, takes_eps
 from robustlab.data import stratified_subset
 from robustlab.errors import ConfigError
-from robustlab.l0 import L0Report, l0_robustness
+from robustlab.evaluation import RobustnessReport, evaluate_robustness
+from robustlab.evaluation.l0 import L0Report, l0_robustness
 
 # the explanation stage's attack: PGD's iterate is an attacked input for every example, a
 # survivor of the worst case may come back from Square as its clean image

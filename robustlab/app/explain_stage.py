@@ -8,7 +8,8 @@ from torch import nn
 
 from robustlab.app.builders import DataBundle
 from robustlab.app.evaluation_stage import EXPLAINED_ATTACK, evaluation_subset, explain_eps
-from robustlab.attacks import PGD, RobustnessReport, madry_step_size
+from robustlab.attacks import PGD, madry_step_size
+from robustlab.evaluation import RobustnessReport
 from robustlab.explain import ExplanationReport, explain_robustness
 
 

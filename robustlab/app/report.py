@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from robustlab.errors import RobustlabError
-from robustlab.tracking.report import write_report
+from robustlab.report.sweep import write_report
 
 PROG = "robustlab-report"
 

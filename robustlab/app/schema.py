@@ -15,13 +15,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from robustlab.app.defenses import OBJECTIVES
-from robustlab.attacks import evaluate_robustness
-from robustlab.attacks.suite import SUITES
 from robustlab.certify import certify_model
 from robustlab.data import list_datasets
 from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol, list_detectors
+from robustlab.evaluation import evaluate_robustness
+from robustlab.evaluation.l0 import DEFAULT_ATTACKS as L0_ATTACKS
+from robustlab.evaluation.suite import SUITES
 from robustlab.explain import explain_robustness
-from robustlab.l0 import DEFAULT_ATTACKS as L0_ATTACKS
 from robustlab.models import list_models, model_options
 from robustlab.training import build_optimizer
 from robustlab.training.objectives import TRADES, AdversarialTraining

@@ -7,7 +7,8 @@ reachable as ``torchattacks.<Name>`` (e.g. ``torchattacks.APGD``).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torchattacks
 from torch import nn
@@ -15,6 +16,7 @@ from torch import nn
 from robustlab.attacks.adapter import L2_ATTACKS, TorchattacksAttack
 from robustlab.attacks.apgd import APGD
 from robustlab.attacks.fgsm import FGSM
+from robustlab.attacks.geometry import madry_step_size
 from robustlab.attacks.pgd import PGD
 from robustlab.attacks.square import Square
 from robustlab.errors import ConfigError
@@ -134,4 +136,49 @@ def build_attack(name: str, model: nn.Module, **kwargs: object) -> object:
     return TorchattacksAttack(attack, model, canonical, targeted=targeted)
 
 
-__all__ = ["attack_norm", "attack_options", "build_attack", "list_attacks", "takes_eps"]
+@dataclass
+class AttackSpec:
+    """An attack by name (see ``list_attacks``) with its options.
+
+    ``eps``: the attack's own grid (e.g. L2 radii), else the evaluation's grid. For attacks
+    with a step size ``alpha`` and ``steps``, ``kwargs["step_size"]`` sets ``alpha`` as a
+    fraction of eps; without either, ``alpha = madry_step_size(eps, steps)`` (``2.5 eps / steps``)
+    so the step scales with the budget instead of staying at a fixed 2/255.
+    """
+
+    name: str
+    kwargs: dict = field(default_factory=dict)
+    eps: Sequence[float] | None = None
+
+
+def attack_factory(spec: AttackSpec, model: nn.Module) -> Callable[[float], object]:
+    """``eps -> attack`` for a spec, checking its options once up front."""
+    kwargs = dict(spec.kwargs)
+    step_size = kwargs.pop("step_size", None)
+    options = attack_options(spec.name)
+    if "eps" in kwargs:
+        raise ConfigError(f"attack {spec.name!r}: give eps through the eps grid, not its options")
+    if step_size is not None and "alpha" not in options:
+        raise ConfigError(f"attack {spec.name!r} has no step size; remove step_size")
+
+    def make(eps: float) -> object:
+        options_now = dict(kwargs)
+        if "alpha" in options and "alpha" not in options_now and "steps" in options:
+            steps = int(options_now.get("steps", options["steps"]))
+            alpha = madry_step_size(eps, steps) if step_size is None else step_size * eps
+            options_now["alpha"] = alpha
+        return build_attack(spec.name, model, eps=eps, **options_now)
+
+    make(0.0)  # fail on a bad option before any time is spent
+    return make
+
+
+__all__ = [
+    "AttackSpec",
+    "attack_factory",
+    "attack_norm",
+    "attack_options",
+    "build_attack",
+    "list_attacks",
+    "takes_eps",
+]

@@ -2,7 +2,7 @@
 
 An iterative attack is ``start``, then repeated ``gradient`` -> ``step``, each step projected
 back into the ball (``project``). PGD and APGD implement it; a scheduler such as the
-eps-continuation stream (:mod:`robustlab.attacks.continuation`) drives any attack through these
+eps-continuation stream (:mod:`robustlab.evaluation.continuation`) drives any attack through these
 public methods only, giving every row of a batch its own radius and step size::
 
     adv = attack.start(images)

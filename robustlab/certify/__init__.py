@@ -20,8 +20,8 @@ from robustlab.certify.min_norm import (
 )
 from robustlab.certify.operator_norm import batchnorm_scale, operator_norm, spectral_norm
 from robustlab.certify.plots import plot_certified_vs_empirical
-from robustlab.certify.report import CertificationReport, SmoothingResult, certify_model
 from robustlab.certify.smoothing import ABSTAIN, Smooth, clopper_pearson_lower
+from robustlab.certify.summary import CertificationReport, SmoothingResult, certify_model
 
 __all__ = [
     "ABSTAIN",

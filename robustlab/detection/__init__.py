@@ -12,7 +12,7 @@ from robustlab.detection.mahalanobis import DEFAULT_NOISE_GRID, MahalanobisDetec
 from robustlab.detection.metrics import detection_metrics
 from robustlab.detection.protocols import DetectionProtocol, evaluate_detection
 from robustlab.detection.registry import build_detector, list_detectors
-from robustlab.detection.report import AttackKey, DetectionKey, DetectionReport
+from robustlab.detection.summary import AttackKey, DetectionKey, DetectionReport
 
 __all__ = [
     "AttackKey",

@@ -20,7 +20,7 @@ from robustlab.detection.base import Detector
 from robustlab.detection.baseline import msp_score
 from robustlab.detection.crafting import AttackFn, Split, craft, craft_split, noisy_negatives
 from robustlab.detection.metrics import TPR_LEVEL, detection_metrics
-from robustlab.detection.report import AttackKey, DetectionKey, DetectionReport, as_attack_key
+from robustlab.detection.summary import AttackKey, DetectionKey, DetectionReport, as_attack_key
 from robustlab.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)

@@ -13,17 +13,17 @@ from robustlab.explain.attribute import (
     list_methods,
     method_options,
 )
+from robustlab.explain.clean_vs_adversarial import DEFAULT_METHODS, explain_robustness
 from robustlab.explain.compare import spearman, topk_intersection
 from robustlab.explain.faithfulness import FaithfulnessCurves, deletion_insertion
 from robustlab.explain.integrated_gradients import completeness_error
 from robustlab.explain.layers import stage_layer
 from robustlab.explain.plots import plot_explanations
-from robustlab.explain.report import ExplanationReport
-from robustlab.explain.robustness import DEFAULT_METHODS, explain_robustness
 from robustlab.explain.sanity import randomisation_correlation, randomized_copy
 from robustlab.explain.se_attention import record_excitations, se_blocks
 from robustlab.explain.se_plots import plot_se_attention
 from robustlab.explain.se_shift import SEAttention, se_attention_shift
+from robustlab.explain.summary import ExplanationReport
 
 __all__ = [
     "DEFAULT_METHODS",

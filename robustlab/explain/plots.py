@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from robustlab.explain.attribute import get_method
-from robustlab.explain.report import ExplanationReport
+from robustlab.explain.summary import ExplanationReport
 from robustlab.fileio import atomic_path
 
 DPI = 100

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from robustlab.explain.plots import new_figure, save_figure
-from robustlab.explain.report import ExplanationReport
 from robustlab.explain.se_shift import SEAttention
+from robustlab.explain.summary import ExplanationReport
 
 
 def _shift_panel(ax, se: SEAttention) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import torch
 
-from robustlab.explain.report import ExplanationReport
+from robustlab.explain.summary import ExplanationReport
 
 FEW_EXAMPLES = 8
 COMPLETENESS_TOLERANCE = 0.05  # IG's sum may miss f(x) - f(x') by this fraction

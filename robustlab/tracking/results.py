@@ -5,7 +5,7 @@ and ``warnings``: training a :class:`robustlab.training.TrainingSummary`, evalua
 :class:`robustlab.attacks.RobustnessReport`, detection a
 :class:`robustlab.detection.DetectionReport`, and so on. :func:`results_payload` is the ONE
 place that assembles them into the results.json object, :func:`summary_metrics` the one that
-flattens that object for W&B, and :mod:`robustlab.tracking.records` reads the same schema back.
+flattens that object for W&B, and :mod:`robustlab.report.records` reads the same schema back.
 
 Schema history: version 1 files (no ``schema_version`` key) carry the same keys; version 2
 adds ``schema_version`` and, with newer stages, more keys. Keys are added, never renamed.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 SCHEMA_VERSION = 2
-MASKING_PREFIX = "gradient masking suspected"  # how robustlab.attacks.masking's warnings begin
+MASKING_PREFIX = "gradient masking suspected"  # how robustlab.evaluation.masking's warnings begin
 RESULTS_FILE = "results.json"
 
 

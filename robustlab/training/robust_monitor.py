@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from robustlab.attacks.evaluation import robust_accuracy
 from robustlab.attacks.pgd import PGD
+from robustlab.evaluation.grid import robust_accuracy
 
 HELDOUT_PGD = "heldout_pgd_accuracy"
 HELDOUT_CLEAN = "heldout_clean_accuracy"

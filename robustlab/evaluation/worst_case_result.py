@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from robustlab.attacks.stats import wilson_interval
+from robustlab.evaluation.stats import wilson_interval
 from robustlab.fileio import write_json_atomic
 
 CLEAN = "clean"  # broken_by of an example misclassified without any attack

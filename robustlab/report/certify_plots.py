@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from robustlab.tracking.plots import PlotOutcome
-from robustlab.tracking.records import RunRecord
-from robustlab.tracking.report_table import variant_of
+from robustlab.report.plots import PlotOutcome
+from robustlab.report.records import RunRecord
+from robustlab.report.tables import variant_of
 
 TITLE = "Certified vs empirical robust accuracy (L2)"
 CURVE_NAMES = {

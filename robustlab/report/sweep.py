@@ -11,24 +11,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robustlab.detection.report import SCORES_FILE
 from robustlab.detection.storage import read_detection_scores
+from robustlab.detection.summary import SCORES_FILE
 from robustlab.errors import RobustlabError
-from robustlab.tracking.certified_plots import plot_certified
-from robustlab.tracking.detection_plots import plot_sweep_roc
-from robustlab.tracking.plots import (
+from robustlab.report.certify_plots import plot_certified
+from robustlab.report.detection_plots import plot_sweep_roc
+from robustlab.report.markdown import SummaryContext, render_summary
+from robustlab.report.plots import (
     PlotOutcome,
     choose_frontier_eps,
     plot_robust_curves,
     plot_tradeoff_frontier,
 )
-from robustlab.tracking.records import (
-    RunRecord,
-    eps_key,
-    load_run_records,
-    load_sweep_overrides,
-)
-from robustlab.tracking.report_table import (
+from robustlab.report.records import RunRecord, eps_key, load_run_records, load_sweep_overrides
+from robustlab.report.tables import (
     ConfigGroup,
     aggregate_over_seeds,
     aggregate_table,
@@ -36,7 +32,6 @@ from robustlab.tracking.report_table import (
     lead_attack,
     write_csv,
 )
-from robustlab.tracking.summary import SummaryContext, render_summary
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from torch import nn
 
 from robustlab.attacks.adapter import GradientCounter
 from robustlab.attacks.base import Attack, check_images, perturbation_norm
-from robustlab.attacks.continuation import can_continue, eps_continuation
-from robustlab.attacks.keep import AdversarialKeeper
-from robustlab.attacks.stats import wilson_interval
 from robustlab.errors import ConfigError
+from robustlab.evaluation.continuation import can_continue, eps_continuation
+from robustlab.evaluation.keep import AdversarialKeeper
+from robustlab.evaluation.stats import wilson_interval
 from robustlab.models.runtime import eval_device, model_context, predict
 from robustlab.runtime import progress
 
@@ -56,7 +56,7 @@ class EpsCurve:
     # Per example: the smallest eps of the grid that fooled it (0: misclassified clean, inf:
     # never), so that several attacks can be combined into a per-example worst case.
     broken_eps: torch.Tensor | None = None
-    # Per kept eps threshold: the adversarial images (see robustlab.attacks.keep), CPU.
+    # Per kept eps threshold: the adversarial images (see robustlab.evaluation.keep), CPU.
     adversarial: dict[float, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
@@ -183,7 +183,7 @@ def robust_accuracy(
     survivors. Per eps: accuracy, 95% Wilson interval, gradient evaluations, seconds.
 
     ``schedule="continuation"`` (continuable attacks, i.e. native PGD; see
-    :mod:`robustlab.attacks.continuation`): a survivor goes on at the next eps from its
+    :mod:`robustlab.evaluation.continuation`): a survivor goes on at the next eps from its
     perturbation stretched to the new radius, with ``continuation_steps`` more steps (default: a
     quarter of the attack's steps, at least 2), all eps in one stream of full batches; the
     stream's seconds are shared out among the eps in proportion to their gradient evaluations.
@@ -191,7 +191,7 @@ def robust_accuracy(
     eps runs the whole attack afresh (its own random start) on the survivors.
     ``clean_correct`` (bool [N]) skips the clean pass when already known. ``curve.broken_eps``
     holds each example's smallest fooling eps. ``keep_adversarial``: eps thresholds t whose
-    images ``curve.adversarial[t]`` keeps as the attack runs (see :mod:`robustlab.attacks.keep`).
+    images ``curve.adversarial[t]`` keeps as the attack runs (see :mod:`robustlab.evaluation.keep`).
     """
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")

@@ -31,8 +31,8 @@ import torch
 from robustlab.errors import ConfigError
 
 if TYPE_CHECKING:  # annotations only: evaluation and suite import this module
-    from robustlab.attacks.evaluation import EpsCurve
-    from robustlab.attacks.worst_case_result import WorstCaseResult
+    from robustlab.evaluation.grid import EpsCurve
+    from robustlab.evaluation.worst_case_result import WorstCaseResult
 
 WORST_CASE = "worst_case"  # the key of the per-example worst case over every attack
 

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
 from robustlab.detection.metrics import TPR_LEVEL, detection_metrics
-from robustlab.tracking.plots import DPI, PlotOutcome, _figure, _save
+from robustlab.report.plots import DPI, PlotOutcome, _figure, _save
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
 # attack key -> curve name (detector or "msp") -> (clean scores, adversarial scores)

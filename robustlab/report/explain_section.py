@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from robustlab.tracking.records import RunRecord
-from robustlab.tracking.report_table import ConfigGroup
+from robustlab.report.records import RunRecord
+from robustlab.report.tables import ConfigGroup
 
 MISSING = "–"
 

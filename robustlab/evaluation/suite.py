@@ -36,17 +36,17 @@ from torch import nn
 from robustlab.attacks.apgd import APGD
 from robustlab.attacks.base import check_images
 from robustlab.attacks.catalogue import build_attack
-from robustlab.attacks.evaluation import PerRowAttack, attack_survivors
-from robustlab.attacks.keep import AdversarialKeeper
 from robustlab.attacks.square import SQUARE_NORMS  # an L1 suite has no gradient-free check
-from robustlab.attacks.worst_case_result import (
+from robustlab.errors import ConfigError
+from robustlab.evaluation.grid import PerRowAttack, attack_survivors
+from robustlab.evaluation.keep import AdversarialKeeper
+from robustlab.evaluation.worst_case_result import (
     CLEAN,
     GRADIENT_FREE,
     WorstCaseResult,
     eps_key,
     snap_to_grid,
 )
-from robustlab.errors import ConfigError
 from robustlab.models.folding import fold_batchnorm
 from robustlab.models.runtime import eval_device, predict
 

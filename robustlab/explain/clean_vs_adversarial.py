@@ -22,10 +22,10 @@ from robustlab.explain.attribute import attribute, get_method, importance
 from robustlab.explain.compare import default_k, spearman, topk_intersection
 from robustlab.explain.faithfulness import deletion_insertion
 from robustlab.explain.integrated_gradients import completeness_error
-from robustlab.explain.report import ExplanationDisplay, ExplanationReport
 from robustlab.explain.sanity import randomisation_correlation, randomized_copy
 from robustlab.explain.se_shift import SEAttention, se_attention_shift
 from robustlab.explain.seeding import seeded
+from robustlab.explain.summary import ExplanationDisplay, ExplanationReport
 from robustlab.explain.warnings import explanation_warnings
 from robustlab.models.runtime import model_device, predict
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,64 +11,28 @@ import torch
 from torch import nn
 
 from robustlab.attacks.base import check_images
-from robustlab.attacks.catalogue import attack_norm, attack_options, build_attack, takes_eps
-from robustlab.attacks.evaluation import (
-    EpsCurve,
-    minimal_perturbation_point,
-    robust_accuracy,
+from robustlab.attacks.catalogue import (
+    AttackSpec,
+    attack_factory,
+    attack_norm,
+    build_attack,
+    takes_eps,
 )
-from robustlab.attacks.geometry import madry_step_size
-from robustlab.attacks.keep import WORST_CASE, collect_adversarial, kept_pairs
-from robustlab.attacks.masking import (
+from robustlab.errors import ConfigError
+from robustlab.evaluation.grid import EpsCurve, minimal_perturbation_point, robust_accuracy
+from robustlab.evaluation.keep import WORST_CASE, collect_adversarial, kept_pairs
+from robustlab.evaluation.masking import (
     GradientHealth,
     gradient_health,
     gradient_masking_warnings,
     large_eps_check,
 )
-from robustlab.attacks.suite import CLEAN, SUITES, WorstCaseResult, worst_case
-from robustlab.errors import ConfigError
+from robustlab.evaluation.suite import CLEAN, SUITES, WorstCaseResult, worst_case
 from robustlab.models.runtime import eval_device, predict
 
 log = logging.getLogger(__name__)
 
 WORST_CASE_RECORD = "worst_case_examples.json"
-
-
-@dataclass
-class AttackSpec:
-    """An attack by name (see ``list_attacks``) with its options.
-
-    ``eps``: the attack's own grid (e.g. L2 radii), else the evaluation's grid. For attacks
-    with a step size ``alpha`` and ``steps``, ``kwargs["step_size"]`` sets ``alpha`` as a
-    fraction of eps; without either, ``alpha = madry_step_size(eps, steps)`` (``2.5 eps / steps``)
-    so the step scales with the budget instead of staying at a fixed 2/255.
-    """
-
-    name: str
-    kwargs: dict = field(default_factory=dict)
-    eps: Sequence[float] | None = None
-
-
-def attack_factory(spec: AttackSpec, model: nn.Module) -> Callable[[float], object]:
-    """``eps -> attack`` for a spec, checking its options once up front."""
-    kwargs = dict(spec.kwargs)
-    step_size = kwargs.pop("step_size", None)
-    options = attack_options(spec.name)
-    if "eps" in kwargs:
-        raise ConfigError(f"attack {spec.name!r}: give eps through the eps grid, not its options")
-    if step_size is not None and "alpha" not in options:
-        raise ConfigError(f"attack {spec.name!r} has no step size; remove step_size")
-
-    def make(eps: float) -> object:
-        options_now = dict(kwargs)
-        if "alpha" in options and "alpha" not in options_now and "steps" in options:
-            steps = int(options_now.get("steps", options["steps"]))
-            alpha = madry_step_size(eps, steps) if step_size is None else step_size * eps
-            options_now["alpha"] = alpha
-        return build_attack(spec.name, model, eps=eps, **options_now)
-
-    make(0.0)  # fail on a bad option before any time is spent
-    return make
 
 
 @dataclass
@@ -174,7 +138,7 @@ def evaluate_robustness(
 
     ``keep_adversarial``: ``(attack key, eps)`` pairs, or ``("worst_case", eps)``, whose images
     ``report.adversarial[(key, eps)]`` keeps (CPU, like ``images``; see
-    :mod:`robustlab.attacks.keep`); the model's accuracy on them is the robust accuracy at eps.
+    :mod:`robustlab.evaluation.keep`); the model's accuracy on them is the robust accuracy at eps.
     """
     if suite not in SUITES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SUITES)}")

@@ -35,8 +35,8 @@ import torch
 
 from robustlab.attacks.base import is_success
 from robustlab.attacks.iterative import IterativeAttack
-from robustlab.attacks.keep import AdversarialKeeper
 from robustlab.errors import ConfigError
+from robustlab.evaluation.keep import AdversarialKeeper
 from robustlab.runtime import progress_bar
 
 # Examples held under attack at once, in batches: more than one lets the scheduler choose whom

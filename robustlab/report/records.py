@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from robustlab.tracking.norms import recorded_norms
+from robustlab.report.norms import recorded_norms
 from robustlab.tracking.results import RESULTS_FILE
 
 log = logging.getLogger(__name__)

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robustlab.tracking.detection_plots import detection_table
-from robustlab.tracking.explain_summary import explanations_section
-from robustlab.tracking.norms import budget_axis, budget_header, curves_by_norm
-from robustlab.tracking.plots import PlotOutcome
-from robustlab.tracking.records import RunRecord
-from robustlab.tracking.report_table import (
+from robustlab.report.detection_plots import detection_table
+from robustlab.report.explain_section import explanations_section
+from robustlab.report.norms import budget_axis, budget_header, curves_by_norm
+from robustlab.report.plots import PlotOutcome
+from robustlab.report.records import RunRecord
+from robustlab.report.tables import (
     MASKING_MARK,
     WORST_CASE,
     ConfigGroup,

@@ -15,8 +15,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from robustlab.tracking.norms import WORST_CASES, budget_axis, curves_by_norm
-from robustlab.tracking.report_table import (
+from robustlab.report.norms import WORST_CASES, budget_axis, curves_by_norm
+from robustlab.report.tables import (
     MASKING_MARK,
     WORST_CASE,
     ConfigGroup,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustlab.tracking.records import IDENTITY_OVERRIDES, RunRecord, parse_override
+from robustlab.report.records import IDENTITY_OVERRIDES, RunRecord, parse_override
 from robustlab.tracking.results import MASKING_PREFIX
 
 JOB_COLUMNS = ["job", "status", "dataset", "model", "defense", "seed", "variant", "params"]
@@ -118,7 +118,7 @@ def build_table(records: Sequence[RunRecord]) -> tuple[list[str], list[dict[str,
     return columns, rows
 
 
-# the prefix of robustlab.attacks.masking's warnings, and how a flagged configuration is marked
+# the prefix of robustlab.evaluation.masking's warnings, and how a flagged configuration is marked
 MASKING_MARK = "(masking?)"
 # the per-example worst case over every attack a job ran: what reports lead with
 WORST_CASE = "worst_case"

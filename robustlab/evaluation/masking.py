@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlab.attacks.evaluation import EpsPoint, robust_accuracy
 from robustlab.attacks.geometry import madry_step_size
 from robustlab.attacks.pgd import PGD
+from robustlab.evaluation.grid import EpsPoint, robust_accuracy
 from robustlab.models.runtime import model_context, model_device
 
 if TYPE_CHECKING:
-    from robustlab.attacks.report import RobustnessReport
+    from robustlab.evaluation.robustness import RobustnessReport
 
 SINGLE_STEP = {"fgsm", "ffgsm", "rfgsm"}
 ITERATIVE = {

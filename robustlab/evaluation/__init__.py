@@ -1,0 +1,46 @@
+"""Robustness evaluation: what a model's accuracy is under attack, and how far to trust it.
+
+- :func:`robust_accuracy`: accuracy under one attack over a whole eps grid in one call,
+  attacking only the examples still correct (PGD covers the grid as one eps-continuation
+  stream, :mod:`robustlab.evaluation.continuation`).
+- :func:`worst_case`: the worst-case suite (APGD-CE, APGD-T, Square, each on the survivors of
+  the ones before): the per-example worst case that reports lead with.
+- :func:`evaluate_robustness`: several attacks' curves, the suite on what they left standing,
+  the kept adversarial images and the gradient-masking checks, as a :class:`RobustnessReport`.
+- :func:`l0_robustness`: sparse attacks over budgets of changed pixels.
+- :func:`wilson_interval`: the 95% interval every accuracy carries.
+
+The attack algorithms live in :mod:`robustlab.attacks`; nothing there imports this package.
+"""
+
+from robustlab.evaluation.grid import EpsCurve, EpsPoint, robust_accuracy
+from robustlab.evaluation.l0 import L0Curve, L0Report, l0_robustness
+from robustlab.evaluation.masking import (
+    GradientHealth,
+    gradient_health,
+    gradient_masking_warnings,
+    large_eps_check,
+)
+from robustlab.evaluation.robustness import RobustnessReport, evaluate_robustness
+from robustlab.evaluation.stats import wilson_interval
+from robustlab.evaluation.suite import SUITES, worst_case
+from robustlab.evaluation.worst_case_result import WorstCaseResult
+
+__all__ = [
+    "SUITES",
+    "EpsCurve",
+    "EpsPoint",
+    "GradientHealth",
+    "L0Curve",
+    "L0Report",
+    "RobustnessReport",
+    "WorstCaseResult",
+    "evaluate_robustness",
+    "gradient_health",
+    "gradient_masking_warnings",
+    "l0_robustness",
+    "large_eps_check",
+    "robust_accuracy",
+    "wilson_interval",
+    "worst_case",
+]
