@@ -7,6 +7,7 @@ import torch
 import torchattacks
 
 import robustlab.attacks
+import robustlab.evaluation
 from robustlab.attacks import FGSM, PGD, load_adversarial
 from tests.attack_fixtures import digits, model  # noqa: F401  (pytest fixtures)
 
@@ -88,4 +89,4 @@ def test_inputs_outside_the_contract_are_one_value_error(model, digits, bad):  #
         with pytest.raises(ValueError, match=r"\[0, 1\]"):
             attack(bad(images), labels)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        robustlab.attacks.worst_case(model, bad(images), labels, [0.1], suite="fast")
+        robustlab.evaluation.worst_case(model, bad(images), labels, [0.1], suite="fast")

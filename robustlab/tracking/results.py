@@ -2,7 +2,7 @@
 
 Every stage of a job returns a dataclass with ``to_results()`` (its fragment of results.json)
 and ``warnings``: training a :class:`robustlab.training.TrainingSummary`, evaluation a
-:class:`robustlab.attacks.RobustnessReport`, detection a
+:class:`robustlab.evaluation.RobustnessReport`, detection a
 :class:`robustlab.detection.DetectionReport`, and so on. :func:`results_payload` is the ONE
 place that assembles them into the results.json object, :func:`summary_metrics` the one that
 flattens that object for W&B, and :mod:`robustlab.report.records` reads the same schema back.
