@@ -9,10 +9,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import save_file
+if TYPE_CHECKING:  # torch is imported by the tensor writer alone: figures and JSON need none
+    import torch
 
 
 @contextmanager
@@ -68,6 +68,8 @@ def write_tensors_atomic(
     path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
     """Write a safetensors file atomically."""
+    from safetensors.torch import save_file
+
     with atomic_path(path) as tmp:
         save_file(
             {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata

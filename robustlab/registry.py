@@ -44,12 +44,14 @@ class Registry(Generic[Entry]):
     """Named factories of one kind; names are case-insensitive and unique.
 
     ``kind`` names the kind in errors ("model", "attack"). Entries are callables (a class or a
-    factory function); :meth:`options` reads their keyword options from the signature.
+    factory function); :meth:`options` reads their keyword options from the signature. Lookups
+    ignore case; :meth:`names` keeps each name as it was registered (``DeepFool``).
     """
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
+        self._spelling: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[Entry], Entry]:
         """Decorator that files ``entry`` under ``name``; re-registering the same object (a
@@ -61,13 +63,14 @@ class Registry(Generic[Entry]):
             if previous is not None and _qualname(previous) != _qualname(entry):
                 raise ValueError(f"{self.kind} name {key!r} is already registered by {previous!r}")
             self._entries[key] = entry
+            self._spelling[key] = name
             return entry
 
         return decorator
 
     def names(self) -> list[str]:
-        """Registered names, in registration order."""
-        return list(self._entries)
+        """Registered names as spelled when registered, in registration order."""
+        return list(self._spelling.values())
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._entries

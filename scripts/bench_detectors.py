@@ -23,13 +23,14 @@ import torch
 
 from robustlab.attacks import FGSM, PGD, build_attack
 from robustlab.data import TensorLoader, dataset_info, load_dataset, train_val_split
-from robustlab.detection import adaptive_attack, build_detector, detection_metrics, msp_score
+from robustlab.detection import adaptive_attack, create_detector, detection_metrics, msp_score
 from robustlab.detection.crafting import craft, craft_split, noisy_negatives
 from robustlab.detection.storage import write_detection_scores
 from robustlab.fileio import write_json_atomic
 from robustlab.models import create_model
 from robustlab.models.runtime import predict
-from robustlab.report.detection_plots import detection_table, plot_detection_roc
+from robustlab.report.detection_plots import plot_detection_roc
+from robustlab.report.detection_table import detection_table
 from robustlab.runtime import seed_everything
 from robustlab.training import build_optimizer, fit
 from robustlab.training.objectives import CrossEntropy
@@ -72,7 +73,7 @@ def entry(clean: torch.Tensor, adv: torch.Tensor, n_clean: int) -> dict:
 
 def run_detector(name, model, train, val, noisy, test, args, scores) -> dict:
     start = time.perf_counter()
-    detector = build_detector(name, seed=args.seed).fit(model, *train)
+    detector = create_detector(name, seed=args.seed).fit(model, *train)
     results: dict = {"_timing": {"fit_s": time.perf_counter() - start}}
     n_clean = len(test.clean)
     fgsm_key = next(k for k in test.attacked if k.startswith(FIT_ON))

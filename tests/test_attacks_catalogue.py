@@ -8,9 +8,22 @@ import sys
 import pytest
 import torch
 import torchattacks
+from torch import nn
 
-from robustlab.attacks import FGSM, PGD, build_attack, list_attacks, takes_eps
+from robustlab.attacks import (
+    FGSM,
+    PGD,
+    attack_norm,
+    attack_options,
+    build_attack,
+    catalogue,
+    create_attack,
+    list_attacks,
+    register_attack,
+    takes_eps,
+)
 from robustlab.errors import ConfigError
+from robustlab.registry import Registry
 from tests.attack_fixtures import digits, model  # noqa: F401  (pytest fixtures)
 
 
@@ -77,3 +90,51 @@ def test_import_pulls_no_heavy_frameworks():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.fixture
+def own_catalogue(monkeypatch):
+    """A copy of the catalogue, so that attacks registered by a test do not outlive it."""
+    copy = Registry("attack")
+    for name in catalogue.ATTACKS.names():
+        copy.register(name)(catalogue.ATTACKS.get(name))
+    monkeypatch.setattr(catalogue, "ATTACKS", copy)
+    return copy
+
+
+def test_a_registered_attack_is_created_listed_and_checked(model, digits, own_catalogue):  # noqa: F811
+    images, labels = digits[0][:8], digits[1][:8]
+
+    def uniform_noise(model: nn.Module, eps: float = 0.1, seed: int = 0):
+        def attack(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(seed))
+            return (images + eps * (2 * noise - 1)).clamp(0, 1)
+
+        return attack
+
+    assert register_attack("UniformNoise")(uniform_noise) is uniform_noise
+    assert list_attacks()[-1] == "UniformNoise" and takes_eps("uniformnoise")
+    assert attack_options("UNIFORMNOISE") == {"eps": 0.1, "seed": 0}
+    adv = create_attack("uniformnoise", model, eps=0.05)(images, labels)
+    assert 0 < (adv - images).abs().max() <= 0.05 + 1e-6
+    with pytest.raises(ConfigError, match="steps"):
+        create_attack("UniformNoise", model, steps=3)
+    with pytest.raises(ValueError, match="already registered"):
+        register_attack("FGSM")(uniform_noise)
+
+
+def test_variants_fix_their_options_and_torchattacks_names_take_the_prefix(model):  # noqa: F811
+    pgd, l2 = attack_options("pgd"), attack_options("pgd_l2")
+    assert "norm" not in l2 and (l2["eps"], l2["alpha"]) == (1.0, 0.2) and pgd["norm"] == "Linf"
+    assert set(pgd) - set(l2) == {"norm"}
+    apgd_t = attack_options("apgd_t")
+    assert "targeted" not in apgd_t and apgd_t["loss"] == "dlr"
+    assert create_attack("apgd_t", model, steps=2).target_classes == 9  # APGD-T: 9 targets
+    assert attack_options("CW") == {"c": 1, "kappa": 0, "steps": 50, "lr": 0.01, "targeted": False}
+    cw = create_attack("torchattacks.CW", model, steps=2)
+    assert cw.attack.__class__ is torchattacks.CW and cw.name == "CW"
+    ported = create_attack("torchattacks.pgd", model, steps=2)
+    assert ported.attack.__class__ is torchattacks.PGD and ported.name == "torchattacks.PGD"
+    assert (
+        attack_norm("PGDL2") == attack_norm("pgd_l2") == "L2" == attack_norm("pgd", {"norm": "L2"})
+    )

@@ -16,8 +16,9 @@ from robustlab.detection import (
     KernelDensityDetector,
     LIDDetector,
     MahalanobisDetector,
-    build_detector,
+    create_detector,
     detection_metrics,
+    load_detector,
     msp_score,
 )
 from robustlab.errors import CheckpointError, ConfigError
@@ -60,7 +61,7 @@ def fitted(data):
     setup, val, _ = data
     detectors = {}
     for name in NAMES:
-        detector = build_detector(name, **OPTIONS[name]).fit(setup.model, *setup.train)
+        detector = create_detector(name, **OPTIONS[name]).fit(setup.model, *setup.train)
         detectors[name] = detector.fit_ensemble(val[0], val[2])
     return detectors
 
@@ -125,8 +126,9 @@ def test_save_load_round_trips_scores_exactly(data, fitted, name, tmp_path):
     setup, _, (clean, _, adv) = data
     detector, queries = fitted[name], torch.cat([clean[:40], adv[:40]])
     detector.save(tmp_path / name)
-    loaded = Detector.load(tmp_path / name, setup.model)
+    loaded = load_detector(tmp_path / name, setup.model)
     assert type(loaded) is type(detector)
+    assert type(type(detector).load(tmp_path / name, setup.model)) is type(detector)
     assert torch.equal(loaded.score(queries), detector.score(queries))
     assert torch.equal(loaded.layer_scores(queries), detector.layer_scores(queries))
     assert loaded.summary() == json.loads(json.dumps(detector.summary()))
@@ -143,21 +145,24 @@ def test_foreign_and_tampered_files_are_refused(data, fitted, tmp_path, monkeypa
     fitted["kd_bu"].save(tmp_path / "kd")
     (tmp_path / "kd" / "detector.safetensors").write_bytes(pickle.dumps(_Payload()))
     with pytest.raises(CheckpointError, match="not a detector saved by robustlab"):
-        Detector.load(tmp_path / "kd", setup.model)
+        load_detector(tmp_path / "kd", setup.model)
     assert not (tmp_path / "PWNED").exists()
     fitted["lid"].save(tmp_path / "lid")
     with pytest.raises(CheckpointError, match="'lid' detector, not 'mahalanobis'"):
         MahalanobisDetector.load(tmp_path / "lid", setup.model)
+    assert isinstance(load_detector(tmp_path / "lid", setup.model), LIDDetector)
     meta_path = tmp_path / "lid" / "detector.json"
     meta = json.loads(meta_path.read_text())
-    for key, value, message in (
-        ("k", "20; rm -rf /", "malformed"),
-        ("num_layers", 99, "lacks"),
-        ("detector", "os.system", "unknown detector"),
+    for key, value, load, message in (
+        ("k", "20; rm -rf /", LIDDetector.load, "malformed"),
+        ("num_layers", 99, LIDDetector.load, "lacks"),
+        ("detector", "os.system", LIDDetector.load, "'os.system' detector, not 'lid'"),
+        ("detector", "os.system", load_detector, "unknown detector 'os.system'; known: maha"),
+        ("detector", ["lid"], load_detector, "unknown detector"),
     ):
         meta_path.write_text(json.dumps({**meta, key: value}))
         with pytest.raises(CheckpointError, match=message):
-            LIDDetector.load(tmp_path / "lid", setup.model)
+            load(tmp_path / "lid", setup.model)
 
 
 def test_kd_bu_load_needs_the_dropout_model(fitted, tmp_path):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from matplotlib.image import imread
 
 from robustlab.detection.storage import read_detection_scores, write_detection_scores
-from robustlab.report.detection_plots import detection_table, plot_detection_roc, roc_points
+from robustlab.report.detection_plots import plot_detection_roc, roc_points
+from robustlab.report.detection_table import detection_table
 
 
 def _scores(shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,3 +74,21 @@ def test_score_file_round_trip(tmp_path):
     back = read_detection_scores(tmp_path / "s.safetensors")
     clean, adv = back["pgd@0.1|unseen(fgsm@0.1)"]["kd_bu"]
     assert clean.tolist() == [0.5, 1.5] and adv.tolist() == pytest.approx([2.0])
+
+
+def test_the_sweep_report_draws_the_roc_of_jobs_that_kept_scores(tmp_path):
+    from robustlab.detection.summary import SCORES_FILE
+    from robustlab.report import write_report
+
+    for job, shift in (("0", 3.0), ("1", 1.0)):
+        folder = tmp_path / "sweep" / job
+        folder.mkdir(parents=True)
+        payload = {"status": "ok", "model": f"m{job}", "defense": "none", "seed": 0}
+        (folder / "results.json").write_text(json.dumps(payload))
+        scores = {"pgd@0.1": {"lid": _scores(shift, 6), "msp": _scores(1.0, 7)}}
+        write_detection_scores(folder / SCORES_FILE, scores)
+    paths = write_report(tmp_path / "sweep", tmp_path / "out")
+    roc = tmp_path / "out" / "detection_roc.png"
+    assert roc in paths.plots
+    height, width = imread(roc).shape[:2]
+    assert height > 1.5 * width  # one row per configuration, one pgd panel in each

@@ -1,5 +1,5 @@
 """Attribution maps: closed forms on linear models and GAP + linear heads, IG completeness,
-batching, target choice and the layers the CAM family hooks."""
+batching, target choice, the layers the CAM family hooks, and methods by name."""
 
 from __future__ import annotations
 
@@ -11,8 +11,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustlab.errors import ConfigError
-from robustlab.explain import attribute, list_methods, stage_layer
+from robustlab.explain import (
+    attribute,
+    attribution_options,
+    create_attribution,
+    importance,
+    list_attributions,
+    register_attribution,
+    registry,
+    stage_layer,
+)
 from robustlab.models import create_model
+from robustlab.registry import Registry
 from tests.attack_fixtures import digits_split, trained_tiny_cnn
 
 
@@ -129,7 +139,7 @@ def test_stage_layer_output_is_forward_features(name, options):
         stage_layer(model, len(features))
 
 
-@pytest.mark.parametrize("method", list_methods())
+@pytest.mark.parametrize("method", list_attributions())
 def test_batched_on_device_and_model_left_untouched(method):
     model = _registered("se_resnet20", width=0.5)
     model.train()
@@ -158,3 +168,48 @@ def test_intermediate_stage_and_bad_input_errors():
         attribute(model, images, torch.tensor([0, 10]), method="saliency")
     with pytest.raises(ConfigError, match="CAM needs"):
         attribute(trained_tiny_cnn(), images, method="cam")
+
+
+@pytest.fixture
+def own_methods(monkeypatch):
+    """A copy of the method registry, so that a test's registrations do not outlive it."""
+    copy = Registry("attribution method")
+    for name in list_attributions():
+        copy.register(name)(registry.ATTRIBUTIONS.get(name))
+    monkeypatch.setattr(registry, "ATTRIBUTIONS", copy)
+    return copy
+
+
+def test_create_attribution_binds_options_and_checks_them():
+    assert list_attributions() == ["cam", "gradcam", "gradcampp", "ig", "saliency", "smoothgrad"]
+    assert attribution_options("ig") == {"steps": 32, "baseline": 0.0}
+    assert attribution_options("gradcam") == {"stage": -1, "layer": None, "relu": True}
+    model, images = trained_tiny_cnn(), digits_split()[2][:4]
+    target = torch.tensor([0, 1, 2, 3])
+    ig = create_attribution("IG", steps=8)
+    assert torch.equal(
+        ig(model, images.clone().requires_grad_(True), target),
+        attribute(model, images, target, method="ig", steps=8),
+    )
+    with pytest.raises(ConfigError, match="did you mean ig"):
+        create_attribution("igg")
+    with pytest.raises(ConfigError, match="no option"):
+        create_attribution("saliency", steps=3)
+
+
+def test_a_registered_method_runs_through_attribute(own_methods):
+    @register_attribution("gradient_x_input", rank_by_magnitude=True)
+    def gradient_x_input(model: nn.Module, images: torch.Tensor, target: torch.Tensor):
+        (grad,) = torch.autograd.grad(model(images).gather(1, target[:, None]).sum(), images)
+        return (grad * images).sum(1)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 3 * 3, 4))
+    images = torch.rand(5, 2, 3, 3)
+    target = torch.tensor([0, 1, 2, 3, 1])
+    weights = model[1].weight.detach().view(4, 2, 3, 3)
+    maps = attribute(model, images, target, method="Gradient_X_Input", batch_size=2)
+    assert torch.allclose(maps, (weights[target] * images).sum(1), atol=1e-6)  # linear: w * x
+    assert torch.equal(importance(maps, "gradient_x_input"), maps.abs())
+    assert torch.equal(importance(maps, "cam"), maps)  # CAM ranks by value
+    assert "gradient_x_input" in list_attributions()

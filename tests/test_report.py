@@ -14,12 +14,13 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
+from robustlab import figures
 from robustlab.app.report import main
 from robustlab.fileio import write_json_atomic
+from robustlab.report import plots
 from robustlab.report.records import load_run_records, record_from_payload
 from robustlab.report.sweep import write_report
 from robustlab.report.tables import aggregate_over_seeds, build_table
-from robustlab.report import plots
 
 EPS = ("0.05", "0.1", "0.2")
 # (model, defense) -> per seed: clean, pgd accuracy per eps, train seconds, warnings.
@@ -177,9 +178,9 @@ def test_aggregate_mean_and_sample_std_over_seeds(sweep: Path) -> None:
 
 def _assert_png(path: Path, n_panels: int) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = plots.figure_size(n_panels)
+    width, height = figures.figure_size(n_panels)
     image = matplotlib.image.imread(path)
-    assert image.shape[:2] == (round(height * plots.DPI), round(width * plots.DPI))
+    assert image.shape[:2] == (round(height * figures.DPI), round(width * figures.DPI))
 
 
 def test_plots_are_valid_pngs_of_the_expected_size(sweep: Path, tmp_path: Path) -> None:
@@ -260,6 +261,44 @@ def test_cli_module_entry_point(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and "does not exist" in done.stderr
+
+
+def test_the_report_package_imports_without_torch() -> None:
+    # reading a sweep back must work where torch is not installed (or too slow to import)
+    code = (
+        "import sys, robustlab.report as r; "
+        "assert callable(r.write_report) and all(hasattr(r, n) for n in r.__all__); "
+        "print(sorted(m for m in ('torch', 'hydra', 'wandb') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_explanations_section_compares_configurations(tmp_path: Path) -> None:
+    explanations = {
+        "methods": ["saliency"],
+        "fragility": {"saliency": {"topk_intersection": 0.5, "spearman": 0.25}},
+        "faithfulness": {"saliency": {"deletion_auc_clean": 0.125}, "random": {}},
+        "sanity": {"saliency": 0.75},
+        "se_attention": {
+            "stages": {
+                "s1": {"mean_abs_delta": 0.0123},
+                "s2": {},
+                "s3": {"mean_abs_delta": 0.0, "blocks": 3, "dead_blocks": ["a", "b", "c"]},
+                "s4": {"mean_abs_delta": 0.25, "blocks": 3, "dead_blocks": ["d"]},
+            }
+        },
+    }
+    payload = {"status": "ok", "model": "se|net", "defense": "none", "explanations": explanations}
+    write_json_atomic(tmp_path / "sweep" / "0" / "results.json", payload)
+    text = write_report(tmp_path / "sweep").summary.read_text(encoding="utf-8")
+    section = text.split("## Explanations")[1].splitlines()
+    rows = [line for line in section if line.startswith("| se\\|net / none")]
+    assert rows == [
+        "| se\\|net / none | 0.50 / 0.25 | 0.0123 / – / constant (dead) / 0.2500 (1 dead) |",
+        "| se\\|net / none | 0.12 / 0.75 | – / – |",
+    ]
 
 
 def test_write_json_atomic_writes_whole_files_only(tmp_path: Path, monkeypatch) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import matplotlib.image
 from PIL import Image
 
+from robustlab import figures
 from robustlab.report.records import record_from_payload
 from robustlab.report.sweep import write_report
-from robustlab.report import plots
 
 LINF = {"0.05": 0.6, "0.1": 0.3}
 NORMS = {
@@ -83,9 +83,9 @@ def test_the_robust_figure_has_one_row_of_panels_per_norm(tmp_path):
         "L0: jsma [pixels changed]",
     ]
     # three rows (Linf: 2 panels, L1: 1, L0: 2), not the 3 rows x 2 of five packed panels
-    width, height = plots.figure_size(5, rows=3)
+    width, height = figures.figure_size(5, rows=3)
     image = matplotlib.image.imread(figure)
-    assert image.shape[:2] == (round(height * plots.DPI), round(width * plots.DPI))
+    assert image.shape[:2] == (round(height * figures.DPI), round(width * figures.DPI))
 
 
 def test_files_without_the_norm_record_still_read():

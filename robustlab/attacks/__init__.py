@@ -3,8 +3,10 @@
 Native FGSM, PGD and APGD/APGD-T (Linf/L2/L1, early stop, restarts, CE/margin/DLR/custom loss)
 and the gradient-free Square (random search batched over rows), drop-in interchangeable with
 torchattacks (including its ``set_mode_targeted_*``, ``get_logits`` and ``save`` API); every
-torchattacks attack by name through :func:`build_attack`; the iterative-attack protocol
-(:class:`IterativeAttack`) that the evaluation's eps-continuation drives. Images are float
+attack, native or torchattacks, by name through :func:`create_attack` (also called
+:func:`build_attack`), :func:`list_attacks` and :func:`register_attack` for your own; the
+iterative-attack protocol (:class:`IterativeAttack`) that the evaluation's eps-continuation
+drives. Images are float
 tensors in [0, 1]. Evaluation over eps grids, the worst-case suite and the masking checks live
 in :mod:`robustlab.evaluation`, which builds on this package (never the other way round).
 This package imports neither Hydra, OmegaConf, W&B nor torchvision.
@@ -18,7 +20,9 @@ from robustlab.attacks.catalogue import (
     attack_norm,
     attack_options,
     build_attack,
+    create_attack,
     list_attacks,
+    register_attack,
     takes_eps,
 )
 from robustlab.attacks.compat import load_adversarial
@@ -42,8 +46,10 @@ __all__ = [
     "attack_options",
     "build_attack",
     "check_images",
+    "create_attack",
     "list_attacks",
     "load_adversarial",
     "madry_step_size",
+    "register_attack",
     "takes_eps",
 ]

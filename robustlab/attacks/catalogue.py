@@ -1,13 +1,15 @@
-"""Attack registry: native FGSM/PGD/APGD/Square plus every torchattacks attack, by name.
+"""The attack catalogue: register, list and create attacks by name, as for every room.
 
+Native attacks (FGSM, PGD, its L2 variant, APGD, APGD-T, Square) are registered beside each
+other below; every torchattacks attack follows under its class name (``DeepFool``, ``MIFGSM``).
 A native attack takes the name of the torchattacks port it replaces (``apgd``); the port stays
-reachable as ``torchattacks.<Name>`` (e.g. ``torchattacks.APGD``).
+reachable as ``torchattacks.<Name>`` (e.g. ``torchattacks.APGD``). Names ignore case.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torchattacks
@@ -20,78 +22,38 @@ from robustlab.attacks.geometry import madry_step_size
 from robustlab.attacks.pgd import PGD
 from robustlab.attacks.square import Square
 from robustlab.errors import ConfigError
+from robustlab.registry import Registry
 
-NATIVE: dict[str, Callable[..., object]] = {
-    "fgsm": FGSM,
-    "pgd": PGD,
-    "pgd_l2": lambda model, eps=1.0, alpha=0.2, **kw: PGD(model, eps, alpha, norm="L2", **kw),
-    "apgd": APGD,
-    "apgd_t": lambda model, loss="dlr", **kw: APGD(model, loss=loss, targeted=True, **kw),
-    "square": Square,
-}
-# Options of pgd_l2 / apgd_t are those of PGD / APGD minus what the variant fixes.
-_NATIVE_SIGNATURES = {
-    "fgsm": FGSM,
-    "pgd": PGD,
-    "pgd_l2": PGD,
-    "apgd": APGD,
-    "apgd_t": APGD,
-    "square": Square,
-}
+#: ``factory(model, **options) -> attack``; its signature lists the options and defaults.
+AttackFactory = Callable[..., object]
+
+ATTACKS: Registry[AttackFactory] = Registry("attack")
 TORCHATTACKS_PREFIX = "torchattacks."
+_MODEL = ("model",)
 
 
-def _torchattacks_classes() -> dict[str, type]:
-    names = getattr(torchattacks, "__all__", None) or dir(torchattacks)
-    classes = {}
-    for name in names:
-        obj = getattr(torchattacks, name, None)
-        if inspect.isclass(obj) and issubclass(obj, torchattacks.attack.Attack):
-            classes.setdefault(name.lower(), obj)
-    return classes
+def register_attack(name: str) -> Callable[[AttackFactory], AttackFactory]:
+    """Decorator that makes ``factory(model, **options)`` available as ``create_attack(name,
+    model, **options)``; the factory's keyword parameters are the attack's options."""
+    return ATTACKS.register(name)
 
 
 def list_attacks() -> list[str]:
-    """Names accepted by :func:`build_attack`: native ones first, then torchattacks classes."""
-    native = list(NATIVE)
-    ported = [
-        cls.__name__ if key not in NATIVE else TORCHATTACKS_PREFIX + cls.__name__
-        for key, cls in _torchattacks_classes().items()
-    ]
-    return native + ported
+    """Names accepted by :func:`create_attack`: native ones first, then torchattacks classes."""
+    return ATTACKS.names()
 
 
-def _resolve(name: str) -> tuple[str, Callable[..., object], Callable[..., object]]:
-    """(canonical name, factory, callable whose signature lists the options)."""
-    key = str(name).lower()
-    if key in NATIVE:
-        return key, NATIVE[key], _NATIVE_SIGNATURES[key]
-    key = key.removeprefix(TORCHATTACKS_PREFIX)
-    cls = _torchattacks_classes().get(key)
-    if cls is None:
-        raise ConfigError(f"unknown attack {name!r}: valid names are {', '.join(list_attacks())}")
-    shadowed = key in NATIVE  # a native attack took the plain name
-    return (TORCHATTACKS_PREFIX if shadowed else "") + cls.__name__, cls, cls
+def _key(name: str) -> str:
+    """``torchattacks.CW`` finds ``CW``; a shadowed port keeps its prefix (``torchattacks.PGD``)."""
+    name = str(name)
+    if name not in ATTACKS and name.lower().startswith(TORCHATTACKS_PREFIX):
+        return name[len(TORCHATTACKS_PREFIX) :]
+    return name
 
 
 def attack_options(name: str) -> dict[str, object]:
     """Keyword options of an attack and their defaults (``model`` excluded)."""
-    canonical, _, signature_of = _resolve(name)
-    params = inspect.signature(signature_of).parameters.values()
-    options = {
-        p.name: p.default
-        for p in params
-        if p.name not in ("self", "model") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-    }
-    if canonical == "pgd_l2":
-        options.pop("norm", None)
-        options.update(eps=1.0, alpha=0.2)
-    elif canonical == "apgd_t":
-        options.pop("targeted", None)
-        options["loss"] = "dlr"
-    elif canonical not in NATIVE:
-        options["targeted"] = False  # handled by the wrapper via set_mode_targeted_by_label
-    return options
+    return ATTACKS.options(_key(name), skip=_MODEL)
 
 
 def takes_eps(name: str) -> bool:
@@ -99,7 +61,7 @@ def takes_eps(name: str) -> bool:
     return "eps" in attack_options(name)
 
 
-def attack_norm(name: str, kwargs: dict | None = None) -> str:
+def attack_norm(name: str, kwargs: Mapping[str, object] | None = None) -> str:
     """The norm an attack's eps (or reported perturbation) is measured in."""
     kwargs = kwargs or {}
     key = str(name).lower().removeprefix(TORCHATTACKS_PREFIX)
@@ -108,32 +70,93 @@ def attack_norm(name: str, kwargs: dict | None = None) -> str:
     return str(kwargs.get("norm", attack_options(name).get("norm", "Linf")))
 
 
-def build_attack(name: str, model: nn.Module, **kwargs: object) -> object:
+def create_attack(name: str, model: nn.Module, **kwargs: object) -> object:
     """Create an attack by name: ``fgsm``, ``pgd``, ``pgd_l2``, ``apgd``, ``apgd_t`` (APGD-T,
     targeted DLR), ``square`` or any torchattacks class (``torchattacks.APGD`` /
-    ``torchattacks.Square`` for its ports).
+    ``torchattacks.Square`` for its ports); see :func:`list_attacks`.
 
     Every returned attack takes ``(images, labels)`` in [0, 1], returns adversarial images on
-    the model's device, offers ``run`` (an :class:`AttackResult`) and restores the model.
+    the model's device, offers ``run`` (an :class:`AttackResult`) and restores the model. An
+    unknown name or option is one :class:`ConfigError` line naming the valid ones.
     """
-    canonical, factory, _ = _resolve(name)
-    valid = attack_options(canonical)
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"attack {canonical!r} has no option(s) {', '.join(unknown)}; "
-            f"valid options: {', '.join(valid) or '(none)'}"
-        )
-    if canonical in NATIVE:
-        return factory(model, **kwargs)
-    targeted = bool(kwargs.pop("targeted", False))
-    try:
-        attack = factory(model, **kwargs)
-    except (TypeError, ValueError, AssertionError) as err:
-        raise ConfigError(f"attack {canonical!r} rejected its options {kwargs}: {err}") from err
-    if targeted:
-        attack.set_mode_targeted_by_label(quiet=True)
-    return TorchattacksAttack(attack, model, canonical, targeted=targeted)
+    key = _key(name)
+    factory = ATTACKS.get(key)
+    ATTACKS.check_options(key, kwargs, skip=_MODEL)
+    return factory(model, **kwargs)
+
+
+#: The design contract's torchattacks-style name for :func:`create_attack` (the same function).
+build_attack = create_attack
+
+
+def _with_signature(
+    factory: AttackFactory,
+    name: str,
+    signature_of: Callable[..., object],
+    drop: Sequence[str] = (),
+    defaults: Mapping[str, object] | None = None,
+    extra: Sequence[inspect.Parameter] = (),
+) -> AttackFactory:
+    """Give ``factory`` the options of ``signature_of`` (less ``drop``, with ``defaults``,
+    plus ``extra``) so that listing and checking options needs no special case."""
+    defaults = defaults or {}
+    params = [
+        p.replace(default=defaults.get(p.name, p.default))
+        for p in inspect.signature(signature_of).parameters.values()
+        if p.name not in drop and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    factory.__signature__ = inspect.Signature([*params, *extra])  # type: ignore[attr-defined]
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = inspect.getdoc(signature_of)
+    return factory
+
+
+def _variant(cls: type, name: str, fixed: dict, defaults: dict) -> AttackFactory:
+    """A native attack with some options fixed (``pgd_l2``: norm L2) and others re-defaulted."""
+
+    def factory(model: nn.Module, **kwargs: object) -> object:
+        return cls(model, **{**defaults, **kwargs, **fixed})
+
+    return _with_signature(factory, name, cls, drop=tuple(fixed), defaults=defaults)
+
+
+def _torchattacks_factory(cls: type, name: str) -> AttackFactory:
+    """A torchattacks class wrapped in :class:`TorchattacksAttack`, with a ``targeted`` option
+    (labels given to the attack are then the targets, as ``set_mode_targeted_by_label``)."""
+
+    def factory(model: nn.Module, targeted: bool = False, **kwargs: object) -> object:
+        try:
+            attack = cls(model, **kwargs)
+        except (TypeError, ValueError, AssertionError) as err:
+            raise ConfigError(f"attack {name!r} rejected its options {kwargs}: {err}") from err
+        if targeted:
+            attack.set_mode_targeted_by_label(quiet=True)
+        return TorchattacksAttack(attack, model, name, targeted=targeted)
+
+    targeted = inspect.Parameter("targeted", inspect.Parameter.KEYWORD_ONLY, default=False)
+    return _with_signature(factory, name, cls, extra=(targeted,))
+
+
+def _register_torchattacks() -> None:
+    """Every ``torchattacks.Attack`` subclass under its class name, after the native ones."""
+    for class_name in getattr(torchattacks, "__all__", None) or dir(torchattacks):
+        cls = getattr(torchattacks, class_name, None)
+        if not (inspect.isclass(cls) and issubclass(cls, torchattacks.attack.Attack)):
+            continue
+        name = cls.__name__
+        if name in ATTACKS:  # a native attack took the plain name
+            name = TORCHATTACKS_PREFIX + name
+        if name not in ATTACKS:
+            register_attack(name)(_torchattacks_factory(cls, name))
+
+
+register_attack("fgsm")(FGSM)
+register_attack("pgd")(PGD)
+register_attack("pgd_l2")(_variant(PGD, "pgd_l2", {"norm": "L2"}, {"eps": 1.0, "alpha": 0.2}))
+register_attack("apgd")(APGD)
+register_attack("apgd_t")(_variant(APGD, "apgd_t", {"targeted": True}, {"loss": "dlr"}))
+register_attack("square")(Square)
+_register_torchattacks()
 
 
 @dataclass
@@ -167,18 +190,22 @@ def attack_factory(spec: AttackSpec, model: nn.Module) -> Callable[[float], obje
             steps = int(options_now.get("steps", options["steps"]))
             alpha = madry_step_size(eps, steps) if step_size is None else step_size * eps
             options_now["alpha"] = alpha
-        return build_attack(spec.name, model, eps=eps, **options_now)
+        return create_attack(spec.name, model, eps=eps, **options_now)
 
     make(0.0)  # fail on a bad option before any time is spent
     return make
 
 
 __all__ = [
+    "ATTACKS",
+    "AttackFactory",
     "AttackSpec",
     "attack_factory",
     "attack_norm",
     "attack_options",
     "build_attack",
+    "create_attack",
     "list_attacks",
+    "register_attack",
     "takes_eps",
 ]

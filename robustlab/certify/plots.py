@@ -1,7 +1,7 @@
 """Certified accuracy vs L2 radius next to the empirical robust accuracy, per model/defense.
 
-matplotlib's object API on the Agg canvas (no pyplot, no display backend); the PNG is written to
-a temporary file and renamed, so a reader never sees half a figure.
+Made and saved through :mod:`robustlab.figures` (the Agg canvas, one DPI, an atomic save, so a
+reader never sees half a figure).
 """
 
 from __future__ import annotations
@@ -10,12 +10,8 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from robustlab.figures import new_figure, save_figure
 
-from robustlab.fileio import atomic_path
-
-DPI = 120
 Curve = Mapping[float, float]
 
 
@@ -38,8 +34,7 @@ def plot_certified_vs_empirical(
         raise ValueError("nothing to plot: series is empty")
     cols = min(3, len(series))
     rows = math.ceil(len(series) / cols)
-    fig = Figure(figsize=(4.2 * cols, 3.4 * rows), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(4.2 * cols, 3.4 * rows)
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     for ax, (label, curves) in zip(axes, series.items(), strict=False):
         for index, (kind, curve) in enumerate(curves.items()):
@@ -55,11 +50,7 @@ def plot_certified_vs_empirical(
     for ax in axes[len(series) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=11)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
-    fig.clear()
-    return path
+    return save_figure(fig, path, title)
 
 
 def _shade_gap(ax, curves: Mapping[str, Curve]) -> None:

@@ -1,7 +1,12 @@
 """Adversarial-example detection behind one interface (``Detector``): the Mahalanobis detector
 of Lee et al. (2018), kernel density + Bayesian uncertainty (Feinman et al. 2017), local
 intrinsic dimensionality (Ma et al. 2018), the max-softmax baseline, detection metrics,
-evaluation protocols and a detector-aware attack."""
+evaluation protocols and a detector-aware attack.
+
+Detectors by name: :func:`create_detector`, :func:`list_detectors`, :func:`register_detector`
+(for your own); :func:`load_detector` reads back whichever detector ``detector.save(path)``
+wrote (safetensors + JSON, never pickle).
+"""
 
 from robustlab.detection.adaptive import AdaptiveDetectorLoss, adaptive_attack
 from robustlab.detection.base import Detector
@@ -11,7 +16,13 @@ from robustlab.detection.lid import LIDDetector
 from robustlab.detection.mahalanobis import DEFAULT_NOISE_GRID, MahalanobisDetector
 from robustlab.detection.metrics import detection_metrics
 from robustlab.detection.protocols import DetectionProtocol, evaluate_detection
-from robustlab.detection.registry import build_detector, list_detectors
+from robustlab.detection.registry import (
+    create_detector,
+    list_detectors,
+    load_detector,
+    register_detector,
+)
+from robustlab.detection.storage import SaveLoadMixin
 from robustlab.detection.summary import AttackKey, DetectionKey, DetectionReport
 
 __all__ = [
@@ -25,10 +36,13 @@ __all__ = [
     "KernelDensityDetector",
     "LIDDetector",
     "MahalanobisDetector",
+    "SaveLoadMixin",
     "adaptive_attack",
-    "build_detector",
+    "create_detector",
     "detection_metrics",
     "evaluate_detection",
     "list_detectors",
+    "load_detector",
     "msp_score",
+    "register_detector",
 ]

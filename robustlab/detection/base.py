@@ -14,13 +14,16 @@ app take any of them:
 5. ``save(path)`` / ``load(path, model)``: safetensors + JSON, never pickle.
 
 A subclass implements ``fit``, ``layer_scores``, ``differentiable_layer_scores`` and the three
-storage hooks; the ensemble, scoring and storage plumbing live here once.
+storage hooks (``_state``, ``_restore``, ``_feature_widths``); the ensemble and scoring live
+here once. This interface knows neither its subclasses nor the file format: a concrete detector
+gets ``save``/``load`` from :class:`robustlab.detection.storage.SaveLoadMixin` and a name from
+:func:`robustlab.detection.register_detector`, through which ``create_detector(name)`` and
+``load_detector(path, model)`` find it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -43,7 +46,7 @@ class Detector(ABC):
     validation split that chooses a setting, and of any Monte-Carlo draw).
     """
 
-    #: Name in saved files, configs and results (``"mahalanobis"``, ``"kd_bu"``, ``"lid"``).
+    #: Name in the registry, saved files, configs and results (``"mahalanobis"``, ``"lid"``).
     name: ClassVar[str] = ""
 
     def __init__(self, batch_size: int = 256, seed: int = 0):
@@ -171,24 +174,6 @@ class Detector(ABC):
         with model_context(model, "eval"):
             scores = self.differentiable_layer_scores(images)
         return scores @ weights.to(scores.device, scores.dtype) + self.intercept
-
-    def save(self, path: str | Path) -> None:
-        """Write ``path/detector.safetensors`` and ``path/detector.json`` (atomic, no pickle)."""
-        from robustlab.detection import storage
-
-        self._require_fitted()
-        storage.save_detector(self, path)
-
-    @classmethod
-    def load(cls: type[D], path: str | Path, model: nn.Module) -> D:
-        """Load a detector saved by ``save`` and attach it to ``model`` (checked to match).
-
-        ``Detector.load`` returns whichever detector the directory holds; a subclass's
-        ``load`` refuses a file of another detector.
-        """
-        from robustlab.detection import storage
-
-        return storage.load_detector(cls, path, model)
 
     def _require_fitted(self) -> nn.Module:
         if self.model is None or not self.is_fitted:

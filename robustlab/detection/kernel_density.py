@@ -32,6 +32,7 @@ from robustlab.detection.features import (
     stage_maps,
 )
 from robustlab.detection.kernel import log_kernel_density, within_class_scale
+from robustlab.detection.storage import SaveLoadMixin
 from robustlab.detection.uncertainty import (
     mc_probabilities,
     predictive_uncertainty,
@@ -48,7 +49,7 @@ DEFAULT_BANDWIDTH_GRID = (0.05, 0.1, 0.2, 0.5, 1.0)
 DEFAULT_MC_SAMPLES = 50  # T = 50 in Feinman et al.
 
 
-class KernelDensityDetector(Detector):
+class KernelDensityDetector(SaveLoadMixin, Detector):
     """KD+BU detector: ``layer_scores`` are ``[log density, uncertainty]`` per example.
 
     Arguments:

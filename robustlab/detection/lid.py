@@ -24,6 +24,7 @@ from torch import nn
 
 from robustlab.detection.base import Detector
 from robustlab.detection.features import batches, frozen_eval, probe_input, stage_maps
+from robustlab.detection.storage import SaveLoadMixin
 from robustlab.errors import ConfigError, DataError
 from robustlab.models.runtime import model_device
 
@@ -56,7 +57,7 @@ def knn_distances(queries: torch.Tensor, reference: torch.Tensor, k: int) -> tor
     return torch.where(own, nearest[:, 1:], nearest[:, :-1])
 
 
-class LIDDetector(Detector):
+class LIDDetector(SaveLoadMixin, Detector):
     """LID detector: ``layer_scores`` are the per-layer LID estimates ``(N, L)``.
 
     Arguments:

@@ -24,6 +24,7 @@ from torch import nn
 from robustlab.detection.base import Detector
 from robustlab.detection.features import batches, frozen_eval, pooled_features, probe_input
 from robustlab.detection.gaussian import TiedGaussian, fit_tied_gaussian, resolve_shrinkage
+from robustlab.detection.storage import SaveLoadMixin
 from robustlab.errors import ConfigError, DataError
 from robustlab.models.runtime import model_device
 
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_NOISE_GRID = (0.0, 0.001, 0.002, 0.005, 0.01)
 
 
-class MahalanobisDetector(Detector):
+class MahalanobisDetector(SaveLoadMixin, Detector):
     """Mahalanobis-distance detector of adversarial examples with a feature ensemble.
 
     Arguments:

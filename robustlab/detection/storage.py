@@ -6,6 +6,11 @@ shapes). Both are written atomically and carry the same random ``fit_id``, so a 
 different saves (a crash between the two renames) is refused instead of silently mixed. Every
 value read back is checked: a foreign or tampered file is one ``CheckpointError``, never code
 run or a crash deep inside scoring.
+
+This module knows the file format and the :class:`Detector` interface, never a concrete
+detector: :class:`SaveLoadMixin` gives each concrete class its ``save``/``load``, and
+:func:`robustlab.detection.load_detector` (in the registry, which knows every detector by
+name) loads whichever detector a directory holds.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import math
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
+from robustlab.detection.base import Detector
 from robustlab.errors import CheckpointError, RobustlabError
 from robustlab.fileio import write_json_atomic, write_tensors_atomic
 
@@ -30,10 +36,7 @@ from robustlab.fileio import write_json_atomic, write_tensors_atomic
 ScoreSets = Mapping[str, Mapping[str, tuple]]
 SEPARATOR = "::"  # between attack, curve and side in the keys of the scores file
 
-if TYPE_CHECKING:
-    from robustlab.detection.base import Detector
-
-D = TypeVar("D", bound="Detector")
+D = TypeVar("D", bound=Detector)
 
 FORMAT_VERSION = 1
 TENSOR_FILE = "detector.safetensors"
@@ -41,6 +44,22 @@ META_FILE = "detector.json"
 WEIGHTS_KEY = "ensemble.weights"
 # Files written before the detector interface existed were all Mahalanobis detectors.
 LEGACY_DETECTOR = "mahalanobis"
+
+
+class SaveLoadMixin:
+    """``save(path)`` and ``load(path, model)`` for a concrete detector, listed before
+    :class:`Detector` among its bases (``class MyDetector(SaveLoadMixin, Detector)``)."""
+
+    def save(self: Detector, path: str | Path) -> None:
+        """Write ``path/detector.safetensors`` and ``path/detector.json`` (atomic, no pickle)."""
+        self._require_fitted()
+        save_detector(self, path)
+
+    @classmethod
+    def load(cls: type[D], path: str | Path, model: nn.Module) -> D:
+        """Load a detector of this class saved by ``save`` and attach it to ``model`` (checked
+        to match); a file of another detector is refused (see ``load_detector`` for any)."""
+        return read_detector(cls, path, model)
 
 
 def save_detector(detector: Detector, path: str | Path) -> None:
@@ -64,12 +83,22 @@ def save_detector(detector: Detector, path: str | Path) -> None:
     write_json_atomic(path / META_FILE, meta)
 
 
-def load_detector(cls: type[D], path: str | Path, model: nn.Module) -> D:
-    """Read a detector directory written by ``save_detector`` and attach ``model``."""
+def saved_detector_name(path: str | Path) -> object:
+    """The name of the detector saved in ``path`` (as the file says; checked by the caller)."""
+    return _read_meta(Path(path)).get("detector", LEGACY_DETECTOR)
+
+
+def read_detector(cls: type[D], path: str | Path, model: nn.Module) -> D:
+    """Read a directory written by ``save_detector`` into ``cls`` and attach ``model``."""
     meta, tensors = _read(Path(path))
-    target = _detector_class(cls, meta.get("detector", LEGACY_DETECTOR), path)
+    name = meta.get("detector", LEGACY_DETECTOR)
+    if name != cls.name:
+        raise CheckpointError(
+            f"{path} holds a {name!r} detector, not {cls.name!r}: load it with its own class "
+            "or robustlab.detection.load_detector(path, model)"
+        )
     try:
-        detector = target._restore(tensors, meta)
+        detector = cls._restore(tensors, meta)
         detector.input_shape = tuple(int(d) for d in meta["input_shape"])
         detector.intercept = float(meta["intercept"])
         if not math.isfinite(detector.intercept):
@@ -87,24 +116,6 @@ def load_detector(cls: type[D], path: str | Path, model: nn.Module) -> D:
     return detector
 
 
-def _detector_class(cls: type[D], name: object, path: str | Path) -> type[D]:
-    from robustlab.detection.registry import DETECTORS
-
-    target = DETECTORS.get(name) if isinstance(name, str) else None
-    if target is None:
-        raise CheckpointError(
-            f"{path} holds an unknown detector {name!r}; known: {', '.join(DETECTORS)}"
-        )
-    if issubclass(cls, target):
-        return cls
-    if cls.name:  # a concrete class asked for another detector's file
-        raise CheckpointError(
-            f"{path} holds a {name!r} detector, not {cls.name!r}: load it with "
-            f"{target.__name__}.load or Detector.load"
-        )
-    return target  # type: ignore[return-value]
-
-
 def _weights(tensor: torch.Tensor) -> torch.Tensor:
     weights = tensor.float()
     if weights.ndim != 1 or not torch.isfinite(weights).all():
@@ -114,7 +125,7 @@ def _weights(tensor: torch.Tensor) -> torch.Tensor:
     return weights
 
 
-def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+def _read_meta(path: Path) -> dict:
     meta_path, tensor_path = path / META_FILE, path / TENSOR_FILE
     if not meta_path.is_file() or not tensor_path.is_file():
         raise CheckpointError(
@@ -123,25 +134,37 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        with safe_open(str(tensor_path), framework="pt") as handle:
-            fit_id = (handle.metadata() or {}).get("fit_id")
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (OSError, ValueError, SafetensorError) as err:
-        raise CheckpointError(
-            f"cannot read the detector in {path} ({err}): it is not a detector saved by "
-            "robustlab (safetensors + JSON); save it again"
-        ) from err
+    except (OSError, ValueError) as err:
+        raise _foreign(path, err) from err
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         version = meta.get("format_version") if isinstance(meta, dict) else None
         raise CheckpointError(
             f"detector in {path} has format {version!r}, expected "
             f"{FORMAT_VERSION}: save it again with this version"
         )
+    return meta
+
+
+def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    meta = _read_meta(path)
+    try:
+        with safe_open(str(path / TENSOR_FILE), framework="pt") as handle:
+            fit_id = (handle.metadata() or {}).get("fit_id")
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (OSError, ValueError, SafetensorError) as err:
+        raise _foreign(path, err) from err
     if fit_id != meta.get("fit_id"):
         raise CheckpointError(
             f"{META_FILE} and {TENSOR_FILE} in {path} come from different saves: save it again"
         )
     return meta, tensors
+
+
+def _foreign(path: Path, err: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"cannot read the detector in {path} ({err}): it is not a detector saved by "
+        "robustlab (safetensors + JSON); save it again"
+    )
 
 
 def _check_model(detector: Detector, model: nn.Module, path: str | Path) -> None:

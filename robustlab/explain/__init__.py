@@ -6,19 +6,27 @@ Library code: no Hydra, OmegaConf or W&B. captum provides Saliency, NoiseTunnel,
 IntegratedGradients and LayerGradCam; CAM and Grad-CAM++ are implemented here.
 """
 
-from robustlab.explain.attribute import (
-    METHODS,
-    attribute,
-    importance,
-    list_methods,
-    method_options,
+from robustlab.explain import (  # importing a method's module registers it
+    cam,  # noqa: F401
+    gradcam,  # noqa: F401
+    gradcampp,  # noqa: F401
+    integrated_gradients,  # noqa: F401
+    saliency,  # noqa: F401
+    smoothgrad,  # noqa: F401
 )
+from robustlab.explain.attribute import attribute, importance
 from robustlab.explain.clean_vs_adversarial import DEFAULT_METHODS, explain_robustness
 from robustlab.explain.compare import spearman, topk_intersection
 from robustlab.explain.faithfulness import FaithfulnessCurves, deletion_insertion
 from robustlab.explain.integrated_gradients import completeness_error
 from robustlab.explain.layers import stage_layer
 from robustlab.explain.plots import plot_explanations
+from robustlab.explain.registry import (
+    attribution_options,
+    create_attribution,
+    list_attributions,
+    register_attribution,
+)
 from robustlab.explain.sanity import randomisation_correlation, randomized_copy
 from robustlab.explain.se_attention import record_excitations, se_blocks
 from robustlab.explain.se_plots import plot_se_attention
@@ -27,21 +35,22 @@ from robustlab.explain.summary import ExplanationReport
 
 __all__ = [
     "DEFAULT_METHODS",
-    "METHODS",
     "ExplanationReport",
     "FaithfulnessCurves",
     "SEAttention",
     "attribute",
+    "attribution_options",
     "completeness_error",
+    "create_attribution",
     "deletion_insertion",
     "explain_robustness",
     "importance",
-    "list_methods",
-    "method_options",
+    "list_attributions",
     "plot_explanations",
     "plot_se_attention",
     "randomisation_correlation",
     "randomized_copy",
+    "register_attribution",
     "record_excitations",
     "se_attention_shift",
     "se_blocks",

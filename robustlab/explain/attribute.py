@@ -1,64 +1,25 @@
 """One entry point for every attribution method: ``attribute(model, images, method=...)``.
 
-Each method lives in its own module as ``fn(model, images, target, **options) -> (N, H, W)``;
-this module resolves the target class, batches, runs the model in eval mode with its
-parameters frozen (nothing accumulates in ``.grad``) and keeps everything on the model's device.
+Each method lives in its own module as ``fn(model, images, target, **options) -> (N, H, W)``,
+registered by name (:mod:`robustlab.explain.registry`); this module resolves the target class,
+batches, runs the model in eval mode with its parameters frozen (nothing accumulates in
+``.grad``) and keeps everything on the model's device.
 """
 
 from __future__ import annotations
-
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from robustlab.errors import ConfigError
-from robustlab.explain import cam, gradcam, gradcampp, integrated_gradients, saliency, smoothgrad
+from robustlab.explain.registry import create_attribution, ranks_by_magnitude
 from robustlab.models.runtime import model_context, model_device
 from robustlab.runtime import progress
 
 
-@dataclass(frozen=True)
-class Method:
-    """An attribution method: its function and whether its ranking uses |map|."""
-
-    fn: Callable[..., Tensor]
-    rank_by_magnitude: bool
-
-
-METHODS: dict[str, Method] = {
-    "saliency": Method(saliency.saliency, saliency.RANK_BY_MAGNITUDE),
-    "smoothgrad": Method(smoothgrad.smoothgrad, smoothgrad.RANK_BY_MAGNITUDE),
-    "ig": Method(integrated_gradients.integrated_gradients, integrated_gradients.RANK_BY_MAGNITUDE),
-    "cam": Method(cam.class_activation_map, cam.RANK_BY_MAGNITUDE),
-    "gradcam": Method(gradcam.gradcam, gradcam.RANK_BY_MAGNITUDE),
-    "gradcampp": Method(gradcampp.gradcam_plus_plus, gradcampp.RANK_BY_MAGNITUDE),
-}
-
-
-def list_methods() -> list[str]:
-    """Names accepted by :func:`attribute`."""
-    return list(METHODS)
-
-
-def get_method(name: str) -> Method:
-    """The method called ``name``, or one clear error listing the valid names."""
-    if name not in METHODS:
-        raise ConfigError(f"unknown attribution method {name!r}; valid: {', '.join(METHODS)}")
-    return METHODS[name]
-
-
-def method_options(name: str) -> dict[str, object]:
-    """Keyword options of a method and their defaults."""
-    params = list(inspect.signature(get_method(name).fn).parameters.values())[3:]
-    return {p.name: p.default for p in params}
-
-
 def importance(maps: Tensor, method: str) -> Tensor:
     """The values a method's pixels are ranked by: |map| for signed gradient methods."""
-    return maps.abs() if get_method(method).rank_by_magnitude else maps
+    return maps.abs() if ranks_by_magnitude(method) else maps
 
 
 def resolve_target(
@@ -92,15 +53,12 @@ def attribute(
 ) -> Tensor:
     """Attribution maps (N, H, W) of ``target`` (default: the predicted class) for [0, 1] images.
 
-    ``method``: saliency, smoothgrad, ig, cam, gradcam, gradcampp; ``options`` are that
-    method's (see :func:`method_options`), e.g. ``steps`` for ig or ``stage`` for gradcam. Raw
-    values, on the model's device; normalise only for display.
+    ``method``: saliency, smoothgrad, ig, cam, gradcam, gradcampp or any registered one (see
+    :func:`list_attributions`); ``options`` are that method's (see :func:`attribution_options`),
+    e.g. ``steps`` for ig or ``stage`` for gradcam. Raw values, on the model's device;
+    normalise only for display.
     """
-    fn = get_method(method).fn
-    unknown = sorted(set(options) - set(method_options(method)))
-    if unknown:
-        valid = ", ".join(method_options(method)) or "(none)"
-        raise ConfigError(f"{method} has no option(s) {', '.join(unknown)}; valid: {valid}")
+    fn = create_attribution(method, **options)
     if images.ndim != 4:
         raise ConfigError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
     if batch_size < 1:
@@ -117,7 +75,7 @@ def attribute(
             batch = images[start : start + batch_size].detach().requires_grad_(True)
             given = None if target is None else target[start : start + batch_size]
             classes = resolve_target(model, batch, given)
-            chunks.append(fn(model, batch, classes, **options).detach())
+            chunks.append(fn(model, batch, classes).detach())
     if not chunks:
         return images.new_zeros((0, *images.shape[-2:]))
     return torch.cat(chunks)

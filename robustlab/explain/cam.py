@@ -12,10 +12,10 @@ import torch
 from torch import Tensor, nn
 
 from robustlab.explain.layers import linear_head, upsample
+from robustlab.explain.registry import register_attribution
 
-RANK_BY_MAGNITUDE = False  # signed, but ranked by value: evidence for the class first
 
-
+@register_attribution("cam")  # signed, but ranked by value: evidence for the class first
 def class_activation_map(model: nn.Module, images: Tensor, target: Tensor) -> Tensor:
     """(N, H, W) CAM of the ``target`` class at the input resolution."""
     weights = linear_head(model).weight

@@ -13,10 +13,10 @@ from captum.attr import LayerGradCam
 from torch import Tensor, nn
 
 from robustlab.explain.layers import resolve_layer, upsample
+from robustlab.explain.registry import register_attribution
 
-RANK_BY_MAGNITUDE = False
 
-
+@register_attribution("gradcam")
 def gradcam(
     model: nn.Module,
     images: Tensor,

@@ -13,10 +13,10 @@ import torch
 from torch import Tensor, nn
 
 from robustlab.explain.layers import activations_and_grads, resolve_layer, upsample
+from robustlab.explain.registry import register_attribution
 
-RANK_BY_MAGNITUDE = False
 
-
+@register_attribution("gradcampp")
 def gradcam_plus_plus(
     model: nn.Module,
     images: Tensor,

@@ -14,15 +14,15 @@ from captum.attr import IntegratedGradients
 from torch import Tensor, nn
 
 from robustlab.errors import ConfigError
+from robustlab.explain.registry import register_attribution
 from robustlab.models.runtime import model_context
-
-RANK_BY_MAGNITUDE = True  # signed: importance is |value|
 
 
 def _baseline_like(images: Tensor, baseline: float | Tensor) -> Tensor:
     return torch.as_tensor(baseline, dtype=images.dtype, device=images.device).expand_as(images)
 
 
+@register_attribution("ig", rank_by_magnitude=True)
 def integrated_gradients(
     model: nn.Module,
     images: Tensor,

@@ -1,10 +1,10 @@
-"""Per-job figures: the explanation grid and the SE attention shift.
+"""The per-job explanation grid: clean and adversarial inputs and each method's maps of both.
 
-Drawn with matplotlib's object API on the Agg canvas (no pyplot state, no display) and written
-atomically, so a crashed job never leaves half a PNG. The grid is one mosaic image (each tile
-coloured by its own colour map) rather than dozens of axes, which keeps a figure well under a
-second. The clean and the adversarial map of a pair share one colour scale, so they can be
-compared by eye; the normalisation is for display only.
+Made and saved through :mod:`robustlab.figures` (the Agg canvas, one DPI, an atomic save, so a
+crashed job never leaves half a PNG). The grid is one mosaic image (each tile coloured by its
+own colour map) rather than dozens of axes, which keeps a figure well under a second. The clean
+and the adversarial map of a pair share one colour scale, so they can be compared by eye; the
+normalisation is for display only.
 """
 
 from __future__ import annotations
@@ -14,30 +14,14 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
-from matplotlib.figure import Figure
 from torch import Tensor
 
-from robustlab.explain.attribute import get_method
+from robustlab.explain.registry import ranks_by_magnitude
 from robustlab.explain.summary import ExplanationReport
-from robustlab.fileio import atomic_path
+from robustlab.figures import new_figure, save_figure
 
-DPI = 100
-
-
-def new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
-    fig.clear()
-    return path
+TITLE = "Explanations of clean and adversarial inputs"
 
 
 def _rgb(values: Tensor, cmap: str, vmin: float, vmax: float) -> np.ndarray:
@@ -54,7 +38,7 @@ def _image_rgb(image: Tensor) -> np.ndarray:
 def _pair_tiles(method: str, clean: Tensor, adv: Tensor) -> list[np.ndarray]:
     """Both maps on one scale: diverging around 0 if the map is signed, else 0..max."""
     top = float(torch.stack([clean, adv]).abs().max()) or 1.0
-    signed = get_method(method).rank_by_magnitude or float(torch.minimum(clean, adv).min()) < 0
+    signed = ranks_by_magnitude(method) or float(torch.minimum(clean, adv).min()) < 0
     cmap, low = ("RdBu_r", -top) if signed else ("inferno", 0.0)
     return [_rgb(clean, cmap, low, top), _rgb(adv, cmap, low, top)]
 
@@ -95,7 +79,7 @@ def plot_explanations(report: ExplanationReport, path: str | Path) -> Path | Non
     columns = ["clean", "adversarial", "perturbation"]
     for method in shown.maps:
         columns += [f"{method}\nclean", f"{method}\nadv."]
-    fig = new_figure(0.85 * len(columns) + 0.7, 0.95 * len(rows) + 0.8)
+    fig = new_figure(0.85 * len(columns) + 0.7, 0.95 * len(rows) + 0.8, layout=None)
     ax = fig.add_axes((0.7 / fig.get_figwidth(), 0.02, 1 - 0.75 / fig.get_figwidth(), 0.8))
     ax.imshow(_mosaic(rows, gap_x, gap_y), interpolation="nearest", aspect="auto")
     ax.set_axis_off()
@@ -117,4 +101,4 @@ def plot_explanations(report: ExplanationReport, path: str | Path) -> Path | Non
         "y = label, predictions clean→adversarial; ρ = Spearman of each clean/adversarial pair",
         fontsize=8,
     )
-    return save_figure(fig, path)
+    return save_figure(fig, path, TITLE)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from captum.attr import Saliency
 from torch import Tensor, nn
 
-RANK_BY_MAGNITUDE = False
+from robustlab.explain.registry import register_attribution
 
 
+@register_attribution("saliency")
 def saliency(model: nn.Module, images: Tensor, target: Tensor) -> Tensor:
     """(N, H, W) maps: max over channels of |grad of the target logit|."""
     grads = Saliency(model).attribute(images, target=target, abs=True)

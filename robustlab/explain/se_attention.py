@@ -15,6 +15,8 @@ from torch import Tensor, nn
 from robustlab.models.layers.squeeze_excite import SqueezeExcite
 from robustlab.models.runtime import model_context, model_device
 
+CONSTANT_TOLERANCE = 1e-6  # an excitation range below this is float rounding
+
 
 def se_blocks(model: nn.Module) -> dict[str, SqueezeExcite]:
     """Every SE block of the model by module name, in forward order; empty without SE."""
@@ -27,12 +29,44 @@ def record_excitations(
 ) -> dict[str, Tensor]:
     """Excitation vectors (N, C) per SE block, on CPU, in eval mode; ``{}`` for a model
     without SE blocks."""
+    # fc2's output is the pre-sigmoid gate; SqueezeExcite.gate applies exactly this sigmoid
+    return _record(model, images, batch_size, lambda block: block.fc2, torch.sigmoid)
+
+
+@torch.no_grad()
+def record_hidden_activity(
+    model: nn.Module, images: Tensor, batch_size: int = 256
+) -> dict[str, Tensor]:
+    """Per SE block, which bottleneck units pass the ReLU (N, hidden) booleans, on CPU."""
+    return _record(model, images, batch_size, lambda block: block.fc1, lambda out: out > 0)
+
+
+def dead_se_blocks(model: nn.Module, images: Tensor, batch_size: int = 256) -> list[str]:
+    """SE blocks whose excitation does not depend on the input, by name.
+
+    A block is dead when no hidden unit passes its ReLU for any of ``images`` (its gate is then
+    sigmoid(fc2.bias) for every input) or when its excitation has zero variance over them
+    (every channel's range under ``CONSTANT_TOLERANCE``: identical rows of a batch may differ
+    in float rounding).
+    """
+    active = record_hidden_activity(model, images, batch_size)
+    excitations = record_excitations(model, images, batch_size)
+    return [
+        name
+        for name, gates in excitations.items()
+        if not bool(active[name].any())
+        or bool((gates.amax(0) - gates.amin(0) <= CONSTANT_TOLERANCE).all())
+    ]
+
+
+def _record(model, images, batch_size, tap, transform) -> dict[str, Tensor]:
+    """Run ``model`` over ``images`` with a forward hook on ``tap(block)`` of every SE block,
+    keeping ``transform(output)`` per block."""
     blocks = se_blocks(model)
     records: dict[str, list[Tensor]] = {name: [] for name in blocks}
-    # fc2's output is the pre-sigmoid gate; SqueezeExcite.gate applies exactly this sigmoid
     handles = [
-        block.fc2.register_forward_hook(
-            lambda _m, _i, out, key=name: records[key].append(out.sigmoid().cpu())
+        tap(block).register_forward_hook(
+            lambda _m, _i, out, key=name: records[key].append(transform(out).cpu())
         )
         for name, block in blocks.items()
     ]

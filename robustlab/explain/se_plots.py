@@ -6,9 +6,11 @@ from pathlib import Path
 
 import torch
 
-from robustlab.explain.plots import new_figure, save_figure
 from robustlab.explain.se_shift import SEAttention
 from robustlab.explain.summary import ExplanationReport
+from robustlab.figures import new_figure, save_figure
+
+TITLE = "SE attention under attack"
 
 
 def _shift_panel(ax, se: SEAttention) -> None:
@@ -50,7 +52,7 @@ def plot_se_attention(source: ExplanationReport | SEAttention, path: str | Path)
     se = source.se_attention if isinstance(source, ExplanationReport) else source
     if se is None or not se.blocks:
         return None
-    fig = new_figure(10.0, 7.0)
+    fig = new_figure(10.0, 7.0, layout=None)
     axes = fig.subplots(2, 2)
     fig.subplots_adjust(left=0.1, right=0.96, top=0.9, bottom=0.08, hspace=0.45, wspace=0.3)
     _shift_panel(axes[0, 0], se)
@@ -65,4 +67,4 @@ def plot_se_attention(source: ExplanationReport | SEAttention, path: str | Path)
         ax.tick_params(labelsize=6)
     fig.colorbar(image, ax=list(axes[1]), fraction=0.03)
     fig.suptitle(f"SE excitation s under attack ({len(last.clean)} examples)", fontsize=9)
-    return save_figure(fig, path)
+    return save_figure(fig, path, TITLE)

@@ -8,19 +8,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robustlab.explain.se_attention import channel_correlation, record_excitations, stage_of
+from robustlab.explain.se_attention import (
+    channel_correlation,
+    dead_se_blocks,
+    record_excitations,
+    stage_of,
+)
 
 
 @dataclass
 class BlockShift:
     """One SE block: per-example excitations (N, C) clean/adversarial and the class-wise
-    channel-correlation matrices (K, C, C)."""
+    channel-correlation matrices (K, C, C). ``dead``: its excitation does not depend on the
+    input (see :func:`~robustlab.explain.se_attention.dead_se_blocks`), so its zero shift
+    says nothing about robustness."""
 
     name: str
     clean: Tensor
     adversarial: Tensor
     corr_clean: Tensor
     corr_adversarial: Tensor
+    dead: bool = False
 
     @property
     def stage(self) -> str:
@@ -63,7 +71,7 @@ class SEAttention:
     blocks: list[BlockShift]
 
     def stages(self) -> dict[str, dict[str, float]]:
-        """Per stage, the block averages of mean |delta s| and cosine."""
+        """Per stage, the block averages of mean |delta s| and cosine, and its dead blocks."""
         grouped: dict[str, list[BlockShift]] = {}
         for block in self.blocks:
             grouped.setdefault(block.stage, []).append(block)
@@ -71,14 +79,31 @@ class SEAttention:
             stage: {
                 "mean_abs_delta": sum(b.mean_abs_delta for b in group) / len(group),
                 "cosine": sum(b.cosine for b in group) / len(group),
+                "blocks": len(group),
+                "dead_blocks": [b.name for b in group if b.dead],
             }
             for stage, group in grouped.items()
         }
+
+    @property
+    def dead_blocks(self) -> list[str]:
+        """Names of the blocks whose excitation is constant over the evaluated inputs."""
+        return [b.name for b in self.blocks if b.dead]
+
+    def warnings(self) -> list[str]:
+        """One line per dead block: its shift of 0.0 is a constant, not robustness."""
+        return [
+            f"SE block {name} is dead: its excitation is the same for every evaluated input "
+            f"(no bottleneck unit passes the ReLU, or zero variance), so its clean-vs-adversarial "
+            f"shift of 0.0 is a constant, not robustness; a smaller se_reduction widens it"
+            for name in self.dead_blocks
+        ]
 
     def to_results(self, top: int = 5) -> dict:
         """The "se_attention" fragment of results.json."""
         blocks = {
             b.name: {
+                "dead": b.dead,
                 "mean_abs_delta": b.mean_abs_delta,
                 "cosine": b.cosine,
                 "channel_correlation_shift": b.correlation_shift,
@@ -86,7 +111,12 @@ class SEAttention:
             }
             for b in self.blocks
         }
-        return {"n_examples": len(self.blocks[0].clean), "stages": self.stages(), "blocks": blocks}
+        return {
+            "n_examples": len(self.blocks[0].clean),
+            "stages": self.stages(),
+            "blocks": blocks,
+            "dead_blocks": self.dead_blocks,
+        }
 
 
 def se_attention_shift(
@@ -97,6 +127,7 @@ def se_attention_shift(
     if not clean_s:
         return None
     adv_s = record_excitations(model, adversarial)
+    dead = set(dead_se_blocks(model, torch.cat([clean, adversarial])))
     labels = labels.cpu()
     return SEAttention(
         [
@@ -106,6 +137,7 @@ def se_attention_shift(
                 adv_s[name],
                 channel_correlation(clean_s[name], labels, num_classes),
                 channel_correlation(adv_s[name], labels, num_classes),
+                dead=name in dead,
             )
             for name in clean_s
         ]

@@ -13,10 +13,10 @@ from captum.attr import NoiseTunnel, Saliency
 from torch import Tensor, nn
 
 from robustlab.errors import ConfigError
+from robustlab.explain.registry import register_attribution
 
-RANK_BY_MAGNITUDE = True  # signed: importance is |value|
 
-
+@register_attribution("smoothgrad", rank_by_magnitude=True)
 def smoothgrad(
     model: nn.Module, images: Tensor, target: Tensor, samples: int = 16, noise: float = 0.15
 ) -> Tensor:

@@ -68,4 +68,5 @@ def explanation_warnings(
                 f"integrated gradients: median completeness error {error:.1%} with steps={steps}; "
                 f"raise the steps for attributions that add up to f(x) - f(baseline)"
             )
-    return out + _sanity_warnings(report) + _map_warnings(report)
+    se_warnings = report.se_attention.warnings() if report.se_attention is not None else []
+    return out + _sanity_warnings(report) + _map_warnings(report) + se_warnings

@@ -1,14 +1,14 @@
-"""Detection figures and table a person can read: ROC curves per attack, and who wins.
+"""Detection ROC figures a person can read: one panel per attack, every detector on it.
 
 ``plot_detection_roc`` draws one panel per attack with every detector and the max-softmax
 baseline on the same axes, from per-example scores: the false-positive rate on a log scale
 (detectors differ at low FPR, where they are used) and the TPR axis cut to the range where the
-curves differ, with the 95%-TPR operating point marked. ``detection_table`` turns detection
-results into a compact Markdown table: the winner per attack and protocol, its lead over the
-runner-up, and what the adaptive attack does to each detector.
+curves differ, with the 95%-TPR operating point marked. ``plot_sweep_roc`` draws one row per
+configuration of a sweep. Who wins, in words, is :mod:`robustlab.report.detection_table`.
 
 Per-example scores are kept beside results.json in a safetensors file
-(``write_detection_scores`` / ``read_detection_scores``); no pickle.
+(``write_detection_scores`` / ``read_detection_scores``); no pickle. This module needs torch,
+so the sweep report imports it only when it draws.
 """
 
 from __future__ import annotations
@@ -18,18 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
 from robustlab.detection.metrics import TPR_LEVEL, detection_metrics
-from robustlab.report.plots import DPI, PlotOutcome, _figure, _save
+from robustlab.detection.storage import ScoreSets
+from robustlab.figures import new_figure, panel_grid, save_figure
+from robustlab.report.detection_table import label
+from robustlab.report.plots import PlotOutcome
 
+# one side of a ScoreSets pair (attack -> curve -> (clean, adversarial) scores)
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
-# attack key -> curve name (detector or "msp") -> (clean scores, adversarial scores)
-ScoreSets = Mapping[str, Mapping[str, tuple[ArrayLike, ArrayLike]]]
 
-LABELS = {"mahalanobis": "Mahalanobis", "kd_bu": "KD+BU", "lid": "LID", "msp": "MSP baseline"}
 # One colour per detector in every panel; the baseline dashed grey.
 STYLES = {
     "mahalanobis": {"color": "C0"},
@@ -37,11 +36,6 @@ STYLES = {
     "lid": {"color": "C2"},
     "msp": {"color": "0.45", "linestyle": "--"},
 }
-
-
-def label(name: str) -> str:
-    """Display name of a detector (``kd_bu`` -> ``KD+BU``)."""
-    return LABELS.get(name, name)
 
 
 def roc_points(clean: ArrayLike, adversarial: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -57,10 +51,10 @@ def plot_detection_roc(scores: ScoreSets, path: str | Path) -> PlotOutcome:
     attacks = [a for a, curves in scores.items() if any(_drawable(c) for c in curves.values())]
     if not attacks:
         return PlotOutcome(title, None, "no per-example detection scores to draw")
-    fig, axes = _figure(len(attacks))
+    fig, axes = panel_grid(len(attacks))
     for ax, attack in zip(axes, attacks, strict=True):
         _roc_panel(ax, attack, scores[attack])
-    return _save(fig, Path(path), title)
+    return PlotOutcome(title, save_figure(fig, path, title))
 
 
 def _roc_panel(ax, attack: str, curves: Mapping[str, tuple[ArrayLike, ArrayLike]]) -> None:
@@ -91,66 +85,6 @@ def _roc_panel(ax, attack: str, curves: Mapping[str, tuple[ArrayLike, ArrayLike]
     ax.legend(fontsize=7, loc="lower right")
 
 
-def detection_table(results: Mapping[str, Mapping[str, dict]]) -> str:
-    """Markdown: per attack and protocol, the winner by AUROC (detectors and MSP), its lead over
-    the runner-up, every AUROC / TNR@95, and the adaptive attack's effect.
-
-    ``results`` maps a detector name to its ``evaluate_detection`` output (attack key ->
-    entry with ``auroc``, ``tnr_at_tpr95``, ``baseline_msp`` and, if run, ``adaptive``).
-    """
-    detectors = list(results)
-    keys = list(dict.fromkeys(k for entries in results.values() for k in entries))
-    header = ["attack", "winner", "lead (AUROC, TNR@95)"] + [label(d) for d in detectors]
-    header += ["MSP", "adaptive attack: AUROC, evasion"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for key in keys:
-        cells = {d: results[d].get(key, {}) for d in detectors}
-        msp = next((c["baseline_msp"] for c in cells.values() if c.get("baseline_msp")), {})
-        ranked = sorted(
-            ((name, e) for name, e in [*cells.items(), ("msp", msp)] if e.get("auroc") is not None),
-            key=lambda item: -item[1]["auroc"],
-        )
-        row = [key.replace("|", "\\|"), *_winner(ranked)]  # "|" would split the cell
-        row += [_metric_cell(cells[d], ranked) for d in detectors]
-        row += [_metric_cell(msp, ranked), _adaptive_cell(cells)]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _winner(ranked: list[tuple[str, dict]]) -> list[str]:
-    if not ranked:
-        return ["—", "—"]
-    if len(ranked) == 1:
-        return [label(ranked[0][0]), "—"]
-    (best, top), (second, runner) = ranked[0], ranked[1]
-    lead = f"+{top['auroc'] - runner['auroc']:.3f}"
-    if top.get("tnr_at_tpr95") is not None and runner.get("tnr_at_tpr95") is not None:
-        lead += f", {top['tnr_at_tpr95'] - runner['tnr_at_tpr95']:+.3f}"
-    return [label(best), f"{lead} over {label(second)}"]
-
-
-def _metric_cell(entry: dict, ranked: list[tuple[str, dict]]) -> str:
-    if not entry or entry.get("auroc") is None:
-        return "—"
-    tnr = entry.get("tnr_at_tpr95")
-    text = f"{entry['auroc']:.3f} / " + ("—" if tnr is None else f"{tnr:.3f}")
-    return f"**{text}**" if ranked and entry is ranked[0][1] else text
-
-
-def _adaptive_cell(cells: Mapping[str, dict]) -> str:
-    parts = []
-    for name, entry in cells.items():
-        adaptive = entry.get("adaptive") or {}
-        if adaptive.get("auroc") is None or entry.get("auroc") is None:
-            continue
-        evasion = (entry.get("evasion_rate"), adaptive.get("evasion_rate"))
-        text = f"{label(name)} {entry['auroc']:.3f}→{adaptive['auroc']:.3f}"
-        if None not in evasion:
-            text += f", {100 * evasion[0]:.1f}%→{100 * evasion[1]:.1f}%"
-        parts.append(text)
-    return "; ".join(parts) or "—"
-
-
 def _array(values: ArrayLike, allow_empty: bool = False) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().double().numpy()
@@ -176,8 +110,7 @@ def plot_sweep_roc(runs: Mapping[str, ScoreSets], path: str | Path) -> PlotOutco
     if not rows:
         return PlotOutcome(title, None, "no job kept per-example detection scores")
     cols = max(len(attacks) for attacks in rows.values())
-    fig = Figure(figsize=(4.2 * cols, 3.3 * len(rows)), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(4.2 * cols, 3.3 * len(rows))
     axes = fig.subplots(len(rows), cols, squeeze=False)
     for row, (name, attacks) in zip(axes, rows.items(), strict=True):
         for ax, attack in zip(row, [*attacks, *[None] * (cols - len(attacks))], strict=True):
@@ -186,4 +119,4 @@ def plot_sweep_roc(runs: Mapping[str, ScoreSets], path: str | Path) -> PlotOutco
                 continue
             _roc_panel(ax, attack, attacks[attack])
             ax.set_title(f"{name}: {attack}", fontsize=9)
-    return _save(fig, Path(path), title)
+    return PlotOutcome(title, save_figure(fig, path, title))

@@ -4,26 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from robustlab.report.markdown_table import MISSING, markdown_table
 from robustlab.report.records import RunRecord
 from robustlab.report.tables import ConfigGroup
-
-MISSING = "–"
 
 
 def _number(value: object, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else MISSING
 
 
+def _stage_shift(stage: dict) -> str:
+    """A stage's mean |delta s|, or "constant (dead)" when no block of it depends on its input
+    (a bare 0.0 would read as perfect robustness)."""
+    dead = len(stage.get("dead_blocks", []))
+    if dead and dead == stage.get("blocks"):
+        return "constant (dead)"
+    value = _number(stage.get("mean_abs_delta"), 4)
+    return f"{value} ({dead} dead)" if dead else value
+
+
 def _first(records: dict[str, RunRecord], group: ConfigGroup) -> dict:
     return next((records[j].explanations for j in group.jobs if records[j].explanations), {})
-
-
-def _row(label: str, cells: list[str]) -> str:
-    return "| " + " | ".join([label, *cells]) + " |"
-
-
-def _table(header: list[str], rows: list[str]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows, ""]
 
 
 def explanations_section(records: Sequence[RunRecord], groups: Sequence[ConfigGroup]) -> list[str]:
@@ -46,30 +47,33 @@ def explanations_section(records: Sequence[RunRecord], groups: Sequence[ConfigGr
             for m in methods
         ]
         stages = e.get("se_attention", {}).get("stages", {})
-        shift = " / ".join(_number(s.get("mean_abs_delta"), 4) for s in stages.values())
-        fragility.append(_row(group.label, [*cells, shift or MISSING]))
+        shift = " / ".join(_stage_shift(s) for s in stages.values())
+        fragility.append([group.label, *cells, shift or MISSING])
         faith, sanity = e.get("faithfulness", {}), e.get("sanity", {})
         quality.append(
-            _row(
+            [
                 group.label,
-                [
+                *(
                     f"{_number(faith.get(m, {}).get('deletion_auc_clean'))} / "
                     f"{_number(sanity.get(m))}"
                     for m in [*methods, "random"]
-                ],
-            )
+                ),
+            ]
         )
     lines += [
         "Fragility: top-k intersection / Spearman rank correlation between the maps of a clean "
         "input and of its adversarial example (1 = unchanged); SE: mean absolute change of the "
-        "excitation per stage.",
+        "excitation per stage; a dead block (constant excitation) is counted, and a stage of dead "
+        "blocks reads \"constant (dead)\".",
         "",
     ]
-    lines += _table(["configuration", *methods, "SE shift per stage (mean abs Δs)"], fragility)
+    lines += markdown_table(
+        ["configuration", *methods, "SE shift per stage (mean abs Δs)"], fragility
+    )
     lines += [
         "Faithfulness and sanity: deletion AUC on clean inputs (lower = more faithful) / "
         "Spearman with the maps of a re-initialised model (near 1 = the method ignores the "
         "weights).",
         "",
     ]
-    return lines + _table(["configuration", *methods, "random ranking"], quality)
+    return lines + markdown_table(["configuration", *methods, "random ranking"], quality)

@@ -7,22 +7,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robustlab.report.detection_plots import detection_table
+from robustlab.report.detection_table import detection_table
 from robustlab.report.explain_section import explanations_section
-from robustlab.report.norms import budget_axis, budget_header, curves_by_norm
+from robustlab.report.markdown_table import MISSING, format_percent, markdown_table
+from robustlab.report.norms import WORST_CASES, budget_axis, budget_header, curves_by_norm
 from robustlab.report.plots import PlotOutcome
 from robustlab.report.records import RunRecord
+from robustlab.report.representations_section import representations_section
 from robustlab.report.tables import (
     MASKING_MARK,
-    WORST_CASE,
     ConfigGroup,
-    Stat,
     eps_order,
     robust_column,
     sweep_norms,
 )
 
-MISSING = "–"
 MAX_ERROR_CHARS = 300
 
 
@@ -32,29 +31,10 @@ class SummaryContext:
 
     sweep_dir: Path
     out_dir: Path
-    main_attack: str = "worst_case"
+    main_attack: str = WORST_CASES["Linf"]
     tables: dict[str, Path] = field(default_factory=dict)  # description -> CSV path
     plots: list[PlotOutcome] = field(default_factory=list)
     sweep_overrides: list[str] = field(default_factory=list)
-
-
-def _cell(text: object) -> str:
-    """Make text safe inside a Markdown table cell."""
-    return str(text).replace("\n", " ").replace("|", "\\|")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return lines + [""]
-
-
-def format_percent(stat: Stat | None) -> str:
-    """``81.2 ± 1.3`` (percent, std over seeds when there are several), ``–`` when absent."""
-    if stat is None:
-        return MISSING
-    text = f"{100 * stat.mean:.1f}"
-    return f"{text} ± {100 * stat.std:.1f}" if stat.std is not None else text
 
 
 def _who(record: RunRecord) -> str:
@@ -90,7 +70,7 @@ def _accuracy_tables(groups: Sequence[ConfigGroup], main_attack: str) -> list[st
         lines += [f"### {norm} threat model{budget}", ""]
         for attack in names:
             title = f"#### Under {attack}"
-            if attack == WORST_CASE:
+            if attack == WORST_CASES["Linf"]:
                 title += " (per example, the strongest of every attack the job ran)"
             lines += [title, ""] + _attack_table(groups, attack, norm)
     return lines
@@ -110,7 +90,7 @@ def _attack_table(
         cells.append(format_percent(g.stats.get("clean_accuracy")))
         cells += [format_percent(g.stats.get(robust_column(attack, e))) for e in eps_keys]
         rows.append(cells)
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def _rank(group: ConfigGroup, column: str) -> tuple[float, float]:
@@ -168,7 +148,7 @@ def _best_section(groups: Sequence[ConfigGroup], attack: str) -> list[str]:
         "ranked: a high robust accuracy there may only mean that the attacks failed.",
         "",
     ]
-    return lines + _table(header, rows)
+    return lines + markdown_table(header, rows)
 
 
 def _detection_section(records: Sequence[RunRecord], groups: Sequence[ConfigGroup]) -> list[str]:
@@ -214,7 +194,7 @@ def _failures_section(records: Sequence[RunRecord]) -> list[str]:
         error = (record.error or "unknown error").strip()
         error = error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
         rows.append((f"`{record.job}`", _who(record), " ".join(record.overrides), error))
-    return ["## Failed jobs", ""] + _table(["job", "config", "overrides", "error"], rows)
+    return ["## Failed jobs", ""] + markdown_table(["job", "config", "overrides", "error"], rows)
 
 
 def _files_section(ctx: SummaryContext, summary_dir: Path) -> list[str]:
@@ -239,6 +219,7 @@ def render_summary(
     lines += _best_section(groups, ctx.main_attack)
     lines += _detection_section(records, groups)
     lines += explanations_section(records, groups)
+    lines += representations_section(records, groups)
     lines += _warnings_section(records)
     lines += _failures_section(records)
     lines += _files_section(ctx, ctx.out_dir)

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 
 # the order of a report's norm groups; a norm not listed here follows them
 NORM_ORDER = ("Linf", "L2", "L1", "L0")
-# the per-example worst case of each norm's curves, where the job has one
+# the per-example worst case of each norm's curves, where the job has one; the Linf one (over
+# every Linf attack the job ran) is what reports lead with
 WORST_CASES = {"Linf": "worst_case", "L0": "l0_worst_case"}
 
 

@@ -1,8 +1,8 @@
 """PNG plots of a sweep, drawn from configuration groups (mean ± std over seeds).
 
-Figures are built with matplotlib's object API on the Agg canvas, never through pyplot, so no
-global figure state or display backend is involved and nothing stays open after a plot is saved.
-Each function writes one PNG or, when the sweep has nothing to draw, returns why it did not.
+Figures are made and saved through :mod:`robustlab.figures` (one style, one DPI, atomic
+save). Each function writes one PNG or, when the sweep has nothing to draw, returns why it did
+not.
 """
 
 from __future__ import annotations
@@ -12,22 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
+from robustlab.figures import COLORS, LINESTYLES, panel_grid, save_figure
 from robustlab.report.norms import WORST_CASES, budget_axis, curves_by_norm
 from robustlab.report.tables import (
     MASKING_MARK,
-    WORST_CASE,
     ConfigGroup,
     eps_order,
     robust_column,
     sweep_norms,
 )
-
-DPI = 120
-PANEL_SIZE = (6.0, 4.0)
-COLORS = [f"C{i}" for i in range(10)]
 
 
 @dataclass
@@ -39,48 +32,8 @@ class PlotOutcome:
     note: str = ""
 
 
-def figure_size(n_panels: int, rows: int | None = None) -> tuple[float, float]:
-    """Figure size in inches: 6x4 for one panel, two panels per row beyond that (``rows``:
-    when the panels do not fill their rows, e.g. one row per threat model)."""
-    if n_panels <= 1:
-        return PANEL_SIZE
-    rows = math.ceil(n_panels / 2) if rows is None else rows
-    return 10.0, (4.0 if rows == 1 else 3.6 * rows)
-
-
-def _figure(n_panels: int, rows: Sequence[int] | None = None) -> tuple[Figure, list]:
-    """A figure of ``n_panels`` axes, two per row; ``rows``: panels per row, each row starting
-    on a new line of the grid (the robust-vs-eps figure's one row per threat model)."""
-    cols = 1 if n_panels <= 1 else 2
-    rows = list(rows) if rows else [cols] * math.ceil(max(n_panels, 1) / cols)
-    fig = Figure(figsize=figure_size(n_panels, len(rows)), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    grid = fig.subplots(len(rows), cols, squeeze=False)
-    axes = []
-    for row, used in enumerate(rows):
-        axes += list(grid[row, :used])
-        for ax in grid[row, used:]:
-            ax.set_visible(False)
-    for ax in axes[n_panels:]:
-        ax.set_visible(False)
-    return fig, axes[:n_panels]
-
-
-def _save(fig: Figure, path: Path, title: str, description: str = "") -> PlotOutcome:
-    """Write the PNG; its text chunks carry the title and ``description`` (what the panels
-    show), so a reader or a test can tell what is drawn without looking at pixels."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"Title": title, "Description": description} if description else {"Title": title}
-    fig.savefig(path, dpi=DPI, format="png", metadata=metadata)
-    fig.clear()
-    return PlotOutcome(title=title, path=path)
-
-
 def _finite_eps(eps: str) -> bool:
     return math.isfinite(eps_order(eps)[0])
-
-
-LINESTYLES = ["-", "--", ":", "-."]
 
 
 def _styles(groups: Sequence[ConfigGroup]) -> dict[int, dict]:
@@ -118,7 +71,7 @@ def _panels(groups: Sequence[ConfigGroup]) -> dict[str, list[str]]:
         for attack, eps_list in group.robust_eps.items()
         if any(_finite_eps(e) for e in eps_list)
     ]
-    return curves_by_norm(attacks, sweep_norms(groups), lead=WORST_CASE)
+    return curves_by_norm(attacks, sweep_norms(groups), lead=WORST_CASES["Linf"])
 
 
 def plot_robust_curves(groups: Sequence[ConfigGroup], path: str | Path) -> PlotOutcome:
@@ -132,7 +85,7 @@ def plot_robust_curves(groups: Sequence[ConfigGroup], path: str | Path) -> PlotO
     panels = [(norm, attack) for norm, attacks in by_norm.items() for attack in attacks]
     cols = 1 if len(panels) <= 1 else 2
     rows = [min(cols, len(a) - i) for a in by_norm.values() for i in range(0, len(a), cols)]
-    fig, axes = _figure(len(panels), rows)
+    fig, axes = panel_grid(len(panels), rows)
     styles = _styles(groups)
     for ax, (norm, attack) in zip(axes, panels, strict=True):
         for group in groups:
@@ -152,7 +105,7 @@ def plot_robust_curves(groups: Sequence[ConfigGroup], path: str | Path) -> PlotO
         fontsize=9,
     )
     description = "; ".join(f"{ax.get_title()} [{ax.get_xlabel()}]" for ax in axes)
-    return _save(fig, Path(path), title, description)
+    return PlotOutcome(title, save_figure(fig, path, title, description))
 
 
 def choose_frontier_eps(groups: Sequence[ConfigGroup], attack: str) -> str | None:
@@ -200,7 +153,7 @@ def plot_tradeoff_frontier(
         return PlotOutcome(
             title, None, f"no configuration has both clean and {attack}@{eps} results"
         )
-    fig, (ax,) = _figure(1)
+    fig, (ax,) = panel_grid(1)
     _scatter_configs(ax, points, column, _styles(groups))
     trusted = [(g.mean("clean_accuracy"), g.mean(column)) for g in points if not g.masking]
     front = [trusted[i] for i in pareto_front(trusted)]
@@ -218,7 +171,7 @@ def plot_tradeoff_frontier(
     for handle in legend.legend_handles:
         if hasattr(handle, "set_sizes"):
             handle.set_sizes([40])
-    return _save(fig, Path(path), title)
+    return PlotOutcome(title, save_figure(fig, path, title))
 
 
 def _scatter_configs(ax, points: Sequence[ConfigGroup], column: str, styles: dict) -> None:

@@ -52,6 +52,7 @@ class RunRecord:
     detection: dict[str, dict[str, Any]] = field(default_factory=dict)
     detectors: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # by detector
     explanations: dict[str, Any] = field(default_factory=dict)  # the explain stage's figures
+    se_overhead: dict[str, Any] = field(default_factory=dict)  # SE parameters, exact and Eq. 5
     # curves of the certify stage: "smoothing", "lipschitz" and "min_norm/<norm>" -> {r: acc}
     certified_curves: dict[str, dict[str, float]] = field(default_factory=dict)
     timing_s: dict[str, float] = field(default_factory=dict)
@@ -73,8 +74,8 @@ def parse_override(override: str) -> tuple[str, str]:
     return key.lstrip("+~").strip(), value.strip()
 
 
-def eps_key(eps: Any) -> str:
-    """The results.json spelling of an eps: ``repr(float(eps))``; non-numbers stay as text."""
+def as_eps_key(eps: Any) -> str:
+    """An eps read back or given as a results.json key (``repr(float(eps))``); else its text."""
     try:
         return repr(float(eps))
     except (TypeError, ValueError):
@@ -113,7 +114,7 @@ def _float_map(value: Any, key=str) -> dict[str, float]:
 
 def _robust(value: Any) -> dict[str, dict[str, float]]:
     curves = {
-        str(attack): _float_map(per_eps, key=eps_key) for attack, per_eps in _dict(value).items()
+        str(attack): _float_map(per_eps, key=as_eps_key) for attack, per_eps in _dict(value).items()
     }
     return {attack: curve for attack, curve in curves.items() if curve}
 
@@ -125,7 +126,7 @@ def _intervals(value: Any) -> dict[str, dict[str, list[float]]]:
             if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
                 lo, hi = _as_float(bounds[0]), _as_float(bounds[1])
                 if lo is not None and hi is not None:
-                    out.setdefault(str(attack), {})[eps_key(eps)] = [lo, hi]
+                    out.setdefault(str(attack), {})[as_eps_key(eps)] = [lo, hi]
     return out
 
 
@@ -164,7 +165,7 @@ def _certified_curves(payload: dict) -> dict[str, dict[str, float]]:
     }
     for norm, curve in _dict(payload.get("min_norm_curve")).items():
         curves[f"min_norm/{norm}"] = curve
-    parsed = {name: _float_map(curve, key=eps_key) for name, curve in curves.items()}
+    parsed = {name: _float_map(curve, key=as_eps_key) for name, curve in curves.items()}
     return {name: curve for name, curve in parsed.items() if curve}
 
 
@@ -210,6 +211,7 @@ def record_from_payload(job: str, payload: dict, job_dir: str | None = None) -> 
         detectors=_detectors(payload),
         certified_curves=_certified_curves(payload),
         explanations=_dict(payload.get("explanations")),
+        se_overhead=_dict(payload.get("se_overhead")),
         timing_s=_float_map(payload.get("timing_s")),
         training_cost=_float_map(payload.get("training_cost")),
         warnings=_strings(payload.get("warnings")),

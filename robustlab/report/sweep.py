@@ -1,7 +1,8 @@
 """Summarise a sweep folder into CSV tables, PNG plots and a Markdown summary.
 
 ``write_report`` is the one function behind both the ``robustlab-report`` command and the
-end-of-sweep Hydra callback.
+end-of-sweep Hydra callback. Reading a sweep needs no torch: the detection scores and their
+ROC figure, which do, are imported only when a job kept per-example scores.
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robustlab.detection.storage import read_detection_scores
-from robustlab.detection.summary import SCORES_FILE
 from robustlab.errors import RobustlabError
 from robustlab.report.certify_plots import plot_certified
-from robustlab.report.detection_plots import plot_sweep_roc
 from robustlab.report.markdown import SummaryContext, render_summary
 from robustlab.report.plots import (
     PlotOutcome,
@@ -23,7 +21,7 @@ from robustlab.report.plots import (
     plot_robust_curves,
     plot_tradeoff_frontier,
 )
-from robustlab.report.records import RunRecord, eps_key, load_run_records, load_sweep_overrides
+from robustlab.report.records import RunRecord, as_eps_key, load_run_records, load_sweep_overrides
 from robustlab.report.tables import (
     ConfigGroup,
     aggregate_over_seeds,
@@ -79,10 +77,7 @@ def draw_plots(
                 groups, out_dir / "tradeoff_frontier.png", main_attack, frontier_eps
             ),
         ),
-        _draw(
-            "Detection ROC",
-            lambda: plot_sweep_roc(job_scores(groups, records), out_dir / "detection_roc.png"),
-        ),
+        _draw("Detection ROC", lambda: _sweep_roc(groups, records, out_dir / "detection_roc.png")),
     ]
     if any(r.certified_curves for r in records):
         path = out_dir / "certified_vs_empirical.png"
@@ -90,17 +85,29 @@ def draw_plots(
     return plots
 
 
+def _sweep_roc(
+    groups: Sequence[ConfigGroup], records: Sequence[RunRecord], path: Path
+) -> PlotOutcome:
+    # the scores and their figure need torch, which reading a sweep does not: imported here
+    from robustlab.report.detection_plots import plot_sweep_roc
+
+    return plot_sweep_roc(job_scores(groups, records), path)
+
+
 def job_scores(groups: Sequence[ConfigGroup], records: Sequence[RunRecord]) -> dict:
     """Per configuration, the per-example detection scores its first job kept (if any)."""
+    # the detection room needs torch, which reading a sweep does not: imported here
+    from robustlab.detection.storage import read_detection_scores
+    from robustlab.detection.summary import SCORES_FILE
+
     by_job = {r.job: r for r in records}
     runs = {}
     for group in groups:
-        for job in group.jobs:
-            directory = by_job[job].job_dir
-            path = Path(directory) / SCORES_FILE if directory else None
-            if path is not None and path.is_file():
-                runs[group.label] = read_detection_scores(path)
-                break
+        directories = (by_job[job].job_dir for job in group.jobs)
+        paths = [Path(d) / SCORES_FILE for d in directories if d]
+        kept = next((p for p in paths if p.is_file()), None)
+        if kept is not None:
+            runs[group.label] = read_detection_scores(kept)
     return runs
 
 
@@ -109,7 +116,7 @@ def _frontier_eps(
 ) -> str | None:
     if eps is None:
         return choose_frontier_eps(groups, attack)
-    return eps_key(eps)
+    return as_eps_key(eps)
 
 
 def write_report(

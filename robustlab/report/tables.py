@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustlab.report.norms import WORST_CASES
 from robustlab.report.records import IDENTITY_OVERRIDES, RunRecord, parse_override
 from robustlab.tracking.results import MASKING_PREFIX
 
@@ -118,10 +119,8 @@ def build_table(records: Sequence[RunRecord]) -> tuple[list[str], list[dict[str,
     return columns, rows
 
 
-# the prefix of robustlab.evaluation.masking's warnings, and how a flagged configuration is marked
+# how a configuration flagged by a masking warning (MASKING_PREFIX) is marked
 MASKING_MARK = "(masking?)"
-# the per-example worst case over every attack a job ran: what reports lead with
-WORST_CASE = "worst_case"
 
 
 def lead_attack(groups: Sequence[ConfigGroup], requested: str | None = None) -> str:
@@ -129,8 +128,8 @@ def lead_attack(groups: Sequence[ConfigGroup], requested: str | None = None) -> 
     when any job has it, else PGD (files written before the worst-case suite existed)."""
     if requested is not None:
         return requested
-    present = any(WORST_CASE in g.robust_eps for g in groups)
-    return WORST_CASE if present else "pgd"
+    worst_case = WORST_CASES["Linf"]
+    return worst_case if any(worst_case in g.robust_eps for g in groups) else "pgd"
 
 
 @dataclass
