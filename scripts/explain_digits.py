@@ -62,9 +62,9 @@ def main() -> None:
     )
     seconds = time.perf_counter() - started
     if args.figure:
-        plot_explanations(report, args.figure)
+        plot_explanations(report.display, args.figure)
     if args.se_figure:
-        plot_se_attention(report, args.se_figure)
+        plot_se_attention(report.se_attention, args.se_figure)
     print(json.dumps(json_safe(report.to_results()), indent=1))
     print(
         json.dumps(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the virtual environment and install robustlab with its test tools.
+# Create the virtual environment and install robustlab with its test and docs tools.
 #
 # torch is installed first and deliberately: an already-installed torch is kept; without a
 # GPU the CPU build is used (a local wheel if pip's find-links has one, else the CPU index),
@@ -57,5 +57,13 @@ echo "setup: installing robustlab and its dependencies into $VENV"
 pin="$VENV/torch-pin.txt"
 "$py" -c "import importlib.metadata as m; print('torch==' + m.version('torch'))" >"$pin"
 pip_install -e ".[dev]" --constraint "$pin"
+# The docs extra is installed by its requirements, in a second step: torchattacks pins
+# requests~=2.25.1 (it never imports requests) and mkdocs-material needs a newer requests, so
+# one resolution of ".[dev,docs]" is impossible. pip then only warns about torchattacks' pin.
+mapfile -t docs_requirements < <("$py" -c "import importlib.metadata as m
+for r in m.requires('robustlab') or []:
+    if 'extra == \"docs\"' in r:
+        print(r.split(';')[0].strip())")
+pip_install "${docs_requirements[@]}" --constraint "$pin"
 "$py" -c "import robustlab, torch; print(f'setup: robustlab ready (torch {torch.__version__})')"
 echo "$fingerprint" > "$stamp"

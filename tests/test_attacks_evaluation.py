@@ -11,7 +11,6 @@ from robustlab.attacks import FGSM, AttackSpec
 from robustlab.evaluation import (
     EpsCurve,
     EpsPoint,
-    RobustnessReport,
     evaluate_robustness,
     gradient_health,
     gradient_masking_warnings,
@@ -91,41 +90,35 @@ def _curve(attack, accuracies, n=500, **params):
     return EpsCurve(attack, 0.95, n, points, "Linf", params)
 
 
-def _report(curves, large_eps=None):
-    return RobustnessReport(0.95, 500, curves, None, large_eps)
+def _warnings(curves, large_eps=None, health=None):
+    return gradient_masking_warnings(curves, large_eps, health)
 
 
 def test_masking_checks_fire_on_symptoms():
-    rising = _report({"pgd": _curve("pgd", {0.05: 0.3, 0.1: 0.6})})
-    assert any("rises" in w for w in gradient_masking_warnings(rising))
-    weaker = _report(
-        {"fgsm": _curve("fgsm", {0.1: 0.2}), "pgd": _curve("pgd", {0.1: 0.5}, loss="ce")}
-    )
-    assert any("single-step" in w for w in gradient_masking_warnings(weaker))
-    margin = _report(
-        {
-            "pgd": _curve("pgd", {0.1: 0.6}, loss="ce"),
-            "pgd_margin": _curve("pgd", {0.1: 0.1}, loss="margin"),
-        }
-    )
-    assert any("margin" in w for w in gradient_masking_warnings(margin))
-    large = _report({"pgd": _curve("pgd", {0.1: 0.2})}, large_eps=(0.5, 0.4))
-    assert any("eps=0.5" in w for w in gradient_masking_warnings(large))
+    rising = {"pgd": _curve("pgd", {0.05: 0.3, 0.1: 0.6})}
+    assert any("rises" in w for w in _warnings(rising))
+    weaker = {"fgsm": _curve("fgsm", {0.1: 0.2}), "pgd": _curve("pgd", {0.1: 0.5}, loss="ce")}
+    assert any("single-step" in w for w in _warnings(weaker))
+    margin = {
+        "pgd": _curve("pgd", {0.1: 0.6}, loss="ce"),
+        "pgd_margin": _curve("pgd", {0.1: 0.1}, loss="margin"),
+    }
+    assert any("margin" in w for w in _warnings(margin))
+    large = {"pgd": _curve("pgd", {0.1: 0.2})}
+    assert any("eps=0.5" in w for w in _warnings(large, large_eps=(0.5, 0.4)))
+    assert _warnings(large, large_eps=(0.5, 0.05)) == []
 
 
-def test_masking_checks_silent_on_healthy_report():
-    healthy = _report(
-        {
-            "fgsm": _curve("fgsm", {0.05: 0.5, 0.1: 0.3}),
-            "pgd": _curve("pgd", {0.05: 0.4, 0.1: 0.1}, loss="ce"),
-            "pgd_margin": _curve("pgd", {0.05: 0.39, 0.1: 0.1}, loss="margin"),
-            "cw": EpsCurve("cw", 0.95, 500, [EpsPoint(math.inf, 0.0, (0.0, 0.01), 0, 0.0, 500)]),
-        },
-        large_eps=(0.5, 0.0),
-    )
-    assert gradient_masking_warnings(healthy) == []
-    noisy = _report({"pgd": _curve("pgd", {0.05: 0.30, 0.1: 0.32}, n=100)})
-    assert gradient_masking_warnings(noisy) == []
+def test_masking_checks_silent_on_healthy_curves():
+    healthy = {
+        "fgsm": _curve("fgsm", {0.05: 0.5, 0.1: 0.3}),
+        "pgd": _curve("pgd", {0.05: 0.4, 0.1: 0.1}, loss="ce"),
+        "pgd_margin": _curve("pgd", {0.05: 0.39, 0.1: 0.1}, loss="margin"),
+        "cw": EpsCurve("cw", 0.95, 500, [EpsPoint(math.inf, 0.0, (0.0, 0.01), 0, 0.0, 500)]),
+    }
+    assert _warnings(healthy, large_eps=(0.5, 0.0)) == []
+    noisy = {"pgd": _curve("pgd", {0.05: 0.30, 0.1: 0.32}, n=100)}
+    assert _warnings(noisy) == []
 
 
 class _Sign(torch.nn.Module):
@@ -156,9 +149,9 @@ def test_gradient_health_detects_dead_and_broken_gradients(model, digits):  # no
     assert dead.zero_fraction == 1.0
     broken = gradient_health(TinyCNN(activation=_NanLayer()).eval(), images, labels)
     assert broken.nonfinite_fraction == 1.0
-    report = _report({})
-    report.gradient_health = dead
-    assert any("all-zero input gradient" in w for w in gradient_masking_warnings(report))
+    assert any("all-zero input gradient" in w for w in _warnings({}, health=dead))
+    assert any("NaN/inf" in w for w in _warnings({}, health=broken))
+    assert _warnings({}, health=healthy) == []
 
 
 def test_evaluator_accepts_plain_torchattacks(model, digits):  # noqa: F811

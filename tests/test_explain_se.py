@@ -89,8 +89,8 @@ def test_explain_robustness_report_figures_and_determinism(tmp_path):
     assert set(body["faithfulness"]) == set(body["methods"]) | {"random"}
     assert set(body["sanity"]) == set(body["methods"]) and "ig_completeness_error" in body
     assert set(body["se_attention"]["stages"]) == {"0", "1", "2"}
-    assert plot_explanations(report, tmp_path / "maps.png").read_bytes()[:8] == PNG
-    assert plot_se_attention(report, tmp_path / "se.png").read_bytes()[:8] == PNG
+    assert plot_explanations(report.display, tmp_path / "maps.png").read_bytes()[:8] == PNG
+    assert plot_se_attention(report.se_attention, tmp_path / "se.png").read_bytes()[:8] == PNG
     assert sorted(p.name for p in tmp_path.iterdir()) == ["maps.png", "se.png"]
 
 
@@ -104,4 +104,4 @@ def test_resnet_report_has_no_se_section(tmp_path):
     body = report.to_results()["explanations"]
     assert "se_attention" not in body and body["sanity"] == {}
     assert body["fragility"]["saliency"]["topk_intersection"] == 1.0
-    assert plot_se_attention(report, tmp_path / "se.png") is None
+    assert plot_se_attention(report.se_attention, tmp_path / "se.png") is None

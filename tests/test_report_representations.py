@@ -90,3 +90,26 @@ def test_no_section_without_inversions_or_se_blocks(tmp_path):
     sweep = tmp_path / "sweep"
     _job(sweep, "0", "resnet20", "none")
     assert "Inside the representations" not in write_report(sweep).summary.read_text("utf-8")
+
+
+def test_the_inversion_figure_puts_standard_before_robust_rows(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from robustlab.explain.inversion_study import INVERSIONS_FILE
+
+    sweep = tmp_path / "sweep"
+    for job, defense in (("0", "pgd_at"), ("1", "none")):
+        inversion = {"inversion": {"layers": _layers(0.1, 0.2)}}
+        _job(sweep, job, "resnet20", defense, explanations=inversion, job_dir=str(sweep / job))
+        arrays = {
+            k: np.full((2, 1, 8, 8), 0.5, np.float32) for k in ("originals", "stage0", "logits")
+        }
+        save_file(arrays, str(sweep / job / INVERSIONS_FILE))
+    _job(sweep, "2", "se_resnet20", "none", explanations=inversion)  # no file: no row
+    paths = write_report(sweep)
+    figure = next(p for p in paths.plots if p.name == "inversions.png")
+    with open(figure, "rb") as handle:
+        head = handle.read(4096)
+    assert head.startswith(b"\x89PNG")
+    assert b"rows: resnet20 / none; resnet20 / pgd_at" in head

@@ -6,15 +6,15 @@ Fashion-MNIST and CIFAR-10 are read from their official files under ``root``; fe
 with ``download_dataset(name, root)``. Nothing here downloads implicitly.
 """
 
-from robustlab.data.download import download_dataset
-from robustlab.data.loader import Augmentation, TensorLoader
-from robustlab.data.registry import (
+from robustlab.data.datasets import (
     DatasetInfo,
     dataset_info,
     list_datasets,
     load_dataset,
     needs_root,
 )
+from robustlab.data.download import download_dataset
+from robustlab.data.loader import Augmentation, TensorLoader
 from robustlab.data.split import stratified_subset, train_val_split
 
 __all__ = [

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from robustlab.data.cifar10 import FOLDER as CIFAR_FOLDER
-from robustlab.data.registry import canonical_name
+from robustlab.data.datasets import canonical_name
 from robustlab.errors import ConfigError, DataError
 from robustlab.fileio import atomic_path
 from robustlab.runtime import progress

@@ -7,6 +7,8 @@
   the ones before): the per-example worst case that reports lead with.
 - :func:`evaluate_robustness`: several attacks' curves, the suite on what they left standing,
   the kept adversarial images and the gradient-masking checks, as a :class:`RobustnessReport`.
+- :func:`gradient_masking_warnings`: the gradient-masking checks on any curves, with
+  :func:`large_eps_check` and :func:`gradient_health` as optional inputs.
 - :func:`l0_robustness`: sparse attacks over budgets of changed pixels.
 - :func:`wilson_interval`: the 95% interval every accuracy carries.
 

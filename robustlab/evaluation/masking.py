@@ -8,9 +8,8 @@ input gradients should be informative, and the loss used should not matter much.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -18,11 +17,10 @@ from torch import nn
 
 from robustlab.attacks.geometry import madry_step_size
 from robustlab.attacks.pgd import PGD
-from robustlab.evaluation.grid import EpsPoint, robust_accuracy
+from robustlab.evaluation.grid import EpsCurve, EpsPoint, robust_accuracy
 from robustlab.models.runtime import model_context, model_device
 
-if TYPE_CHECKING:
-    from robustlab.evaluation.robustness import RobustnessReport
+Curves = Mapping[str, EpsCurve]
 
 SINGLE_STEP = {"fgsm", "ffgsm", "rfgsm"}
 ITERATIVE = {
@@ -98,9 +96,9 @@ def _finite_points(points: Iterable[EpsPoint]) -> list[EpsPoint]:
     return sorted((p for p in points if p.eps != float("inf")), key=lambda p: p.eps)
 
 
-def _rising_accuracy(report: RobustnessReport) -> list[str]:
+def _rising_accuracy(curves: Curves) -> list[str]:
     warnings = []
-    for key, curve in report.curves.items():
+    for key, curve in curves.items():
         points = _finite_points(curve.points)
         for i, small in enumerate(points):
             large = next((p for p in points[i + 1 :] if _clearly_above(p, small)), None)
@@ -114,11 +112,11 @@ def _rising_accuracy(report: RobustnessReport) -> list[str]:
     return warnings
 
 
-def _paired(report: RobustnessReport, weak: set[str], strong: set[str]) -> list[tuple]:
+def _paired(curves: Curves, weak: set[str], strong: set[str]) -> list[tuple]:
     """(weak key, strong key, weak point, strong point) at shared eps of same-norm curves."""
     pairs = []
-    for wkey, wcurve in report.curves.items():
-        for skey, scurve in report.curves.items():
+    for wkey, wcurve in curves.items():
+        for skey, scurve in curves.items():
             if wkey == skey or wcurve.norm != scurve.norm:
                 continue
             if wcurve.attack.lower() in weak and scurve.attack.lower() in strong:
@@ -131,9 +129,9 @@ def _paired(report: RobustnessReport, weak: set[str], strong: set[str]) -> list[
     return pairs
 
 
-def _iterative_weaker(report: RobustnessReport) -> list[str]:
+def _iterative_weaker(curves: Curves) -> list[str]:
     warnings = []
-    for single, iterative, sp, ip in _paired(report, SINGLE_STEP, ITERATIVE):
+    for single, iterative, sp, ip in _paired(curves, SINGLE_STEP, ITERATIVE):
         if _clearly_above(ip, sp):
             warnings.append(
                 f"gradient masking suspected: iterative {iterative} leaves accuracy "
@@ -145,12 +143,12 @@ def _iterative_weaker(report: RobustnessReport) -> list[str]:
     return warnings
 
 
-def _margin_much_stronger(report: RobustnessReport, min_gap: float) -> list[str]:
-    ce = {k for k, c in report.curves.items() if c.params.get("loss", "ce") == "ce"}
-    margin = {k for k, c in report.curves.items() if c.params.get("loss") == "margin"}
+def _margin_much_stronger(curves: Curves, min_gap: float) -> list[str]:
+    ce = {k for k, c in curves.items() if c.params.get("loss", "ce") == "ce"}
+    margin = {k for k, c in curves.items() if c.params.get("loss") == "margin"}
     for ce_key in sorted(ce):
         for margin_key in sorted(margin):
-            ce_curve, m_curve = report.curves[ce_key], report.curves[margin_key]
+            ce_curve, m_curve = curves[ce_key], curves[margin_key]
             if ce_curve.attack != m_curve.attack or ce_curve.norm != m_curve.norm:
                 continue
             by_eps = {p.eps: p for p in _finite_points(m_curve.points)}
@@ -167,23 +165,9 @@ def _margin_much_stronger(report: RobustnessReport, min_gap: float) -> list[str]
     return []
 
 
-def gradient_masking_warnings(
-    report: RobustnessReport,
-    large_eps_threshold: float = 0.1,
-    zero_gradient_threshold: float = 0.05,
-    margin_gap: float = 0.05,
-) -> list[str]:
-    """Plain-language warnings for every gradient-masking symptom found in ``report``."""
-    warnings = _rising_accuracy(report) + _iterative_weaker(report)
-    warnings += _margin_much_stronger(report, margin_gap)
-    if report.large_eps is not None and report.large_eps[1] > large_eps_threshold:
-        eps, acc = report.large_eps
-        warnings.append(
-            f"gradient masking suspected: accuracy is still {acc:.3f} under PGD at eps={eps:g}, "
-            "where an unbroken attack should reach ~0 (Carlini et al. 2019)"
-        )
-    health = report.gradient_health
-    if health is not None and health.zero_fraction > zero_gradient_threshold:
+def _health_warnings(health: GradientHealth | None, zero_threshold: float) -> list[str]:
+    warnings = []
+    if health is not None and health.zero_fraction > zero_threshold:
         warnings.append(
             f"gradient masking suspected: {health.zero_fraction:.1%} of examples have an all-zero "
             "input gradient, so gradient attacks cannot move them (shattered/saturated gradients)"
@@ -194,3 +178,28 @@ def gradient_masking_warnings(
             "input gradients; attack results on them are meaningless"
         )
     return warnings
+
+
+def gradient_masking_warnings(
+    curves: Mapping[str, EpsCurve],
+    large_eps: tuple[float, float] | None = None,
+    health: GradientHealth | None = None,
+    large_eps_threshold: float = 0.1,
+    zero_gradient_threshold: float = 0.05,
+    margin_gap: float = 0.05,
+) -> list[str]:
+    """Plain-language warnings for every gradient-masking symptom found.
+
+    ``curves``: attack key -> :class:`EpsCurve` (its ``attack``, ``norm`` and ``params["loss"]``
+    pair the curves up); ``large_eps``: ``(eps, accuracy)`` of :func:`large_eps_check`;
+    ``health``: :func:`gradient_health`'s result. Missing diagnostics are skipped.
+    """
+    warnings = _rising_accuracy(curves) + _iterative_weaker(curves)
+    warnings += _margin_much_stronger(curves, margin_gap)
+    if large_eps is not None and large_eps[1] > large_eps_threshold:
+        eps, acc = large_eps
+        warnings.append(
+            f"gradient masking suspected: accuracy is still {acc:.3f} under PGD at eps={eps:g}, "
+            "where an unbroken attack should reach ~0 (Carlini et al. 2019)"
+        )
+    return warnings + _health_warnings(health, zero_gradient_threshold)

@@ -20,7 +20,8 @@ from robustlab.attacks.catalogue import (
 )
 from robustlab.errors import ConfigError
 from robustlab.evaluation.grid import EpsCurve, minimal_perturbation_point, robust_accuracy
-from robustlab.evaluation.keep import WORST_CASE, collect_adversarial, kept_pairs
+from robustlab.evaluation.keep import WORST_CASE, kept_pairs
+from robustlab.evaluation.kept_images import collect_adversarial
 from robustlab.evaluation.masking import (
     GradientHealth,
     gradient_health,
@@ -130,7 +131,7 @@ def evaluate_robustness(
     Attacks without an eps (CW, DeepFool) run once and are reported at eps = inf with their
     median perturbation norm. ``schedule``/``continuation_steps``: how PGD covers the eps grid
     (see :func:`robust_accuracy`). ``suite`` (``"standard"``, ``"fast"`` or ``"none"``): the
-    worst-case suite (:func:`robustlab.attacks.worst_case`, seeded by ``seed``) then runs on the
+    worst-case suite (:func:`robustlab.evaluation.worst_case`, seeded by ``seed``) then runs on the
     examples the Linf attacks left standing, and ``report.worst_case`` is the per-example worst
     case over all of them (with ``"none"``, over the Linf curves on ``eps_grid`` alone).
     ``large_eps`` adds a PGD sanity run at that Linf radius; the gradient-masking checks run
@@ -167,7 +168,8 @@ def _diagnose(report, model, run, check_gradients: bool, large_eps: float | None
         report.gradient_health = gradient_health(model, images[:batch_size], labels[:batch_size])
     if large_eps is not None:
         report.large_eps = (float(large_eps), large_eps_check(model, images, labels, eps=large_eps))
-    report.warnings = gradient_masking_warnings(report) + report.worst_case.warnings
+    masking = gradient_masking_warnings(report.curves, report.large_eps, report.gradient_health)
+    report.warnings = masking + report.worst_case.warnings
     for warning in report.warnings:
         log.warning(warning)
 

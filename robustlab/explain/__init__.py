@@ -17,6 +17,7 @@ from robustlab.explain import (  # importing a method's module registers it
 from robustlab.explain.attribute import attribute, importance
 from robustlab.explain.clean_vs_adversarial import DEFAULT_METHODS, explain_robustness
 from robustlab.explain.compare import spearman, topk_intersection
+from robustlab.explain.display import ExplanationDisplay
 from robustlab.explain.faithfulness import FaithfulnessCurves, deletion_insertion
 from robustlab.explain.integrated_gradients import completeness_error
 from robustlab.explain.layers import stage_layer
@@ -35,6 +36,7 @@ from robustlab.explain.summary import ExplanationReport
 
 __all__ = [
     "DEFAULT_METHODS",
+    "ExplanationDisplay",
     "ExplanationReport",
     "FaithfulnessCurves",
     "SEAttention",

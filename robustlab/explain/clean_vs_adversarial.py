@@ -18,14 +18,16 @@ import torch
 from torch import Tensor, nn
 
 from robustlab.errors import ConfigError
-from robustlab.explain.attribute import attribute, get_method, importance
+from robustlab.explain.attribute import attribute, importance
 from robustlab.explain.compare import default_k, spearman, topk_intersection
+from robustlab.explain.display import ExplanationDisplay
 from robustlab.explain.faithfulness import deletion_insertion
 from robustlab.explain.integrated_gradients import completeness_error
+from robustlab.explain.registry import attribution_options
 from robustlab.explain.sanity import randomisation_correlation, randomized_copy
 from robustlab.explain.se_shift import SEAttention, se_attention_shift
 from robustlab.explain.seeding import seeded
-from robustlab.explain.summary import ExplanationDisplay, ExplanationReport
+from robustlab.explain.summary import ExplanationReport
 from robustlab.explain.warnings import explanation_warnings
 from robustlab.models.runtime import model_device, predict
 
@@ -114,8 +116,13 @@ def _select(model: nn.Module, clean: Tensor, adv: Tensor, labels: Tensor, max_ex
 
 
 def _display(
-    run: _Run, labels: Tensor, clean_pred: Tensor, adv_pred: Tensor, maps: dict, n_display: int
+    run: _Run,
+    report: ExplanationReport,
+    preds: tuple[Tensor, Tensor, Tensor],
+    maps: dict,
+    n_display: int,
 ) -> ExplanationDisplay:
+    labels, clean_pred, adv_pred = preds
     part = slice(0, n_display)
     return ExplanationDisplay(
         run.clean[part].cpu(),
@@ -124,6 +131,7 @@ def _display(
         clean_pred[part],
         adv_pred[part],
         {m: (c[part].cpu(), a[part].cpu()) for m, (c, a) in maps.items()},
+        {m: report.scores[m]["spearman"][part] for m in maps},
     )
 
 
@@ -150,7 +158,7 @@ def _method_options(
 ) -> dict[str, dict[str, object]]:
     """Each method's options (defaults, then ``overrides``); an unknown name is one error."""
     for method in [*methods, *(overrides or {})]:
-        get_method(method)
+        attribution_options(method)
     return {m: {**DEFAULT_OPTIONS.get(m, {}), **(overrides or {}).get(m, {})} for m in methods}
 
 
@@ -207,9 +215,8 @@ def explain_robustness(
         generator = torch.Generator().manual_seed(seed)
         run = _Run(model, randomized, *inputs, k, faithfulness_steps, generator)
         maps = _score_methods(run, report, options)
-    report.display = _display(
-        run, labels[index], clean_pred[index], adv_pred[index], maps, n_display
-    )
+    preds = (labels[index], clean_pred[index], adv_pred[index])
+    report.display = _display(run, report, preds, maps, n_display)
     report.se_attention = _se_shift(model, clean_images, adv_images, labels, se_max_examples)
     report.warnings = explanation_warnings(report, options)
     report.seconds = time.perf_counter() - started

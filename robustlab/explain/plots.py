@@ -17,8 +17,8 @@ import torch
 from matplotlib.colors import Normalize
 from torch import Tensor
 
+from robustlab.explain.display import ExplanationDisplay
 from robustlab.explain.registry import ranks_by_magnitude
-from robustlab.explain.summary import ExplanationReport
 from robustlab.figures import new_figure, save_figure
 
 TITLE = "Explanations of clean and adversarial inputs"
@@ -43,8 +43,7 @@ def _pair_tiles(method: str, clean: Tensor, adv: Tensor) -> list[np.ndarray]:
     return [_rgb(clean, cmap, low, top), _rgb(adv, cmap, low, top)]
 
 
-def _row_tiles(report: ExplanationReport, row: int) -> list[np.ndarray]:
-    shown = report.display
+def _row_tiles(shown: ExplanationDisplay, row: int) -> list[np.ndarray]:
     delta = (shown.adversarial[row] - shown.clean[row]).mean(0)
     limit = float(delta.abs().max()) or 1.0
     tiles = [
@@ -67,15 +66,15 @@ def _mosaic(rows: list[list[np.ndarray]], gap_x: int, gap_y: int) -> np.ndarray:
     return canvas
 
 
-def plot_explanations(report: ExplanationReport, path: str | Path) -> Path | None:
+def plot_explanations(shown: ExplanationDisplay | None, path: str | Path) -> Path | None:
     """Grid of the first explained examples: clean | adversarial | perturbation | each method's
-    map of both inputs (with the pair's Spearman ρ). None when there is nothing to show."""
-    shown = report.display
+    map of both inputs (with the pair's Spearman ρ). None when there is nothing to show
+    (``shown``: an :class:`ExplanationReport`'s ``display``)."""
     if shown is None or len(shown.clean) == 0 or not shown.maps:
         return None
     height, width = shown.clean.shape[-2:]
     gap_x, gap_y = max(1, width // 8), max(2, height // 3)
-    rows = [_row_tiles(report, r) for r in range(len(shown.clean))]
+    rows = [_row_tiles(shown, r) for r in range(len(shown.clean))]
     columns = ["clean", "adversarial", "perturbation"]
     for method in shown.maps:
         columns += [f"{method}\nclean", f"{method}\nadv."]
@@ -92,7 +91,7 @@ def plot_explanations(report: ExplanationReport, path: str | Path) -> Path | Non
         )
         ax.text(-1, top + height / 2, label, ha="right", va="center", fontsize=7)
         for m, method in enumerate(shown.maps):
-            rho = float(report.scores[method]["spearman"][r])
+            rho = float(shown.spearman[method][r])
             x = (4 + 2 * m) * (width + gap_x) - gap_x / 2
             ax.text(
                 x, top + height + gap_y / 2, f"ρ={rho:.2f}", ha="center", va="center", fontsize=6

@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 
 from robustlab.explain.se_shift import SEAttention
-from robustlab.explain.summary import ExplanationReport
 from robustlab.figures import new_figure, save_figure
 
 TITLE = "SE attention under attack"
@@ -46,10 +45,9 @@ def _channel_panel(ax, fig, se: SEAttention) -> None:
     fig.colorbar(image, ax=ax, fraction=0.05, format="%.2g")
 
 
-def plot_se_attention(source: ExplanationReport | SEAttention, path: str | Path) -> Path | None:
+def plot_se_attention(se: SEAttention | None, path: str | Path) -> Path | None:
     """Mean |Δs| and cosine per SE block, mean |Δs| per channel, and the last block's channel
     correlation (mean over classes) on clean and adversarial inputs. None without SE blocks."""
-    se = source.se_attention if isinstance(source, ExplanationReport) else source
     if se is None or not se.blocks:
         return None
     fig = new_figure(10.0, 7.0, layout=None)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from robustlab.explain.display import ExplanationDisplay
 from robustlab.explain.se_shift import SEAttention
 
 FAITHFULNESS_KEYS = (
@@ -26,18 +27,6 @@ def _mean(values: Tensor) -> float | None:
 
 EXPLANATIONS_FIGURE = "explanations.png"
 SE_FIGURE = "se_attention.png"
-
-
-@dataclass
-class ExplanationDisplay:
-    """The first few explained examples, for the per-job figure (all on CPU)."""
-
-    clean: Tensor
-    adversarial: Tensor
-    labels: Tensor
-    clean_pred: Tensor
-    adversarial_pred: Tensor
-    maps: dict[str, tuple[Tensor, Tensor]]
 
 
 @dataclass
@@ -113,7 +102,7 @@ class ExplanationReport:
 
         directory = Path(directory)
         written = [
-            plot_explanations(self, directory / EXPLANATIONS_FIGURE),
-            plot_se_attention(self, directory / SE_FIGURE),
+            plot_explanations(self.display, directory / EXPLANATIONS_FIGURE),
+            plot_se_attention(self.se_attention, directory / SE_FIGURE),
         ]
         return [path for path in written if path is not None]

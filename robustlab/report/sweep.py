@@ -14,6 +14,8 @@ from pathlib import Path
 
 from robustlab.errors import RobustlabError
 from robustlab.report.certify_plots import plot_certified
+from robustlab.report.inversion_plots import TITLE as INVERSION_TITLE
+from robustlab.report.inversion_plots import plot_inversions
 from robustlab.report.markdown import SummaryContext, render_summary
 from robustlab.report.plots import (
     PlotOutcome,
@@ -82,6 +84,9 @@ def draw_plots(
     if any(r.certified_curves for r in records):
         path = out_dir / "certified_vs_empirical.png"
         plots.append(_draw("Certified vs empirical", lambda: plot_certified(records, path)))
+    if any(r.explanations.get("inversion") for r in records):
+        path = out_dir / "inversions.png"
+        plots.append(_draw(INVERSION_TITLE, lambda: plot_inversions(records, groups, path)))
     return plots
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from robustlab.attacks.pgd import PGD
-from robustlab.evaluation.grid import robust_accuracy
+from robustlab.evaluation import robust_accuracy
 
 HELDOUT_PGD = "heldout_pgd_accuracy"
 HELDOUT_CLEAN = "heldout_clean_accuracy"
