@@ -22,8 +22,7 @@ ENTRY_POINTS = {
 }
 
 
-def run_entry(entry: str, *args: str, cwd: Path, timeout: int = 420) -> subprocess.CompletedProcess:
-    """Run ``python -m robustlab.app.<entry> ARGS`` in ``cwd`` with checkpoints kept there."""
+def _run(command: list[str], cwd: Path, timeout: int, **env_vars: str):
     env = dict(os.environ)
     env.update(
         ROBUSTLAB_CHECKPOINTS=str(cwd / "checkpoints"),
@@ -31,15 +30,24 @@ def run_entry(entry: str, *args: str, cwd: Path, timeout: int = 420) -> subproce
         WANDB_SILENT="true",
         HYDRA_FULL_ERROR="0",
     )
+    env.update(env_vars)
     env.pop("ROBUSTLAB_DATA", None)
     return subprocess.run(
-        [sys.executable, "-m", ENTRY_POINTS[entry], *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def run_entry(entry: str, *args: str, cwd: Path, timeout: int = 420) -> subprocess.CompletedProcess:
+    """Run ``python -m robustlab.app.<entry> ARGS`` in ``cwd`` with checkpoints kept there."""
+    return _run([sys.executable, "-m", ENTRY_POINTS[entry], *args], cwd, timeout)
+
+
+def run_console(
+    command: str, *args: str, cwd: Path, timeout: int = 120, **env_vars: str
+) -> subprocess.CompletedProcess:
+    """Run the installed console script ``command`` (``robustlab-train``...) as a user would."""
+    script = Path(sys.executable).parent / command
+    return _run([str(script), *args], cwd, timeout, **env_vars)
 
 
 def job_results(root: Path) -> list[dict]:

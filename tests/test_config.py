@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 
@@ -9,10 +10,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
+from torch import nn
 
-from robustlab.app.builders import attack_spec, build_model
+from robustlab.app.builders import attack_spec, build_defense, build_model
 from robustlab.app.config_path import CONFIG_DIR
-from robustlab.app.defenses import build_objective
 from robustlab.app.schema import register_schemas
 from robustlab.app.training_stage import checkpoint_dir, training_identity
 from robustlab.app.validate import validate_config
@@ -23,7 +24,8 @@ from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol
 from robustlab.errors import ConfigError
 from robustlab.models import create_model
 from robustlab.runtime import resolve_device
-from robustlab.training import build_optimizer
+from robustlab.training import build_optimizer, create_defense, list_defenses
+from robustlab.training.objectives import defense_options
 from tests.app_helpers import run_entry
 
 CONF = Path(CONFIG_DIR)
@@ -105,7 +107,8 @@ def test_every_other_option_composes(composer, group):
     ("override", "message"),
     [
         ("eval.eps=[-0.1]", "out of range"),
-        ("defense.eps=2.0", "out of range"),
+        ("defense=pgd_at defense.eps=2.0", "out of range"),
+        ("defense=trades defense.beta=-1", "out of range"),
         ("data.val_fraction=0", "out of range"),
         ("train.lr=0", "must be >"),
         ("train.optimizer=adagrad", "choose one of"),
@@ -115,7 +118,7 @@ def test_every_other_option_composes(composer, group):
     ],
 )
 def test_out_of_range_values_fail_with_one_line(composer, override, message):
-    cfg = composer(override)
+    cfg = composer(*override.split())
     if message is None:
         validate_config(cfg)
         return
@@ -161,21 +164,27 @@ def test_pgd_l2_is_a_real_attack_config(composer):
     spec = attack_spec(composer("+attack@eval.attacks.l2=pgd_l2").eval.attacks.l2)
     attack = attack_factory(spec, create_model("small_cnn", 10, 1))(0.5)
     assert attack.norm == "L2" and spec.eps == [0.25, 0.5, 1.0]
-    with pytest.raises(ConfigError, match="pgd_l2 is the L2 PGD"):
-        attack_spec(
-            composer("+attack@eval.attacks.l2=pgd_l2", "eval.attacks.l2.norm=Linf").eval.attacks.l2
-        )
+    # the L2 PGD has no norm to choose: the key does not exist under it
+    with pytest.raises(Exception, match="norm"):
+        composer("+attack@eval.attacks.l2=pgd_l2", "eval.attacks.l2.norm=Linf")
 
 
 def test_checkpoint_identity_hashes_only_what_the_objective_uses(composer):
     def directory(*overrides):
         cfg = composer(*overrides)
-        objective = build_objective(cfg)
-        return checkpoint_dir(cfg, training_identity(cfg, "model", objective, cfg.train.epochs))
+        defense = build_defense(cfg.defense)
+        identity = training_identity(
+            cfg, "model", defense.objective(), cfg.train.epochs, None, defense.heldout_check()
+        )
+        return checkpoint_dir(cfg, identity)
 
-    assert directory("defense=fast_at", "defense.steps=3") == directory("defense=fast_at")
+    # the held-out check's size matters only while the check is on
+    off = directory("defense=pgd_at", "defense.heldout_size=64")
+    assert off == directory("defense=pgd_at")
+    on = ("defense=pgd_at", "defense.monitor_heldout=true")
+    assert directory(*on, "defense.heldout_size=64") != directory(*on) != off
     assert directory("defense=pgd_at", "defense.steps=3") != directory("defense=pgd_at")
-    assert directory("defense=none", "defense.beta=1") == directory("defense=none")
+    assert directory("defense=fast_at", "defense.eps=0.2") != directory("defense=fast_at")
 
 
 def test_schema_defaults_come_from_the_library(composer):
@@ -192,3 +201,54 @@ def test_a_bad_value_in_a_sweep_fails_once_before_any_job(tmp_path):
     assert proc.returncode == 2
     assert "eval.eps=-0.1 is out of range" in proc.stderr
     assert not list(tmp_path.rglob("results.json")) and not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("defense", list_defenses())
+def test_every_registered_defense_has_its_yaml_and_schema(composer, defense):
+    assert f"- {defense}_schema@defense" in (CONF / "defense" / f"{defense}.yaml").read_text()
+    options = OmegaConf.to_container(composer(f"defense={defense}").defense)
+    assert options.pop("name") == defense
+    # the keys under defense=<name> are exactly the registered defense's options
+    assert set(options) == {spec.name for spec in dataclasses.fields(defense_options(defense))}
+    objective = create_defense(defense, **options).objective(teacher=nn.Identity())
+    assert objective.describe()["name"] == ("standard" if defense == "none" else defense)
+
+
+def test_a_defense_has_only_its_own_keys(composer):
+    assert composer("defense=trades", "defense.beta=1").defense.beta == 1
+    for override in ("defense.beta=1", "defense.steps=3"):
+        with pytest.raises(Exception, match=override.split("=")[0].split(".")[1]):
+            composer("defense=none", override)
+    with pytest.raises(Exception, match="steps"):
+        composer("defense=fast_at", "defense.steps=3")  # one FGSM step: no steps to set
+    with pytest.raises(Exception, match="loss"):
+        composer("eval.attacks.fgsm.loss=margin")  # a native PGD setting only
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+train.epoch=2", "unknown key train.epoch: did you mean train.epochs"),
+        ("+defense.beta=1", "unknown key defense.beta (defense=none)"),
+        ("+foo=1", "unknown key foo"),
+    ],
+)
+def test_force_added_keys_fail_validation(composer, override, message):
+    cfg = composer(override)  # `+` adds a key past the schema's struct mode
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_tiny_experiment_sets_each_defense_its_own_keys(composer):
+    assert composer("experiment=tiny", "defense=pgd_at").defense.steps == 2
+    assert composer("experiment=tiny", "defense=distillation").defense.teacher_epochs == 1
+    assert composer("experiment=tiny", "defense=fast_at").defense.heldout_size == 32
+    assert composer("experiment=tradeoff_mnist", "defense=trades").defense.eps == 0.3
+    assert composer("experiment=tradeoff", "defense=trades").defense.eps == 0.1
+    assert OmegaConf.to_container(composer("experiment=tiny").defense) == {"name": "none"}
+
+
+def test_an_unknown_key_names_the_options_that_have_it(composer):
+    with pytest.raises(ConfigError, match="steps is a key of defense=pgd_at, defense=trades"):
+        validate_config(composer("+defense.steps=3"))

@@ -58,12 +58,12 @@ def test_the_report_of_the_run_groups_its_curves_by_norm(l0_run):
 def test_l0_is_off_by_default_and_bad_l0_configs_fail_early(tmp_path):
     cfg = compose_tiny(tmp_path)
     validate_config(cfg)
-    assert cfg.eval.l0.budgets is None and l0_attacks(cfg) == {}
+    assert cfg.eval.l0.budgets is None and l0_attacks(cfg.eval) == {}
     with pytest.raises(ConfigError, match="out of range"):
         validate_config(compose_tiny(tmp_path, "eval.l0.budgets=[-1,2]"))
     with pytest.raises(ConfigError, match="own key"):
-        l0_attacks(compose_tiny(tmp_path, "eval.l0.budgets=[1]", "eval.l0.attacks=[PGD]"))
+        l0_attacks(compose_tiny(tmp_path, "eval.l0.budgets=[1]", "eval.l0.attacks=[PGD]").eval)
     with pytest.raises(ConfigError, match="not in eval.l0.attacks"):
-        l0_attacks(compose_tiny(tmp_path, "eval.l0.budgets=[1]", "+eval.l0.options.Square={}"))
-    specs = l0_attacks(compose_tiny(tmp_path, "eval.l0.budgets=[1]"))
+        l0_attacks(compose_tiny(tmp_path, "eval.l0.budgets=[1]", "+eval.l0.options.Square={}").eval)
+    specs = l0_attacks(compose_tiny(tmp_path, "eval.l0.budgets=[1]").eval)
     assert [s.name for s in specs.values()] == ["SparseFool", "JSMA", "OnePixel"]

@@ -1,4 +1,10 @@
-"""Turn a composed config into library objects; the only place that reads config nodes."""
+"""Turn config nodes into library objects and plain values: the data, the model, the defense,
+the attack specifications and what every stage after training shares (:class:`StageInputs`).
+
+Each stage module reads its own node only (``evaluation_stage``: ``eval``, ``detection_stage``:
+``detector``, ...); what a stage needs from another comes in as plain values, wired by the
+pipeline.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from robustlab.data import (
     stratified_subset,
     train_val_split,
 )
-from robustlab.errors import ConfigError
+from robustlab.training import Defense, create_defense
 
 
 @dataclass
@@ -31,6 +37,25 @@ class DataBundle:
     train: tuple[torch.Tensor, torch.Tensor]
     val: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class StageInputs:
+    """What the stages after training share, as plain values: the trained model, the data, the
+    evaluation's test subset (``eval.max_examples`` stratified, seeded: the rows of every kept
+    adversarial tensor, in this order), the seed and the attacks' batch size."""
+
+    model: nn.Module
+    bundle: DataBundle
+    test: tuple[torch.Tensor, torch.Tensor]
+    seed: int
+    batch_size: int
+
+
+def stage_inputs(cfg: DictConfig, model: nn.Module, bundle: DataBundle) -> StageInputs:
+    """The inputs of the stages after training (``eval.max_examples``, ``eval.batch_size``)."""
+    test = stratified_subset(*bundle.test, cfg.eval.max_examples, seed=cfg.seed)
+    return StageInputs(model, bundle, test, cfg.seed, cfg.eval.batch_size)
 
 
 def build_data(cfg: DictConfig) -> DataBundle:
@@ -79,40 +104,26 @@ def build_model(cfg: DictConfig, info: DatasetInfo, device: torch.device) -> nn.
     return model.to(device)
 
 
-def attack_specs(cfg: DictConfig, keys: list[str] | None = None) -> dict[str, AttackSpec]:
-    """Attack specifications for the evaluator, keyed by their name in ``eval.attacks``."""
-    specs = {}
-    for key, attack in cfg.eval.attacks.items():
-        if keys is not None and key not in keys:
-            continue
-        specs[key] = attack_spec(attack)
-    return specs
+def build_defense(defense: DictConfig) -> Defense:
+    """The defense of a ``defense`` node: its name and its options as plain keyword arguments."""
+    options = OmegaConf.to_container(defense, resolve=True)
+    return create_defense(options.pop("name"), **options)
+
+
+def attack_specs(evaluation: DictConfig) -> dict[str, AttackSpec]:
+    """The attack specifications of an ``eval`` node, keyed by their key in ``eval.attacks``."""
+    return {key: attack_spec(attack) for key, attack in evaluation.attacks.items()}
 
 
 def attack_spec(attack: DictConfig) -> AttackSpec:
-    """One attack config node as an AttackSpec (step size relative to eps, own eps grid)."""
-    kwargs: dict[str, Any] = dict(OmegaConf.to_container(attack.options, resolve=True))
-    name = attack.name.lower()
-    if name in ("pgd", "pgd_l2"):
-        kwargs.update(loss=attack.loss, restarts=attack.restarts, early_stop=attack.early_stop)
-        if name == "pgd_l2" and attack.norm not in (None, "L2"):
-            raise ConfigError(
-                f"attack pgd_l2 is the L2 PGD: drop norm={attack.norm} or use name: pgd"
-            )
-        if name == "pgd" and attack.norm is not None:
-            kwargs["norm"] = attack.norm
-    elif attack.loss != "ce" or attack.norm is not None or attack.restarts != 1:
-        raise ConfigError(
-            f"attack {attack.name}: loss, norm and restarts are options of the native PGD; "
-            "set other attacks' settings under options:"
-        )
-    if attack.steps is not None:
-        kwargs["steps"] = attack.steps
-    if attack.step_size is not None:
-        kwargs["step_size"] = attack.step_size
-    return AttackSpec(
-        name=attack.name, kwargs=kwargs, eps=list(attack.eps) if attack.eps is not None else None
-    )
+    """One attack node as an AttackSpec: ``options`` and the other keys of its schema (the
+    native PGD's ``steps``, ``step_size``, ``loss``, ...) as keyword options, unless null;
+    ``eps``: the attack's own grid (null: the evaluation's)."""
+    settings: dict[str, Any] = OmegaConf.to_container(attack, resolve=True)
+    name, eps = settings.pop("name"), settings.pop("eps", None)
+    kwargs = dict(settings.pop("options", {}))
+    kwargs.update({key: value for key, value in settings.items() if value is not None})
+    return AttackSpec(name=name, kwargs=kwargs, eps=eps)
 
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:

@@ -8,11 +8,13 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from robustlab.app.builders import StageInputs, attack_specs
+from robustlab.app.cli import strict_main
 from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.detection_stage import detect_stage
 from robustlab.app.jobs import run_job
 from robustlab.app.saved_model import run_saved_model_job
-from robustlab.app.schema import register_schemas
+from robustlab.detection import DetectionReport
 from robustlab.errors import ConfigError
 
 
@@ -22,7 +24,12 @@ def run_detection(cfg: DictConfig, out: Path) -> dict[str, Any]:
         raise ConfigError(
             "detector=none: choose detector=mahalanobis, kd_bu, lid or all for robustlab-detect"
         )
-    return run_saved_model_job(cfg, out, "detect", detect_stage)
+
+    def stage(job_cfg: DictConfig, inputs: StageInputs) -> DetectionReport:
+        specs, dropout = attack_specs(job_cfg.eval), bool(job_cfg.model.get("dropout"))
+        return detect_stage(job_cfg.detector, inputs, specs, dropout)
+
+    return run_saved_model_job(cfg, out, "detect", stage)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -31,8 +38,8 @@ def _detect(cfg: DictConfig) -> Any:
 
 
 def main() -> None:
-    register_schemas()
-    _detect()
+    """The console entry point: a strict command line, then the Hydra app."""
+    strict_main(_detect)
 
 
 if __name__ == "__main__":

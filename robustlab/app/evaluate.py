@@ -8,16 +8,18 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from robustlab.app.cli import strict_main
 from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.evaluation_stage import evaluate_stage
 from robustlab.app.jobs import run_job
 from robustlab.app.saved_model import run_saved_model_job
-from robustlab.app.schema import register_schemas
 
 
 def run_evaluation(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """Clean and robust accuracy of ``paths.checkpoint`` under ``eval.attacks``."""
-    return run_saved_model_job(cfg, out, "evaluate", evaluate_stage)
+    return run_saved_model_job(
+        cfg, out, "evaluate", lambda job_cfg, inputs: evaluate_stage(job_cfg.eval, inputs)
+    )
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -27,8 +29,8 @@ def _evaluate(cfg: DictConfig) -> Any:
 
 
 def main() -> None:
-    register_schemas()
-    _evaluate()
+    """The console entry point: a strict command line, then the Hydra app."""
+    strict_main(_evaluate)
 
 
 if __name__ == "__main__":

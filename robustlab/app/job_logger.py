@@ -7,29 +7,32 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from robustlab.app.builders import plain_config
 from robustlab.app.jobs import in_multirun
+from robustlab.app.option_schemas import WandbConfig
 from robustlab.tracking.wandb_logger import WandbLogger
 
 
 def make_logger(cfg: DictConfig, out: Path, job_type: str) -> WandbLogger:
     """A W&B run in a group named after the sweep; a disabled no-op for ``logger=none``."""
-    mode = "disabled" if cfg.logger.name == "none" else cfg.logger.mode
-    group = cfg.logger.group
+    settings = cfg.logger
+    if settings.name == "none":  # a disabled run with the W&B defaults: every call a no-op
+        settings = OmegaConf.structured(WandbConfig(name="none", mode="disabled"))
+    group = settings.group
     if group is None and in_multirun():
         group = Path(HydraConfig.get().sweep.dir).name
     return WandbLogger(
-        project=cfg.logger.project,
+        project=settings.project,
         config=plain_config(cfg),
-        mode=mode,
+        mode=settings.mode,
         group=group,
         job_type=job_type,
         name=f"{cfg.model.name}-{cfg.defense.name}-s{cfg.seed}",
-        tags=list(cfg.logger.tags) + [cfg.model.name, cfg.defense.name, cfg.data.name],
+        tags=list(settings.tags) + [cfg.model.name, cfg.defense.name, cfg.data.name],
         directory=out,
-        log_checkpoints=cfg.logger.log_checkpoints,
+        log_checkpoints=settings.log_checkpoints,
     )
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 
-from robustlab.app.builders import DataBundle, build_data
+from robustlab.app.builders import StageInputs, build_data, stage_inputs
 from robustlab.app.job_logger import job_logger
 from robustlab.app.jobs import job_identity, publish_results, run_stage, start_job
 from robustlab.errors import ConfigError
@@ -29,7 +28,8 @@ def with_saved_identity(cfg: DictConfig, saved: dict[str, Any]) -> DictConfig:
     return OmegaConf.create(merged)
 
 
-Stage = Callable[[DictConfig, nn.Module, DataBundle], StageResult]
+# a stage on the job's config (the checkpoint's identity merged in) and its shared inputs
+Stage = Callable[[DictConfig, StageInputs], StageResult]
 
 
 def run_saved_model_job(cfg: DictConfig, out: Path, job_type: str, stage: Stage) -> dict[str, Any]:
@@ -44,6 +44,6 @@ def run_saved_model_job(cfg: DictConfig, out: Path, job_type: str, stage: Stage)
     job = JobResults(job_identity(job_cfg, Path(out), device))
     job.params, job.checkpoint = model_param_count(model), str(cfg.paths.checkpoint)
     with job_logger(job_cfg, out, job_type) as logger:
-        bundle = build_data(job_cfg)
-        run_stage(job, job_type, lambda: stage(job_cfg, model, bundle))
+        inputs = stage_inputs(job_cfg, model, build_data(job_cfg))
+        run_stage(job, job_type, lambda: stage(job_cfg, inputs))
         return publish_results(job, Path(out), logger)

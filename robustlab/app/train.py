@@ -7,10 +7,10 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from robustlab.app.cli import strict_main
 from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.jobs import run_job
 from robustlab.app.pipeline import run_pipeline
-from robustlab.app.schema import register_schemas
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -21,8 +21,8 @@ def _train(cfg: DictConfig) -> Any:
 
 
 def main() -> None:
-    register_schemas()
-    _train()
+    """The console entry point: a strict command line, then the Hydra app."""
+    strict_main(_train)
 
 
 if __name__ == "__main__":

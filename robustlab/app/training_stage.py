@@ -1,4 +1,6 @@
-"""The training stage: train the defense's objective, or reuse a finished checkpoint."""
+"""The training stage: train the defense's objective, or reuse a finished checkpoint. Reads
+the nodes that decide the weights (``data``, ``model``, ``train``, ``defense``, ``seed``) and
+where checkpoints live (``paths``, ``reuse_checkpoints``)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,16 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from robustlab.app.builders import DataBundle, build_loader, build_model, plain_config
-from robustlab.app.defenses import build_objective, heldout_monitor, teacher_objective
+from robustlab.app.builders import (
+    DataBundle,
+    build_defense,
+    build_loader,
+    build_model,
+    plain_config,
+)
 from robustlab.training import (
+    Monitor,
+    Objective,
     build_optimizer,
     build_scheduler,
     finished_weights,
@@ -25,8 +34,9 @@ from robustlab.training import (
     save_weights,
 )
 from robustlab.training.checkpoint import WEIGHTS_META, read_json
-from robustlab.training.objectives import Objective
-from robustlab.training.robust_monitor import catastrophic_overfitting
+from robustlab.training.fit import EpochCallback
+from robustlab.training.objectives import HeldOutCheck
+from robustlab.training.robust_monitor import HeldOutRobustness, catastrophic_overfitting
 from robustlab.training.summary import TrainingSummary
 
 log = logging.getLogger(__name__)
@@ -47,15 +57,22 @@ class TrainedModel:
     model: nn.Module
     directory: Path
     summary: TrainingSummary
+    noise_sigma: float | None = None  # the std of the training noise (gaussian_noise)
 
 
 def training_identity(
-    cfg: DictConfig, role: str, objective: Objective, epochs: int, teacher: str | None = None
+    cfg: DictConfig,
+    role: str,
+    objective: Objective,
+    epochs: int,
+    teacher: str | None = None,
+    heldout: HeldOutCheck | None = None,
 ) -> dict[str, Any]:
     """Everything that decides the weights: hashed into the directory, checked on resume.
 
-    The defense enters through what its objective uses (``objective.describe()``), so a
-    setting the objective ignores (``defense.steps`` of fast_at) does not force a retrain.
+    The defense enters through what its objective uses (``objective.describe()``) and its
+    held-out check (it picks the kept epoch), so a setting that changes neither (the check's
+    size while the check is off) does not force a retrain.
     """
     plain = plain_config(cfg)
     identity = {key: plain[key] for key in TRAINING_KEYS}
@@ -67,10 +84,31 @@ def training_identity(
     identity["format"] = CHECKPOINT_FORMAT
     if teacher is not None:
         identity["teacher"] = teacher
-    if role == "model" and cfg.defense.monitor_heldout:
-        d = cfg.defense
-        identity["monitor"] = {"size": d.heldout_size, "steps": d.heldout_steps, "eps": d.eps}
+    if role == "model" and heldout is not None:
+        identity["monitor"] = {"size": heldout.size, "steps": heldout.steps, "eps": heldout.eps}
     return identity
+
+
+def heldout_monitor(
+    check: HeldOutCheck | None, bundle: DataBundle, device: torch.device, seed: int
+) -> tuple[list[EpochCallback], Monitor | None]:
+    """PGD accuracy on a fixed validation batch each epoch, and keeping the best epoch by it.
+
+    Fast adversarial training can overfit catastrophically within an epoch (Wong et al. 2020);
+    the batch comes from the validation split, never from the test set.
+    """
+    if check is None:
+        return [], None
+    val_x, val_y = bundle.val
+    monitor = HeldOutRobustness(
+        val_x[: check.size].to(device),
+        val_y[: check.size].to(device),
+        eps=check.eps,
+        alpha=check.eps / 4,
+        steps=check.steps,
+        seed=seed,
+    )
+    return [monitor], Monitor("heldout_pgd_accuracy", "max")
 
 
 def checkpoint_dir(cfg: DictConfig, identity: dict[str, Any]) -> Path:
@@ -89,14 +127,13 @@ def _train(
     directory: Path,
     identity: dict[str, Any],
     log_metrics,
+    heldout: HeldOutCheck | None,
 ) -> TrainingSummary:
     loader = build_loader(cfg, bundle, device)
     t, epochs = cfg.train, identity["epochs"]
     optimizer = build_optimizer(model, t.optimizer, t.lr, t.momentum, t.weight_decay, t.nesterov)
     scheduler = build_scheduler(optimizer, t.scheduler, epochs, len(loader), t.warmup_epochs)
-    callbacks, monitor = (
-        heldout_monitor(cfg, bundle, device) if identity["role"] == "model" else ([], None)
-    )
+    callbacks, monitor = heldout_monitor(heldout, bundle, device, cfg.seed)
     result = fit(
         model,
         loader,
@@ -129,6 +166,7 @@ def fit_or_reuse(
     identity: dict[str, Any],
     objective: Objective,
     log_metrics=None,
+    heldout: HeldOutCheck | None = None,
 ) -> TrainedModel:
     """Train ``objective`` into its checkpoint directory, resuming or reusing what is there."""
     model = build_model(cfg, bundle.info, device)
@@ -142,7 +180,9 @@ def fit_or_reuse(
     if not cfg.reuse_checkpoints and directory.exists():
         log.info("reuse_checkpoints=false: retraining from scratch in %s", directory)
         shutil.rmtree(directory)
-    summary = _train(cfg, bundle, device, model, objective, directory, identity, log_metrics)
+    summary = _train(
+        cfg, bundle, device, model, objective, directory, identity, log_metrics, heldout
+    )
     meta = {
         "config": plain_config(cfg),
         "identity": identity,
@@ -157,15 +197,17 @@ def train_stage(
     cfg: DictConfig, bundle: DataBundle, device: torch.device, log_metrics=None
 ) -> TrainedModel:
     """Train the configured model and defense; distillation trains (or reuses) its teacher first."""
-    teacher = None
-    if cfg.defense.name == "distillation":
-        epochs = cfg.defense.teacher_epochs or cfg.train.epochs
-        objective = teacher_objective(cfg)
-        identity = training_identity(cfg, "teacher", objective, epochs)
+    defense = build_defense(cfg.defense)
+    teacher, plan = None, defense.teacher()
+    if plan is not None:
+        objective, epochs = plan
+        identity = training_identity(cfg, "teacher", objective, epochs or cfg.train.epochs)
         teacher = fit_or_reuse(cfg, bundle, device, identity, objective)
-    objective = build_objective(cfg, teacher.model if teacher else None)
+    objective = defense.objective(teacher.model if teacher else None)
+    heldout = defense.heldout_check()
     teacher_name = teacher.directory.name if teacher else None
-    identity = training_identity(cfg, "model", objective, cfg.train.epochs, teacher_name)
-    trained = fit_or_reuse(cfg, bundle, device, identity, objective, log_metrics)
+    identity = training_identity(cfg, "model", objective, cfg.train.epochs, teacher_name, heldout)
+    trained = fit_or_reuse(cfg, bundle, device, identity, objective, log_metrics, heldout)
     trained.summary.teacher = teacher.summary if teacher else None
+    trained.noise_sigma = defense.noise_sigma()
     return trained

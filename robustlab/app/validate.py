@@ -1,60 +1,62 @@
-"""Range and choice checks from the schema's field metadata, run right after composition."""
+"""Checks run right after composition: keys against each node's schema, ranges and choices
+from the schema's field metadata, the combinations of groups; every job of a sweep."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, OmegaConf
 
-from robustlab.app.schema import AttackConfig, Config
+from robustlab.app.option_schemas import options_with_key
 from robustlab.data import needs_root
 from robustlab.errors import ConfigError
-from robustlab.explain import list_methods
+from robustlab.explain import list_attributions
 from robustlab.models import model_options
+from robustlab.registry import nearest_names
+from robustlab.training.objectives.registry import check_value
+
+# the node Hydra adds to a config composed for a run or a sweep (not part of the schema)
+HYDRA_NODE = "hydra"
 
 
-def _check_value(path: str, value: Any, meta: dict[str, Any]) -> None:
-    if value is None:
+def unknown_key_message(path: str, key: str, valid: list[str], option: str | None = None) -> str:
+    """``unknown key defense.beta (defense=none): did you mean ...? (valid keys: name)``."""
+    full = f"{path}.{key}" if path else key
+    chosen = f" ({path}={option})" if path and option else ""
+    near = [f"{path}.{name}" if path else name for name in nearest_names(key, valid)]
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    owners = [f"{path}={name}" for name in options_with_key(path, key)] if option else []
+    owned = f"; {key} is a key of {', '.join(owners)}" if owners else ""
+    return f"unknown key {full}{chosen}: {hint}(valid keys: {', '.join(valid) or 'none'}{owned})"
+
+
+def check_node(path: str, node: DictConfig) -> None:
+    """Check ``node`` against the schema it was composed with, recursively: a key the schema
+    lacks (force-added with ``+key=value``), a value out of its range or choices."""
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):  # a plain mapping: check its typed values
+        for key in node:
+            value = node[key]
+            if isinstance(value, DictConfig):
+                check_node(f"{path}.{key}", value)
         return
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        raise ConfigError(
-            f"{path}={value!r} is not valid: choose one of {', '.join(map(str, choices))}"
-        )
-    low, high = meta.get("range", (None, None))
-    values = list(value) if isinstance(value, (list, ListConfig)) else [value]
-    for item in values:
-        if low is not None and (item < low or (meta.get("exclusive_low") and item == low)):
-            bound = ">" if meta.get("exclusive_low") else ">="
-            raise ConfigError(f"{path}={item!r} is out of range: it must be {bound} {low}")
-        if high is not None and item > high:
-            raise ConfigError(f"{path}={item!r} is out of range: it must be <= {high}")
-
-
-def _check_node(path: str, node: DictConfig, schema: type) -> None:
-    for spec in dataclasses.fields(schema):
-        if spec.name not in node:
+    fields = {spec.name: spec for spec in dataclasses.fields(schema)}
+    for key in node:
+        if key not in fields and not (path == "" and key == HYDRA_NODE):
+            option = node.get("name") if "name" in fields else None
+            raise ConfigError(unknown_key_message(path, str(key), list(fields), option))
+    for name, spec in fields.items():
+        if name not in node or OmegaConf.is_missing(node, name):
             continue
-        value = node[spec.name]
-        child = f"{path}.{spec.name}" if path else spec.name
-        if isinstance(value, DictConfig) and spec.name != "options":
-            nested = _nested_schema(schema, spec.name)
-            if nested is not None:
-                _check_node(child, value, nested)
-                continue
-        _check_value(child, value, dict(spec.metadata))
-
-
-def _nested_schema(schema: type, name: str) -> type | None:
-    default = next(f for f in dataclasses.fields(schema) if f.name == name).default_factory
-    if default is dataclasses.MISSING:
-        return None
-    instance = default()
-    return type(instance) if dataclasses.is_dataclass(instance) else None
+        value = node[name]
+        child = f"{path}.{name}" if path else name
+        if isinstance(value, DictConfig):
+            check_node(child, value)
+        else:
+            check_value(child, value, spec.metadata)
 
 
 def _check_model_options(model: DictConfig) -> None:
@@ -69,10 +71,8 @@ def _check_model_options(model: DictConfig) -> None:
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError (one line) for the first out-of-range value or invalid combination."""
-    _check_node("", cfg, Config)
+    check_node("", cfg)
     _check_model_options(cfg.model)
-    for key, attack in cfg.eval.attacks.items():
-        _check_node(f"eval.attacks.{key}", attack, AttackConfig)
     for key in list(cfg.detector.attacks) + list(cfg.detector.unseen) + [cfg.detector.fit_on]:
         if key is not None and cfg.detector.name != "none" and key not in cfg.eval.attacks:
             raise ConfigError(
@@ -80,11 +80,11 @@ def validate_config(cfg: DictConfig) -> None:
                 f"({', '.join(cfg.eval.attacks)}): "
                 f"add it with +attack@eval.attacks.{key}={key}"
             )
-    unknown = sorted(set(cfg.explain.methods) - set(list_methods()))
+    unknown = sorted(set(cfg.explain.get("methods", [])) - set(list_attributions()))
     if unknown:
         raise ConfigError(
             f"explain.methods has unknown method(s) {', '.join(unknown)}: "
-            f"choose from {', '.join(list_methods())}"
+            f"choose from {', '.join(list_attributions())}"
         )
     if cfg.detector.name == "kd_bu" and not cfg.model.get("dropout"):
         raise ConfigError(
@@ -98,7 +98,8 @@ def validate_config(cfg: DictConfig) -> None:
 
 
 def validate_sweep(config: DictConfig) -> None:
-    """Compose and check every job of a multirun before any starts (raises ConfigError).
+    """Compose and check every job of a multirun before any starts (raises ConfigError or the
+    composition's error, with a note naming the job).
 
     The sweep's jobs are the basic sweeper's combinations of ``hydra.sweeper.params`` and the
     command-line overrides; each is composed as Hydra will compose it and range-checked, so a
@@ -110,8 +111,8 @@ def validate_sweep(config: DictConfig) -> None:
     overrides = parser.parse_overrides(params + list(config.hydra.overrides.task))
     for batch in BasicSweeper.split_arguments(overrides, None):
         for job_overrides in batch:
-            job = loader.load_sweep_config(config, list(job_overrides))
             try:
-                validate_config(job)
-            except ConfigError as err:
-                raise ConfigError(f"{err} (sweep job {' '.join(job_overrides)})") from err
+                validate_config(loader.load_sweep_config(config, list(job_overrides)))
+            except Exception as err:
+                err.add_note(f"sweep job {' '.join(job_overrides)}")
+                raise

@@ -7,12 +7,21 @@ from robustlab.training.checkpoint import (
     save_weights,
 )
 from robustlab.training.fit import FitResult, Monitor, fit
-from robustlab.training.objectives import CrossEntropy, Objective, ObjectiveStep
+from robustlab.training.objectives import (
+    CrossEntropy,
+    Defense,
+    Objective,
+    ObjectiveStep,
+    create_defense,
+    list_defenses,
+    register_defense,
+)
 from robustlab.training.optim import build_optimizer, build_scheduler
 from robustlab.training.summary import TrainingSummary
 
 __all__ = [
     "CrossEntropy",
+    "Defense",
     "FitResult",
     "Monitor",
     "Objective",
@@ -21,8 +30,11 @@ __all__ = [
     "TrainingSummary",
     "build_optimizer",
     "build_scheduler",
+    "create_defense",
     "finished_weights",
     "fit",
+    "list_defenses",
     "load_weights",
+    "register_defense",
     "save_weights",
 ]

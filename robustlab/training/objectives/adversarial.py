@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,13 @@ from torch import nn
 from robustlab.attacks.pgd import PGD
 from robustlab.models.runtime import check_model_mode
 from robustlab.training.objectives.base import Objective, ObjectiveStep
+from robustlab.training.objectives.registry import (
+    Defense,
+    HeldOutOptions,
+    bounded,
+    one_of,
+    register_defense,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,3 +204,47 @@ class FastAdversarialTraining(AdversarialTraining):
     ) -> None:
         alpha = 1.25 * eps if alpha is None else alpha
         super().__init__(eps, alpha, 1, random_start, mix, model_mode, warmup_epochs, norm)
+
+
+@dataclass
+class _AdversarialOptions(HeldOutOptions, Defense):
+    eps: float = bounded(0.1, 0.0, 1.0)
+    step_size: float = bounded(0.25, 0.0, exclusive_low=True)  # alpha = step_size * eps
+    random_start: bool = True
+    mix: float = bounded(0.0, 0.0, 1.0)
+    model_mode: str = one_of("eval", "eval", "train")
+    eps_warmup_epochs: int = bounded(0, 0)
+
+    def _shared(self) -> dict:
+        return dict(
+            eps=self.eps,
+            alpha=self.step_size * self.eps,
+            random_start=self.random_start,
+            mix=self.mix,
+            model_mode=self.model_mode,
+            warmup_epochs=self.eps_warmup_epochs,
+        )
+
+
+@register_defense("pgd_at")
+@dataclass
+class PGDAdversarialTraining(_AdversarialOptions):
+    """PGD adversarial training (Madry et al. 2018): ``steps`` PGD steps of ``step_size * eps``."""
+
+    steps: int = bounded(7, 1)
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective:
+        return AdversarialTraining(steps=self.steps, **self._shared())
+
+
+@register_defense("fast_at")
+@dataclass
+class FastAdversarialTrainingDefense(_AdversarialOptions):
+    """Fast AT (Wong et al. 2020): one FGSM step of ``1.25 * eps`` from a random start, with
+    the held-out PGD check against catastrophic overfitting."""
+
+    step_size: float = bounded(1.25, 0.0, exclusive_low=True)
+    monitor_heldout: bool = True
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective:
+        return FastAdversarialTraining(**self._shared())

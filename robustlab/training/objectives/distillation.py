@@ -11,12 +11,16 @@ Perturbations against Deep Neural Networks").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from robustlab.models.runtime import model_context
 from robustlab.training.objectives.base import Objective, ObjectiveStep
+from robustlab.training.objectives.registry import Defense, bounded, register_defense
+from robustlab.training.objectives.standard import CrossEntropy
 
 
 @torch.no_grad()
@@ -86,3 +90,19 @@ class Distillation(Objective):
             "temperature": self.temperature,
             "scale_by_temperature": self.scale_by_temperature,
         }
+
+
+@register_defense("distillation")
+@dataclass
+class DefensiveDistillation(Defense):
+    """A teacher trained at temperature ``T``, then a student on its soft labels at ``T``."""
+
+    temperature: float = bounded(20.0, 0.0, exclusive_low=True)
+    teacher_epochs: int | None = bounded(None, 1)  # None: train.epochs
+
+    def teacher(self) -> tuple[Objective, int | None]:
+        """Cross-entropy at ``T`` with gradients at the T = 1 scale, for ``teacher_epochs``."""
+        return CrossEntropy(self.temperature, scale_by_temperature=True), self.teacher_epochs
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective:
+        return Distillation(teacher=teacher, temperature=self.temperature)

@@ -10,12 +10,14 @@ certification will feed the model.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from robustlab.training.objectives.base import Objective, ObjectiveStep
+from robustlab.training.objectives.registry import Defense, bounded, register_defense
 
 
 class GaussianNoise(Objective):
@@ -43,3 +45,17 @@ class GaussianNoise(Objective):
 
     def describe(self) -> dict:
         return {"name": self.name, "sigma": self.sigma}
+
+
+@register_defense("gaussian_noise")
+@dataclass
+class GaussianNoiseDefense(Defense):
+    """Gaussian data augmentation at ``sigma``: the base classifier of randomized smoothing."""
+
+    sigma: float = bounded(0.25, 0.0)
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective:
+        return GaussianNoise(sigma=self.sigma)
+
+    def noise_sigma(self) -> float:
+        return self.sigma

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from robustlab.training.objectives.base import Objective, ObjectiveStep
+from robustlab.training.objectives.registry import Defense, register_defense
 
 
 class CrossEntropy(Objective):
@@ -49,3 +52,12 @@ class CrossEntropy(Objective):
             "temperature": self.temperature,
             "scale_by_temperature": self.scale_by_temperature,
         }
+
+
+@register_defense("none")
+@dataclass
+class StandardTraining(Defense):
+    """No defense: cross-entropy on clean inputs."""
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective:
+        return CrossEntropy()

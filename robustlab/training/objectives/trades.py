@@ -8,6 +8,7 @@ accuracy (the paper uses 1 to 6; sweep it to trace the frontier).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,12 @@ from torch import nn
 from robustlab.models.runtime import model_context
 from robustlab.training.objectives.adversarial import craft
 from robustlab.training.objectives.base import Objective, ObjectiveStep
+from robustlab.training.objectives.registry import (
+    Defense,
+    HeldOutOptions,
+    bounded,
+    register_defense,
+)
 
 START_STD = 0.001  # the paper's x + 0.001 * N(0, I) start
 
@@ -105,3 +112,19 @@ class TRADES(Objective):
             "start_std": START_STD,
             "inner_early_stop": False,
         }
+
+
+@register_defense("trades")
+@dataclass
+class TRADESDefense(HeldOutOptions, Defense):
+    """TRADES with ``steps`` KL-PGD steps of ``step_size * eps`` and trade-off ``beta``."""
+
+    eps: float = bounded(0.1, 0.0, 1.0)
+    steps: int = bounded(7, 1)
+    step_size: float = bounded(0.25, 0.0, exclusive_low=True)  # alpha = step_size * eps
+    beta: float = bounded(6.0, 0.0)
+
+    def objective(self, teacher: nn.Module | None = None) -> Objective:
+        return TRADES(
+            eps=self.eps, alpha=self.step_size * self.eps, steps=self.steps, beta=self.beta
+        )

@@ -1,0 +1,118 @@
+"""The strict command line of the Hydra apps (``robustlab-train``, ``-eval``, ``-detect``).
+
+Before Hydra runs an app, its command line is composed exactly as Hydra will compose it (same
+search path, config name, run mode and overrides) and checked: an unknown option
+(``model=resnet21``), an unknown key (``train.epoch=2``, or ``+train.epoch=2``, which Hydra
+would add silently), a value of the wrong type or out of range, in the config or in any job of
+a sweep, prints ONE line naming it and the nearest valid names, and exits with code 2. With
+``HYDRA_FULL_ERROR=1`` the full traceback follows that line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hydra._internal.hydra import Hydra
+from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException, MissingConfigException
+from hydra.types import RunMode
+from omegaconf import MISSING
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from robustlab.app.config_path import CONFIG_DIR
+from robustlab.app.schema import register_schemas
+from robustlab.app.validate import unknown_key_message, validate_config, validate_sweep
+from robustlab.errors import RobustlabError
+from robustlab.registry import nearest_names
+
+USAGE_ERROR = 2  # the exit code of a bad command line, as argparse uses it
+SCHEMA_SUFFIX = "_schema"  # the options' schemas are entries of their group too, not options
+
+
+def unknown_option_message(group: str, option: str, options: Sequence[str]) -> str:
+    """``unknown option model=resnet21: did you mean resnet20? (options of model: ...)``."""
+    options = [name for name in options if not name.endswith(SCHEMA_SUFFIX)]
+    near = nearest_names(option, options)
+    hint = f"did you mean {' or '.join(f'{group}={n}' for n in near)}? " if near else ""
+    return f"unknown option {group}={option}: {hint}(options of {group}: {', '.join(options)})"
+
+
+def _schema_option(schema: type) -> str | None:
+    """The option a per-option schema stands for (its ``name`` default), if it has one."""
+    names = {spec.name: spec.default for spec in dataclasses.fields(schema)}
+    option = names.get("name", MISSING)
+    return option if isinstance(option, str) and option != MISSING else None
+
+
+def error_line(err: BaseException) -> str | None:
+    """The one-line message of a composition or validation error; None for other errors."""
+    if isinstance(err, RobustlabError):
+        return str(err)
+    cause = err.__cause__
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        return unknown_option_message(group, option, list(err.options))
+    unknown_key = isinstance(cause, (ConfigKeyError, ConfigAttributeError))
+    if unknown_key and dataclasses.is_dataclass(cause.object_type):
+        path, _, key = str(cause.full_key).rpartition(".")
+        valid = [spec.name for spec in dataclasses.fields(cause.object_type)]
+        return unknown_key_message(path, key, valid, _schema_option(cause.object_type))
+    if isinstance(err, (HydraException, OmegaConfBaseException)):
+        source = cause if isinstance(cause, OmegaConfBaseException) else err
+        line = next((text for text in str(source).splitlines() if text.strip()), repr(source))
+        key = getattr(source, "full_key", None)
+        if line.startswith("Ambiguous value"):
+            line += ": sweep over it with -m, or pass a list as key=[a,b]"
+        return f"{key}: {line}" if key else line
+    return None
+
+
+def check_command_line(task: Callable[..., Any], argv: Sequence[str]) -> None:
+    """Compose ``argv`` as Hydra will for ``task`` and check it (and, for a sweep, every job);
+    raises the composition's error or a ConfigError."""
+    args = get_args_parser().parse_args(list(argv))
+    if args.help or args.hydra_help or args.info or args.shell_completion:
+        return
+    search_path = create_automatic_config_search_path(
+        inspect.getfile(task), None, args.config_path or CONFIG_DIR
+    )
+    if args.config_dir is not None:
+        search_path.prepend("command-line", f"file://{os.path.abspath(args.config_dir)}")
+    hydra = Hydra.create_main_hydra2(task_name="robustlab", config_search_path=search_path)
+    try:
+        name, overrides = args.config_name or "config", list(args.overrides)
+        multirun = args.multirun or hydra.get_mode(name, overrides) == RunMode.MULTIRUN
+        mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+        cfg = hydra.compose_config(name, overrides, run_mode=mode, with_log_configuration=False)
+        if multirun:
+            validate_sweep(cfg)
+        else:
+            validate_config(cfg)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def strict_main(app: Callable[[], Any]) -> None:
+    """Run the Hydra ``app`` (a ``@hydra.main`` function) after checking the command line: a
+    bad one is one ``error:`` line on stderr and exit code 2, before anything starts."""
+    register_schemas()
+    try:
+        check_command_line(inspect.unwrap(app), sys.argv[1:])
+    except Exception as err:
+        line = error_line(err)
+        if line is None:  # not a config error: Hydra reports it its own way below
+            app()
+            return
+        notes = getattr(err, "__notes__", [])  # e.g. the sweep job the error is in
+        print(f"error: {line}" + "".join(f" ({note})" for note in notes), file=sys.stderr)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            traceback.print_exception(err)
+        sys.exit(USAGE_ERROR)
+    app()
