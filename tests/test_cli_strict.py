@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.app_helpers import run_console
@@ -48,3 +50,26 @@ def test_valid_overrides_pass_the_check(tmp_path):
     proc = run_console("robustlab-train", *args, "--cfg", "job", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "beta: 1.5" in proc.stdout and "steps: 2" in proc.stdout and "l2:" in proc.stdout
+
+
+def test_every_experiment_composes_with_either_logger():
+    # an experiment that names its W&B group must still run with logger=none (the documented
+    # `scripts/study.sh logger=none`), and an error raised while merging a config file is one
+    # line naming the key, not the first line of OmegaConf's message
+    import inspect
+
+    from robustlab.app.cli import check_command_line, error_line
+    from robustlab.app.config_path import CONFIG_DIR
+    from robustlab.app.schema import register_schemas
+    from robustlab.app.train import _train
+
+    register_schemas()
+    task = inspect.unwrap(_train)
+    experiments = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+    assert "tradeoff" in experiments
+    for experiment in experiments:
+        for logger in ("none", "wandb"):
+            check_command_line(task, [f"experiment={experiment}", f"logger={logger}"])
+    with pytest.raises(Exception) as caught:
+        check_command_line(task, ["experiment=tradeoff", "explain=none", "+explain.k=3"])
+    assert error_line(caught.value).startswith("unknown key explain.k")

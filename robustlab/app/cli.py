@@ -55,7 +55,8 @@ def error_line(err: BaseException) -> str | None:
     """The one-line message of a composition or validation error; None for other errors."""
     if isinstance(err, RobustlabError):
         return str(err)
-    cause = err.__cause__
+    # Hydra re-raises OmegaConf's errors inside an except block: the cause is the context
+    cause = err.__cause__ or err.__context__
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = err.missing_cfg_file.rpartition("/")
         return unknown_option_message(group, option, list(err.options))

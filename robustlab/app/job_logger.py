@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from robustlab.app.builders import plain_config
 from robustlab.app.jobs import in_multirun
-from robustlab.app.option_schemas import WandbConfig
+from robustlab.app.option_schemas import LoggerConfig
 from robustlab.tracking.wandb_logger import WandbLogger
 
 
@@ -19,7 +19,7 @@ def make_logger(cfg: DictConfig, out: Path, job_type: str) -> WandbLogger:
     """A W&B run in a group named after the sweep; a disabled no-op for ``logger=none``."""
     settings = cfg.logger
     if settings.name == "none":  # a disabled run with the W&B defaults: every call a no-op
-        settings = OmegaConf.structured(WandbConfig(name="none", mode="disabled"))
+        settings = OmegaConf.structured(LoggerConfig(name="none", mode="disabled"))
     group = settings.group
     if group is None and in_multirun():
         group = Path(HydraConfig.get().sweep.dir).name

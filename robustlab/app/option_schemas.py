@@ -132,7 +132,10 @@ class CertifyConfig(OptionConfig):
 
 
 @dataclass
-class WandbConfig(OptionConfig):
+class LoggerConfig(OptionConfig):
+    """Both logger options share these keys: an experiment names its W&B group once, and
+    ``logger=none`` on that experiment still composes (the run is then disabled)."""
+
     mode: str = one_of("offline", "offline", "online", "disabled")
     project: str = "robustlab"
     group: str | None = None
@@ -145,7 +148,7 @@ OPTION_SCHEMAS: dict[str, dict[str, type]] = {
     "attack": {"attack": AttackConfig, "pgd": PGDAttackConfig, "pgd_l2": PGDL2AttackConfig},
     "explain": {"none": OptionConfig, "default": ExplainConfig},
     "certify": {"none": OptionConfig, "default": CertifyConfig},
-    "logger": {"none": OptionConfig, "wandb": WandbConfig},
+    "logger": {"none": LoggerConfig, "wandb": LoggerConfig},
 }
 
 
