@@ -74,17 +74,32 @@ def test_kd_bu_without_dropout_fails_at_start_up(tmp_path):
 
 
 def test_explain_stage_reports_and_draws_for_se_models(tmp_path):
-    cfg = compose_tiny(tmp_path, "model=se_resnet20", "explain=default", "explain.max_examples=8")
+    inversion = [
+        "explain.inversion=true",
+        "explain.inversion_examples=2",
+        "explain.inversion_steps=3",
+    ]
+    cfg = compose_tiny(
+        tmp_path, "model=se_resnet20", "explain=default", "explain.max_examples=8", *inversion
+    )
     payload = run_pipeline(cfg, tmp_path / "sweep" / "0")
     explanations = payload["explanations"]
+    layers = explanations["inversion"]["layers"]
+    assert list(layers) == ["stage0", "stage1", "stage2", "logits"]
+    assert explanations["inversion"]["n_images"] == 2 and explanations["inversion"]["steps"] == 3
+    assert payload["se_overhead"]["blocks"] == 9 and payload["se_overhead"]["reduction"] == 16
+    assert (tmp_path / "sweep" / "0" / "inversions.safetensors").is_file()
     assert set(explanations["fragility"]) == set(explanations["methods"])
     for method, fragility in explanations["fragility"].items():
         assert 0.0 <= fragility["topk_intersection"] <= 1.0, method
     assert explanations["se_attention"]["stages"] and "explain" in payload["timing_s"]
     for figure in ("explanations.png", "se_attention.png"):
         assert (tmp_path / "sweep" / "0" / figure).stat().st_size > 1000
-    summary = write_report(tmp_path / "sweep").summary.read_text()
+    paths = write_report(tmp_path / "sweep")
+    summary = paths.summary.read_text()
     assert "## Explanations" in summary and "se_resnet20 / none" in summary
+    assert "## Inside the representations" in summary and "### SE reduction ratio" in summary
+    assert any(p.name == "inversions.png" for p in paths.plots)
 
 
 def test_explain_none_skips_the_stage(tmp_path):

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from robustlab.app.builders import StageInputs
 from robustlab.attacks import PGD, madry_step_size
 from robustlab.evaluation import RobustnessReport
-from robustlab.explain import ExplanationReport, explain_robustness
+from robustlab.explain import ExplanationReport, InversionStudy, explain_robustness, inversion_study
 
 # the stage's attack: PGD's iterate is an attacked input for every example, a survivor of the
 # worst case may come back from Square as its clean image
@@ -61,15 +61,15 @@ def explain_stage(
     eps: float,
     evaluation: RobustnessReport | None = None,
 ) -> ExplanationReport:
-    """Attribution fragility, faithfulness, the sanity check and the SE attention shift on the
-    evaluation's test subset (``inputs.test``) at ``eps`` (:func:`explain_eps`); the figures
-    are written beside results.json."""
+    """Attribution fragility, faithfulness, the sanity check, the SE attention shift and, with
+    ``explain.inversion``, the feature inversion of every stage, on the evaluation's test subset
+    (``inputs.test``) at ``eps`` (:func:`explain_eps`); the figures go beside results.json."""
     images, labels = inputs.test
     # the stage explains the first correctly classified examples; a margin covers misclassified
     count = min(len(images), 2 * ex.max_examples + 32)
     images, labels = images[:count], labels[:count]
     adversarial = adversarial_inputs(eps, inputs, images, labels, evaluation)
-    return explain_robustness(
+    report = explain_robustness(
         inputs.model,
         images,
         adversarial,
@@ -80,4 +80,20 @@ def explain_stage(
         max_examples=ex.max_examples,
         faithfulness_steps=ex.faithfulness_steps,
         sanity=ex.sanity,
+    )
+    report.inversion = invert_stages(ex, inputs) if ex.inversion else None
+    return report
+
+
+def invert_stages(ex: DictConfig, inputs: StageInputs) -> InversionStudy:
+    """Every stage and the logits inverted from the first ``ex.inversion_examples`` test
+    images: the same images for every model of a sweep, whatever each classifies correctly."""
+    images = inputs.test[0][: ex.inversion_examples]
+    return inversion_study(
+        inputs.model,
+        images,
+        regularizer=ex.inversion_regularizer,
+        weight=ex.inversion_weight,
+        steps=ex.inversion_steps,
+        lr=ex.inversion_lr,
     )

@@ -14,9 +14,11 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from torch import nn
 
 from robustlab.app.validate import validate_config
 from robustlab.errors import RobustlabError
+from robustlab.models import model_param_count, se_overhead
 from robustlab.runtime import resolve_device, seed_everything
 from robustlab.tracking.results import (
     RESULTS_FILE,
@@ -114,3 +116,11 @@ def run_job(
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
         raise
+
+
+def record_model(job: JobResults, model: nn.Module, checkpoint: str) -> None:
+    """What results.json says of the model the stages ran on: parameters, checkpoint and, for
+    SE models, the SE parameter overhead."""
+    overhead = se_overhead(model)
+    job.params, job.checkpoint = model_param_count(model), checkpoint
+    job.se_overhead = overhead.to_results() if overhead is not None else None

@@ -20,7 +20,7 @@ from omegaconf import MISSING
 
 from robustlab.certify import certify_model
 from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol, list_detectors
-from robustlab.explain import explain_robustness
+from robustlab.explain import explain_robustness, inversion_study
 from robustlab.training import list_defenses
 from robustlab.training.objectives import defense_options
 
@@ -110,6 +110,16 @@ class ExplainConfig(OptionConfig):
     k: int | None = bounded(lib_default(explain_robustness, "k"), 1)  # null: 1/8 of pixels
     faithfulness_steps: int = bounded(lib_default(explain_robustness, "faithfulness_steps"), 2)
     sanity: bool = lib_default(explain_robustness, "sanity")
+    # feature inversion of every stage (robustlab.explain.inversion_study), off by default: the
+    # first inversion_examples test images, the same for every model of a sweep
+    inversion: bool = False
+    inversion_examples: int = bounded(8, 1)
+    inversion_regularizer: str = one_of(
+        lib_default(inversion_study, "regularizer"), "tv", "l2", "none"
+    )
+    inversion_weight: float = bounded(lib_default(inversion_study, "weight"), 0.0)
+    inversion_steps: int = bounded(lib_default(inversion_study, "steps"), 1)
+    inversion_lr: float = bounded(lib_default(inversion_study, "lr"), 0.0, exclusive_low=True)
 
 
 @dataclass

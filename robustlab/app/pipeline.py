@@ -20,9 +20,8 @@ from robustlab.app.detection_stage import detect_stage, detection_pairs
 from robustlab.app.evaluation_stage import evaluate_stage
 from robustlab.app.explain_stage import explain_eps, explain_stage, explained_pairs
 from robustlab.app.job_logger import job_logger
-from robustlab.app.jobs import job_identity, publish_results, run_stage, start_job
+from robustlab.app.jobs import job_identity, publish_results, record_model, run_stage, start_job
 from robustlab.app.training_stage import train_stage
-from robustlab.models import model_param_count
 from robustlab.tracking.results import JobResults
 
 
@@ -45,7 +44,7 @@ def run_pipeline(cfg: DictConfig, out: Path) -> dict[str, Any]:
         started = time.perf_counter()
         trained = train_stage(cfg, bundle, device, logger.log_epoch)
         job.add("train", trained.summary, time.perf_counter() - started)
-        job.params, job.checkpoint = model_param_count(trained.model), str(trained.directory)
+        record_model(job, trained.model, str(trained.directory))
         inputs = stage_inputs(cfg, trained.model, bundle)
         keep = later_stage_pairs(cfg)
         report = run_stage(job, "evaluate", lambda: evaluate_stage(cfg.eval, inputs, keep))

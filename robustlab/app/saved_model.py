@@ -10,10 +10,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from robustlab.app.builders import StageInputs, build_data, stage_inputs
 from robustlab.app.job_logger import job_logger
-from robustlab.app.jobs import job_identity, publish_results, run_stage, start_job
+from robustlab.app.jobs import job_identity, publish_results, record_model, run_stage, start_job
 from robustlab.errors import ConfigError
 from robustlab.loading import checkpoint_config, load_checkpoint
-from robustlab.models import model_param_count
 from robustlab.tracking.results import JobResults, StageResult
 
 
@@ -42,7 +41,7 @@ def run_saved_model_job(cfg: DictConfig, out: Path, job_type: str, stage: Stage)
     job_cfg = with_saved_identity(cfg, checkpoint_config(cfg.paths.checkpoint))
     model = load_checkpoint(cfg.paths.checkpoint, device)
     job = JobResults(job_identity(job_cfg, Path(out), device))
-    job.params, job.checkpoint = model_param_count(model), str(cfg.paths.checkpoint)
+    record_model(job, model, str(cfg.paths.checkpoint))
     with job_logger(job_cfg, out, job_type) as logger:
         inputs = stage_inputs(job_cfg, model, build_data(job_cfg))
         run_stage(job, job_type, lambda: stage(job_cfg, inputs))

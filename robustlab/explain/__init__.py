@@ -20,6 +20,8 @@ from robustlab.explain.compare import spearman, topk_intersection
 from robustlab.explain.display import ExplanationDisplay
 from robustlab.explain.faithfulness import FaithfulnessCurves, deletion_insertion
 from robustlab.explain.integrated_gradients import completeness_error
+from robustlab.explain.inversion import ClassVisualization, Inversion, invert, visualize_class
+from robustlab.explain.inversion_study import InversionStudy, inversion_study
 from robustlab.explain.layers import stage_layer
 from robustlab.explain.plots import plot_explanations
 from robustlab.explain.registry import (
@@ -35,6 +37,12 @@ from robustlab.explain.se_shift import SEAttention, se_attention_shift
 from robustlab.explain.summary import ExplanationReport
 
 __all__ = [
+    "ClassVisualization",
+    "Inversion",
+    "InversionStudy",
+    "invert",
+    "inversion_study",
+    "visualize_class",
     "DEFAULT_METHODS",
     "ExplanationDisplay",
     "ExplanationReport",

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from robustlab.explain.display import ExplanationDisplay
+from robustlab.explain.inversion_study import InversionStudy
 from robustlab.explain.se_shift import SEAttention
 
 FAITHFULNESS_KEYS = (
@@ -49,6 +50,7 @@ class ExplanationReport:
     ig_completeness_error: Tensor | None = None
     se_attention: SEAttention | None = None
     display: ExplanationDisplay | None = None
+    inversion: InversionStudy | None = None
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
@@ -92,11 +94,14 @@ class ExplanationReport:
             body["ig_completeness_error"] = _mean(self.ig_completeness_error)
         if self.se_attention is not None:
             body["se_attention"] = self.se_attention.to_results()
+        if self.inversion is not None:
+            body["inversion"] = self.inversion.to_results()
         return {"explanations": body}
 
     def save_artifacts(self, directory: str | Path) -> list[Path]:
         """The per-job figures beside results.json: ``explanations.png`` (clean | adversarial |
-        perturbation | every method's maps) and, for SE models, ``se_attention.png``."""
+        perturbation | every method's maps), for SE models ``se_attention.png``, and with an
+        inversion study its reconstructions (``inversions.safetensors``)."""
         from robustlab.explain.plots import plot_explanations  # matplotlib on demand
         from robustlab.explain.se_plots import plot_se_attention
 
@@ -105,4 +110,6 @@ class ExplanationReport:
             plot_explanations(self.display, directory / EXPLANATIONS_FIGURE),
             plot_se_attention(self.se_attention, directory / SE_FIGURE),
         ]
+        if self.inversion is not None:
+            written.append(self.inversion.save(directory))
         return [path for path in written if path is not None]

@@ -16,6 +16,7 @@ from robustlab.models.registry import (
     register_model,
 )
 from robustlab.models.resnet import ResNet
+from robustlab.models.se_overhead import SEOverhead, se_block_params, se_overhead
 from robustlab.models.small_cnn import SmallCNN
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Normalize",
     "PreActBlock",
     "ResNet",
+    "SEOverhead",
     "SmallCNN",
     "SqueezeExcite",
     "create_model",
@@ -33,4 +35,6 @@ __all__ = [
     "model_options",
     "model_param_count",
     "register_model",
+    "se_block_params",
+    "se_overhead",
 ]

@@ -61,7 +61,7 @@ class JobIdentity:
 class JobResults:
     """One job: who it is, what its stages returned (in order) and how long each took.
 
-    ``checkpoint``/``params`` describe the model the stages ran on.
+    ``checkpoint``/``params``/``se_overhead`` describe the model the stages ran on.
     """
 
     identity: JobIdentity
@@ -69,6 +69,7 @@ class JobResults:
     timing_s: dict[str, float] = field(default_factory=dict)
     checkpoint: str | None = None
     params: int | None = None
+    se_overhead: dict[str, Any] | None = None  # SE parameters, exact and the SE paper's Eq. 5
 
     def add(self, name: str, result: StageResult, seconds: float) -> None:
         """Record a finished stage and its wall time (``timing_s[name]``)."""
@@ -101,6 +102,8 @@ def results_payload(job: JobResults, status: str = "ok") -> dict[str, Any]:
         payload["params"] = job.params
     if job.checkpoint is not None:
         payload["checkpoint"] = job.checkpoint
+    if job.se_overhead is not None:
+        payload["se_overhead"] = job.se_overhead
     payload["warnings"] = []
     for name, result in job.stages.items():
         fragment = dict(result.to_results())
