@@ -41,7 +41,7 @@ def test_apgd_at_least_as_strong_as_torchattacks(model, digits, norm, eps, loss)
 @pytest.mark.parametrize("eps", [0.05, 0.1])
 def test_apgd_t_at_least_as_strong_as_torchattacks(model, digits, eps):  # noqa: F811
     images, labels = digits
-    ours = APGD(model, eps, steps=15, loss="dlr", targeted=True, n_target_classes=4)
+    ours = APGD(model, eps=eps, steps=15, loss="dlr", targeted=True, n_target_classes=4)
     theirs = torchattacks.APGDT(model, eps=eps, steps=15, n_classes=5)  # 4 targets
     adv = ours(images, labels)
     assert _accuracy(model, adv, labels) <= _accuracy(model, theirs(images, labels), labels)

@@ -115,7 +115,7 @@ def test_l1_checkpoints_every_four_percent(model):  # noqa: F811
 def test_eps_grid_runs_apgd_l1_afresh_per_eps(model, digits):  # noqa: F811
     images, labels = digits
     grid = [0.5, 1.0, 2.0]
-    curve = robust_accuracy(model, images, labels, lambda e: APGD(model, e, 10, "L1"), grid)
+    curve = robust_accuracy(model, images, labels, lambda e: APGD(model, "L1", e, 10), grid)
     assert curve.schedule == "full" and curve.norm == "L1"
     assert curve.accuracy == sorted(curve.accuracy, reverse=True)
     assert curve.accuracy[-1] < curve.clean_accuracy - 0.3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import torch
 import torchattacks
 from torch import nn
 
+import robustlab.attacks
 from robustlab.attacks import (
     FGSM,
     PGD,
@@ -138,3 +140,21 @@ def test_variants_fix_their_options_and_torchattacks_names_take_the_prefix(model
     assert (
         attack_norm("PGDL2") == attack_norm("pgd_l2") == "L2" == attack_norm("pgd", {"norm": "L2"})
     )
+
+
+def test_torchattacks_names_give_robustlab_classes(model, digits):  # noqa: F811
+    """A name of torchattacks.__all__ gives the class robustlab.attacks exports under it: the
+    native one (PGDL2, APGDT, MultiAttack) or the adapter; the port of a native one keeps
+    its torchattacks.<Name> prefix."""
+    assert type(create_attack("PGDL2", model, steps=2)) is robustlab.attacks.PGDL2
+    assert type(create_attack("APGDT", model, steps=2)) is robustlab.attacks.APGDT
+    assert create_attack("torchattacks.PGDL2", model).attack.__class__ is torchattacks.PGDL2
+    assert create_attack("torchattacks.APGDT", model).attack.__class__ is torchattacks.APGDT
+    cw = create_attack("CW", model, steps=2)
+    assert isinstance(cw, robustlab.attacks.CW) and cw.supported_mode == ["default", "targeted"]
+    parts = [create_attack("fgsm", model, eps=0.05), create_attack("BIM", model, eps=0.05)]
+    multi = create_attack("MultiAttack", model, attacks=parts)
+    assert isinstance(multi, robustlab.attacks.MultiAttack) and multi.attacks == parts
+    assert attack_options("MultiAttack") == {"attacks": inspect.Parameter.empty, "verbose": False}
+    for name in torchattacks.__all__:
+        assert name in list_attacks() or name.lower() in list_attacks()

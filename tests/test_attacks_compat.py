@@ -57,7 +57,19 @@ def test_script_runs_with_only_the_import_changed(model, digits, tmp_path):  # n
     assert abs(ours["robust"] - theirs["robust"]) <= 100 * 3 / 64
     saved = load_adversarial(tmp_path / "ours")
     assert saved["adv_inputs"].shape == images.shape and torch.equal(saved["labels"], labels)
-    assert (tmp_path / "ours").read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
+    # torchattacks' own format: a torch.save dict that loads without unpickling code
+    raw = torch.load(tmp_path / "ours", weights_only=True)
+    assert raw["save_type"] == "float" and torch.equal(raw["adv_inputs"], saved["adv_inputs"])
+
+
+def test_a_safetensors_path_gets_safetensors(model, digits, tmp_path):  # noqa: F811
+    images, labels = digits[0][:16], digits[1][:16]
+    path = tmp_path / "adv.safetensors"
+    FGSM(model, eps=0.1).save([(images, labels)], path, verbose=False, save_clean_inputs=True)
+    assert path.read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
+    saved = load_adversarial(path)
+    assert torch.equal(saved["clean_inputs"], images)
+    assert torch.equal(saved["adv_inputs"], FGSM(model, eps=0.1)(images, labels))
 
 
 def test_least_likely_targets_match_torchattacks(model, digits):  # noqa: F811

@@ -1,16 +1,27 @@
-"""Run any torchattacks attack under robustlab's guarantees.
+"""Run any torchattacks attack under robustlab's guarantees, with torchattacks' own surface.
 
-The wrapper restores every module's mode, BN statistics and parameter gradients (some
-torchattacks attacks call ``loss.backward()``), moves inputs to the model's device and offers
-the same ``run`` as the native attacks.
+:class:`TorchattacksAttack` builds the torchattacks class it adapts (``port``) from exactly the
+arguments torchattacks takes, so ``robustlab.attacks.CW(model, c=1, steps=50)`` reads as in a
+torchattacks script. Every method and attribute of the port (``set_mode_targeted_random``,
+``get_logits``, ``supported_mode``, ``eps``, ...) is reached through the adapter; setting one
+of the port's attributes (``atk.steps = 5``) sets it on the port. The adapter adds what robustlab
+promises: the model's modes, BN statistics and parameter gradients are restored (some ports
+call ``loss.backward()``), inputs move to the attack's device, ``run`` reports success and
+cost like the native attacks, ``save`` writes torchattacks' file format, and
+``set_normalization_used`` warns instead of normalising twice for a model that normalises
+inside. ``attack``: the wrapped torchattacks instance (torchattacks' own ``attack`` attribute,
+the name, is ``name`` here).
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 from torch import nn
 
 from robustlab.attacks.base import AttackResult, is_success, perturbation_norm
+from robustlab.attacks.compat import TorchattacksSurface
 from robustlab.models.runtime import model_context, model_device
 
 L2_ATTACKS = {"cw", "pgdl2", "deepfool", "eaden", "pgdrsl2"}
@@ -40,25 +51,71 @@ class GradientCounter:
         self._handle.remove()
 
 
-class TorchattacksAttack:
-    """A torchattacks attack with robustlab's ``__call__``/``run`` contract."""
+class TorchattacksAttack(TorchattacksSurface):
+    """A torchattacks attack with robustlab's ``__call__``/``run``/``save`` contract.
 
-    def __init__(self, attack: object, model: nn.Module, name: str, targeted: bool = False):
-        self.attack = attack
-        self.model = model
-        self.name = name
-        self.targeted = targeted
-        self.eps = getattr(attack, "eps", None)
-        norm = str(getattr(attack, "norm", "")) or ("L2" if name.lower() in L2_ATTACKS else "Linf")
-        self.norm = "L2" if norm.upper() == "L2" or name.lower() in L2_ATTACKS else "Linf"
-        self.device = model_device(model)
+    Subclasses set ``port`` (see :func:`adapt`); ``TorchattacksAttack.around(instance)`` wraps
+    an attack already built.
+    """
+
+    port: type | None = None
+
+    def __init__(self, model: nn.Module, *args: object, **kwargs: object):
+        if self.port is None:
+            raise TypeError("TorchattacksAttack adapts one class: use adapt(torchattacks.X)")
+        self._adopt(self.port(model, *args, **kwargs), model, self.port.__name__)
+
+    @classmethod
+    def around(cls, attack: object, name: str | None = None) -> TorchattacksAttack:
+        """An adapter around the torchattacks instance ``attack``."""
+        adapter = cls.__new__(cls)
+        adapter._adopt(attack, attack.model, name or type(attack).__name__)
+        return adapter
+
+    def _adopt(self, attack: object, model: nn.Module, name: str) -> None:
+        own = {"attack": attack, "model": model, "name": name, "device": model_device(model)}
+        norm = str(getattr(attack, "norm", "")) or "Linf"
+        own["norm"] = "L2" if norm.upper() == "L2" or name.lower() in L2_ATTACKS else "Linf"
+        self.__dict__.update(own)
         if hasattr(attack, "set_device"):
             attack.set_device(self.device)
 
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Adversarial images, like the wrapped attack's ``__call__``."""
-        with model_context(self.model, "eval"):
-            adv = self.attack(images.detach().to(self.device), labels.detach().to(self.device))
+    def __getattr__(self, name: str) -> object:
+        # only reached when the adapter itself lacks ``name``: the port's methods and options
+        attack = self.__dict__.get("attack")
+        if attack is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(attack, name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        attack = self.__dict__.get("attack")
+        mine = name in self.__dict__ or hasattr(type(self), name)
+        if attack is not None and not mine and name in vars(attack):
+            setattr(attack, name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def set_device(self, device: str | torch.device) -> None:
+        """Run the attack (and the port) on ``device``."""
+        super().set_device(device)
+        if hasattr(self.attack, "set_device"):
+            self.attack.set_device(self.device)
+
+    def set_normalization_used(self, mean, std) -> None:
+        """torchattacks' normalisation (see :mod:`robustlab.attacks.normalization`)."""
+        if not self._set_normalization(mean, std):
+            self.attack.set_normalization_used(mean, std)
+
+    def __call__(self, inputs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Adversarial inputs, like the port's ``__call__``."""
+        inputs = inputs.detach().to(self.device)
+        labels = labels.detach().to(self.device) if labels is not None else None
+        mode = "train" if getattr(self.attack, "_model_training", False) else "eval"
+        with model_context(self.model, mode):
+            if self._model_normalises:  # the model normalises: the port gets [0, 1] images
+                adv = self._normalised(self.attack(self._unit(inputs), labels))
+            else:
+                adv = self.attack(inputs, labels)
         return adv.detach()
 
     def run(self, images: torch.Tensor, labels: torch.Tensor) -> AttackResult:
@@ -66,13 +123,30 @@ class TorchattacksAttack:
         images, labels = images.detach().to(self.device), labels.detach().to(self.device)
         counter = GradientCounter(self.model)
         try:
-            with model_context(self.model, "eval"):
-                adv = self.attack(images, labels).detach()
-                with torch.no_grad():
-                    success = is_success(self.model(adv), labels, self.targeted)
+            adv = self(images, labels)
         finally:
             counter.remove()
-        return AttackResult(adv, success, perturbation_norm(adv - images, self.norm), counter.count)
+        unit, clean = self._unit(adv), self._unit(images)
+        with torch.no_grad(), model_context(self.model, "eval") as model:
+            success = is_success(model(self._model_input(unit)), labels, self.targeted)
+        norms = perturbation_norm(unit - clean, self.norm)
+        return AttackResult(adv, success, norms, counter.count)
 
     def __repr__(self) -> str:
-        return f"TorchattacksAttack({self.attack!r})"
+        return repr(self.attack)
+
+
+def adapt(port: type) -> type[TorchattacksAttack]:
+    """The adapter class of the torchattacks class ``port``: same name, same signature."""
+    doc = inspect.getdoc(port) or ""
+    namespace = {
+        "port": port,
+        "__module__": __name__,
+        "__qualname__": port.__name__,
+        "__doc__": f"torchattacks.{port.__name__} through robustlab's adapter.\n\n{doc}",
+        "__signature__": inspect.signature(port),
+    }
+    return type(port.__name__, (TorchattacksAttack,), namespace)
+
+
+__all__ = ["L2_ATTACKS", "GradientCounter", "TorchattacksAttack", "adapt"]

@@ -55,11 +55,13 @@ class APGD(IterativeAttack):
     best point got at least 5% sparser since the last check restarts there with eta = eps, the
     others shrink eta by 1.5, never below eps / 10.
 
-    Arguments:
+    Arguments (torchattacks.APGD's positional order: model, norm, eps, steps, n_restarts, seed,
+    loss, eot_iter, rho, verbose; then robustlab's keyword-only targeted, n_target_classes,
+    early_stop, model_mode):
         model (nn.Module): model to attack; takes [0, 1] images and returns logits.
         eps (float or Tensor): radius of the ball, or one radius per image, shape (N,), so that
             one batch holds examples attacked at different eps. (Default: 8/255)
-        steps (int): iterations per run. (Default: 100)
+        steps (int): iterations per run. (Default: 10, torchattacks'; AutoAttack uses 100)
         norm (str): ``"Linf"``, ``"L2"`` or ``"L1"``. (Default: "Linf")
         loss (str): ``"ce"`` (APGD-CE), ``"dlr"`` (APGD-DLR, scale-invariant) or ``"margin"``.
             (Default: "ce")
@@ -67,10 +69,13 @@ class APGD(IterativeAttack):
             wrong classes (of the clean image), each with the targeted DLR loss, on the
             examples no earlier run fooled; ``labels`` stay the true labels. (Default: False)
         n_target_classes (int): targets of APGD-T. (Default: 9)
-        restarts (int): random starts per run, each on the examples not yet fooled. (Default: 1)
+        n_restarts (int): random starts per run, each on the examples not yet fooled.
+            (Default: 1)
         rho (float): the oscillation threshold of the step-size rule. (Default: 0.75)
         seed (int): seed of the random starts, drawn on the CPU exactly as
             torchattacks.APGD / APGDT draw them, so a seeded run starts where theirs does.
+        eot_iter (int): gradients averaged per step (EOT, for randomised models). (Default: 1)
+        verbose (bool): print the robust accuracy after every run. (Default: False)
         early_stop (bool): stop updating fooled examples. (Default: True)
         model_mode (str): ``"eval"`` or ``"train"``. (Default: "eval")
 
@@ -85,15 +90,18 @@ class APGD(IterativeAttack):
     def __init__(
         self,
         model: nn.Module,
-        eps: float | torch.Tensor = 8 / 255,
-        steps: int = 100,
         norm: str = "Linf",
+        eps: float | torch.Tensor = 8 / 255,
+        steps: int = 10,
+        n_restarts: int = 1,
+        seed: int = 0,
         loss: LossSpec = "ce",
+        eot_iter: int = 1,
+        rho: float = 0.75,
+        verbose: bool = False,
+        *,
         targeted: bool = False,
         n_target_classes: int = 9,
-        restarts: int = 1,
-        rho: float = 0.75,
-        seed: int = 0,
         early_stop: bool = True,
         model_mode: str = "eval",
     ):
@@ -105,13 +113,14 @@ class APGD(IterativeAttack):
             raise ConfigError(f"APGD norm must be one of {', '.join(APGD_NORMS)}, got {norm!r}")
         if self.loss not in APGD_LOSSES:
             raise ConfigError(f"APGD loss must be one of {', '.join(APGD_LOSSES)}, got {loss!r}")
-        counts = (steps, restarts, n_target_classes)
+        counts = (steps, n_restarts, n_target_classes, eot_iter)
         if not all(isinstance(c, int) and c >= 1 for c in counts) or not 0 < rho < 1:
             raise ConfigError(
-                "APGD needs steps, restarts, n_target_classes >= 1 and 0 < rho < 1, got "
-                f"{steps!r}, {restarts!r}, {n_target_classes!r}, {rho!r}"
+                "APGD needs steps, n_restarts, n_target_classes, eot_iter >= 1 and 0 < rho < 1, "
+                f"got {steps!r}, {n_restarts!r}, {n_target_classes!r}, {eot_iter!r}, {rho!r}"
             )
-        self.norm, self.steps, self.restarts, self.rho = norm, steps, restarts, float(rho)
+        self.norm, self.steps, self.n_restarts, self.rho = norm, steps, n_restarts, float(rho)
+        self.eot_iter, self.verbose = eot_iter, bool(verbose)
         self.target_classes = n_target_classes if targeted else 0
         self.supports_targeted = not targeted  # APGD-T chooses its own targets
         self.seed, self.early_stop = int(seed), bool(early_stop)
@@ -171,7 +180,7 @@ class APGD(IterativeAttack):
         ranked = logits.argsort(dim=1)  # ascending: the label of a correct example is last
         ranks = range(2, min(self.target_classes, logits.shape[1] - 1) + 2)
         for rank in ranks if self.target_classes else [None]:
-            for _ in range(self.restarts):
+            for restart in range(self.n_restarts):
                 todo = (~fooled).nonzero().squeeze(1)
                 if todo.numel() == 0:
                     break
@@ -180,21 +189,29 @@ class APGD(IterativeAttack):
                 run = self._single_run(data, generator)
                 adv[todo], evals = run.adv, evals + run.evals
                 fooled[todo[run.fooled]] = True
+                if self.verbose:
+                    print(
+                        f"{type(self).__name__} target rank {rank or '-'} restart {restart}: "
+                        f"robust accuracy {1 - fooled.float().mean():.2%}"
+                    )
         return adv, fooled, evals
 
     def _loss_grad(
         self, adv: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, target
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(input gradient, logits, per-example loss) at ``adv``: one forward+backward."""
+        """(input gradient, logits, per-example loss) at ``adv``: one forward+backward, or
+        the mean gradient over ``eot_iter`` of them (expectation over a random model)."""
         adv = adv.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = self.model(adv)
-            if target is None:
-                loss = per_example_objective(self.loss, logits, labels, self.targeted)
-            else:
-                loss = targeted_dlr_loss(logits, labels, target)
-            grad = torch.autograd.grad(loss.sum(), adv)[0]
-        return grad, logits.detach(), loss.detach()
+        grad = torch.zeros_like(adv)
+        for _ in range(self.eot_iter):
+            with torch.enable_grad():
+                logits = self.model(adv)
+                if target is None:
+                    loss = per_example_objective(self.loss, logits, labels, self.targeted)
+                else:
+                    loss = targeted_dlr_loss(logits, labels, target)
+                grad += torch.autograd.grad(loss.sum(), adv)[0]
+        return grad / self.eot_iter, logits.detach(), loss.detach()
 
     @torch.no_grad()
     def _single_run(self, data: tuple, generator: torch.Generator) -> _Run:
@@ -243,10 +260,3 @@ class APGD(IterativeAttack):
         new = self.project(x + a * (z - x) + (1 - a) * (x - state.previous), images, state.radius)
         state.previous = x
         return new
-
-    def __repr__(self) -> str:
-        variant = f", targets={self.target_classes}" if self.target_classes else ""
-        return (
-            f"APGD(eps={self.eps_repr()}, steps={self.steps}, norm={self.norm}, loss={self.loss}"
-            f"{variant}, restarts={self.restarts})"
-        )

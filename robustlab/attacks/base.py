@@ -23,6 +23,7 @@ from robustlab.attacks.losses import (
     per_example_objective,
     validate_loss,
 )
+from robustlab.attacks.normalization import NormalizedModel
 from robustlab.errors import ConfigError
 from robustlab.models.runtime import check_model_mode, model_context, model_device
 
@@ -59,8 +60,9 @@ def check_images(images: torch.Tensor) -> None:
     if images.numel() and (images.min() < 0 or images.max() > 1):
         raise ValueError(
             f"attacks take images in [0, 1], got values in [{float(images.min()):g}, "
-            f"{float(images.max()):g}]; undo any normalisation (models normalise inside) or "
-            "scaling such as * 255"
+            f"{float(images.max()):g}]; undo any normalisation (models normalise inside; for "
+            "normalised inputs call attack.set_normalization_used(mean, std)) or scaling such "
+            "as * 255"
         )
 
 
@@ -116,19 +118,35 @@ class Attack(TorchattacksCompat):
         self.device = model_device(model)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Adversarial images for ``images`` (like ``torchattacks.Attack.__call__``)."""
-        images, labels = self._prepare(images, labels)
-        with self._context():
+        """Adversarial images for ``images`` (like ``torchattacks.Attack.__call__``; normalised
+        in and out after ``set_normalization_used``)."""
+        images, labels = self._prepare(self._unit(images), labels)
+        with self._context(), self._normalising():
             adv, _, _ = self._craft(images, labels, need_success=False)
-        return adv
+        return self._normalised(adv)
 
     def run(self, images: torch.Tensor, labels: torch.Tensor) -> AttackResult:
-        """Attack a batch and report success, perturbation size and gradient cost."""
-        images, labels = self._prepare(images, labels)
-        with self._context():
+        """Attack a batch and report success, perturbation size (in [0, 1] pixel space) and
+        gradient cost."""
+        images, labels = self._prepare(self._unit(images), labels)
+        with self._context(), self._normalising():
             adv, success, grad_evals = self._craft(images, labels, need_success=True)
         norms = perturbation_norm(adv - images, self.norm)
-        return AttackResult(adv, success, norms, grad_evals)
+        return AttackResult(self._normalised(adv), success, norms, grad_evals)
+
+    @contextmanager
+    def _normalising(self) -> Iterator[None]:
+        """While crafting, the model sees normalised images (``set_normalization_used`` on a
+        model that does not normalise inside)."""
+        if self.normalization_used is None or self._model_normalises:
+            yield
+            return
+        model = self.model
+        self.model = NormalizedModel(model, self.normalization_used)
+        try:
+            yield
+        finally:
+            self.model = model
 
     def _craft(
         self, images: torch.Tensor, labels: torch.Tensor, need_success: bool
@@ -236,13 +254,6 @@ class Attack(TorchattacksCompat):
         else:
             value = per_example_objective(self.loss, logits, labels, self.targeted)
         return success, value
-
-    def __repr__(self) -> str:
-        loss = (
-            self.loss if isinstance(self.loss, str) else getattr(self.loss, "__name__", "callable")
-        )
-        name = type(self).__name__
-        return f"{name}(eps={self.eps:g}, norm={self.norm}, loss={loss}, targeted={self.targeted})"
 
 
 __all__ = [

@@ -1,9 +1,11 @@
 """The attack catalogue: register, list and create attacks by name, as for every room.
 
 Native attacks (FGSM, PGD, its L2 variant, APGD, APGD-T, Square) are registered beside each
-other below; every torchattacks attack follows under its class name (``DeepFool``, ``MIFGSM``).
-A native attack takes the name of the torchattacks port it replaces (``apgd``); the port stays
-reachable as ``torchattacks.<Name>`` (e.g. ``torchattacks.APGD``). Names ignore case.
+other below; every name of ``torchattacks.__all__`` follows (``DeepFool``, ``MIFGSM``,
+``PGDL2``, ``MultiAttack``), as the class ``robustlab.attacks.<Name>`` (native or adapted,
+:mod:`robustlab.attacks.ported`). A native attack takes the name of the torchattacks port it
+replaces (``apgd``, ``PGDL2``); the port stays reachable as ``torchattacks.<Name>`` (e.g.
+``torchattacks.APGD``). Names ignore case.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from dataclasses import dataclass, field
 import torchattacks
 from torch import nn
 
-from robustlab.attacks.adapter import L2_ATTACKS, TorchattacksAttack
+from robustlab.attacks import ported
+from robustlab.attacks.adapter import L2_ATTACKS, adapt
 from robustlab.attacks.apgd import APGD
+from robustlab.attacks.apgdt import APGDT
 from robustlab.attacks.fgsm import FGSM
 from robustlab.attacks.geometry import madry_step_size
-from robustlab.attacks.pgd import PGD
+from robustlab.attacks.multiattack import MultiAttack
+from robustlab.attacks.pgd import PGD, PGDL2
 from robustlab.attacks.square import Square
 from robustlab.errors import ConfigError
 from robustlab.registry import Registry
@@ -120,34 +125,48 @@ def _variant(cls: type, name: str, fixed: dict, defaults: dict) -> AttackFactory
     return _with_signature(factory, name, cls, drop=tuple(fixed), defaults=defaults)
 
 
-def _torchattacks_factory(cls: type, name: str) -> AttackFactory:
-    """A torchattacks class wrapped in :class:`TorchattacksAttack`, with a ``targeted`` option
-    (labels given to the attack are then the targets, as ``set_mode_targeted_by_label``)."""
+def _adapted_factory(cls: type, name: str) -> AttackFactory:
+    """An adapted torchattacks class (:func:`robustlab.attacks.adapter.adapt`) with a
+    ``targeted`` option (labels given to the attack are then the targets, as
+    ``set_mode_targeted_by_label``)."""
 
     def factory(model: nn.Module, targeted: bool = False, **kwargs: object) -> object:
         try:
             attack = cls(model, **kwargs)
+            if targeted:
+                attack.set_mode_targeted_by_label(quiet=True)
         except (TypeError, ValueError, AssertionError) as err:
             raise ConfigError(f"attack {name!r} rejected its options {kwargs}: {err}") from err
-        if targeted:
-            attack.set_mode_targeted_by_label(quiet=True)
-        return TorchattacksAttack(attack, model, name, targeted=targeted)
+        attack.name = name
+        return attack
 
     targeted = inspect.Parameter("targeted", inspect.Parameter.KEYWORD_ONLY, default=False)
     return _with_signature(factory, name, cls, extra=(targeted,))
 
 
+def multi_attack(model: nn.Module, attacks: Sequence[object], verbose: bool = False) -> object:
+    """:class:`MultiAttack` by name: ``attacks`` must all be built on ``model``."""
+    if any(getattr(attack, "model", None) is not model for attack in attacks):
+        raise ConfigError("MultiAttack: build every attack in `attacks` on the model given here")
+    return MultiAttack(attacks, verbose=verbose)
+
+
+NATIVE_BY_TORCHATTACKS_NAME = {"PGDL2": PGDL2, "APGDT": APGDT, "MultiAttack": multi_attack}
+
+
 def _register_torchattacks() -> None:
-    """Every ``torchattacks.Attack`` subclass under its class name, after the native ones."""
-    for class_name in getattr(torchattacks, "__all__", None) or dir(torchattacks):
-        cls = getattr(torchattacks, class_name, None)
-        if not (inspect.isclass(cls) and issubclass(cls, torchattacks.attack.Attack)):
+    """Every name of ``torchattacks.__all__`` after the native ones: ``robustlab.attacks``'
+    class of that name; the port of a native class as ``torchattacks.<Name>``."""
+    for name in torchattacks.__all__:
+        if name in ported.NATIVE and name != "MultiAttack":
+            port = TORCHATTACKS_PREFIX + name
+            register_attack(port)(_adapted_factory(adapt(getattr(torchattacks, name)), port))
+        if name in ATTACKS:  # a native attack took the plain name (fgsm, pgd, apgd, square)
             continue
-        name = cls.__name__
-        if name in ATTACKS:  # a native attack took the plain name
-            name = TORCHATTACKS_PREFIX + name
-        if name not in ATTACKS:
-            register_attack(name)(_torchattacks_factory(cls, name))
+        if name in NATIVE_BY_TORCHATTACKS_NAME:
+            register_attack(name)(NATIVE_BY_TORCHATTACKS_NAME[name])
+        else:
+            register_attack(name)(_adapted_factory(getattr(ported, name), name))
 
 
 register_attack("fgsm")(FGSM)

@@ -1,39 +1,159 @@
-"""torchattacks' attack-mode API on robustlab's native attacks.
+"""torchattacks' ``Attack`` surface on robustlab's attacks.
 
 A script written for torchattacks runs with only its import changed: the targeted modes
 (``set_mode_targeted_by_label``, ``_random``, ``_least_likely``, ``_by_function``),
-``set_mode_default``, ``set_model_training_mode``, ``get_logits`` and ``save(loader, path)``.
-``save`` writes safetensors (never pickle); :func:`load_adversarial` reads the file back.
+``set_mode_default``, ``set_model_training_mode``, ``set_normalization_used``, ``set_device``,
+``get_logits``, ``supported_mode``, ``save(loader, path)`` (torchattacks' file format,
+:mod:`robustlab.attacks.saving`) and ``load``. :class:`TorchattacksSurface` is what native and
+adapted attacks share; :class:`TorchattacksCompat` adds the attack modes of the native ones.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from robustlab.attacks import normalization, saving
 from robustlab.errors import ConfigError
+from robustlab.models.runtime import model_context
 
-log = logging.getLogger(__name__)
+# How far outside [0, 1] an inverse-normalised pixel may be and still count as inside.
+ROUNDING = 1e-5
 
 TargetMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class TorchattacksCompat:
+class TorchattacksSurface:
+    """What native and adapted attacks share: normalisation, device, ``save`` and ``load``.
+
+    ``normalization_used``: torchattacks' ``{"mean", "std"}`` or None. The host class
+    provides ``model``, ``device`` and ``__call__``.
+    """
+
+    model: nn.Module
+    device: torch.device
+    normalization_used: dict[str, torch.Tensor] | None = None
+    _model_normalises = False
+
+    def set_device(self, device: str | torch.device) -> None:
+        """Run the attack on ``device`` (the model is not moved, as in torchattacks)."""
+        self.device = torch.device(device)
+
+    def _set_normalization(self, mean, std) -> bool:
+        """Record the statistics; True when the model normalises inside (then warned)."""
+        self.normalization_used = normalization.normalization_stats(mean, std)
+        self._model_normalises = normalization.normalises_inside(self.model)
+        if self._model_normalises:
+            normalization.warn_normalised_inside(type(self).__name__, self.model)
+        return self._model_normalises
+
+    def _unit(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Inputs in [0, 1]: normalised inputs mapped back when normalisation is used."""
+        if self.normalization_used is None:
+            return inputs
+        unit = normalization.inverse_normalize(inputs, self.normalization_used)
+        # float rounding of normalise-then-invert may leave 0 and 1 a few ulps outside [0, 1]
+        near = (unit >= -ROUNDING) & (unit <= 1 + ROUNDING)
+        return torch.where(near, unit.clamp(0, 1), unit)
+
+    def _normalised(self, images: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images in the caller's space (normalised when normalisation is used)."""
+        if self.normalization_used is None:
+            return images
+        return normalization.normalize(images, self.normalization_used)
+
+    def _model_input(self, images: torch.Tensor) -> torch.Tensor:
+        """What the model is given for [0, 1] ``images``."""
+        if self.normalization_used is None or self._model_normalises:
+            return images
+        return normalization.normalize(images, self.normalization_used)
+
+    @torch.no_grad()
+    def _predict_unit(self, images: torch.Tensor) -> torch.Tensor:
+        with model_context(self.model, "eval") as model:
+            return model(self._model_input(images.to(self.device))).argmax(1)
+
+    def _unit_pair(self, inputs: torch.Tensor, labels: torch.Tensor):
+        adv = self(inputs, labels).detach()
+        return self._unit(adv).cpu(), self._unit(inputs.to(adv.device)).cpu()
+
+    def save(
+        self,
+        data_loader: Iterable,
+        save_path: str | Path | None = None,
+        verbose: bool = True,
+        return_verbose: bool = False,
+        save_predictions: bool = False,
+        save_clean_inputs: bool = False,
+        save_type: str = "float",
+    ) -> tuple[float, float, float] | None:
+        """torchattacks' ``save``: attack every ``(inputs, labels)`` batch of ``data_loader``
+        and write ``adv_inputs``, ``labels`` (``preds``, ``clean_inputs`` when asked) in [0, 1]
+        to ``save_path`` in torchattacks' format (safetensors for a ``.safetensors`` path);
+        ``save_type="int"`` stores uint8 images. ``verbose`` prints torchattacks' progress line;
+        returns (robust accuracy %, mean L2 of the fooled, seconds) when ``return_verbose``."""
+        if save_type not in ("float", "int"):
+            raise ConfigError(f"save_type must be 'float' or 'int', got {save_type!r}")
+        parts, figures = saving.attack_loader(
+            self._unit_pair, self._predict_unit, data_loader, verbose
+        )
+        if save_path is not None:
+            saving.write_adversarial(
+                parts, save_path, save_predictions, save_clean_inputs, save_type
+            )
+        return figures if return_verbose else None
+
+    load = staticmethod(saving.load)
+
+    def __repr__(self) -> str:
+        """torchattacks' form: ``Name(model_name=..., device=..., attack_mode=..., ...)``."""
+        info = {
+            "model_name": type(self.model).__name__,
+            "device": self.device,
+            "attack_mode": getattr(self, "attack_mode", "default"),
+            "targeted": getattr(self, "targeted", False),
+            "normalization_used": self.normalization_used is not None,
+        }
+        info |= {
+            key: _short(value)
+            for key, value in vars(self).items()
+            if not key.startswith("_")
+            and key not in ("model", "name", *info)
+            and not callable(value)
+        }
+        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in info.items())})"
+
+
+def _short(value: object) -> object:
+    """A tensor of many values as ``tensor(N)``, dicts by their keys; anything else as is."""
+    if torch.is_tensor(value) and value.numel() > 1:
+        return f"tensor({value.numel()})"
+    return list(value) if isinstance(value, dict) else value
+
+
+class TorchattacksCompat(TorchattacksSurface):
     """Mixin for :class:`robustlab.attacks.Attack`: the attack-mode methods of
     ``torchattacks.Attack``. ``targeted`` / ``attack_mode`` mirror torchattacks' attributes."""
 
-    model: nn.Module
     targeted: bool
     attack_mode = "default"
     supports_targeted = True
     _target_map: TargetMap | None = None
     _kth_min = 1
+
+    @property
+    def supported_mode(self) -> list[str]:
+        """torchattacks' ``supported_mode``: ``["default", "targeted"]`` or ``["default"]``."""
+        return ["default", "targeted"] if self.supports_targeted else ["default"]
+
+    def set_normalization_used(self, mean, std) -> None:
+        """Inputs are normalised with ``mean``/``std`` per channel: the attack maps them back to
+        [0, 1], normalises what the model sees and returns normalised adversarial inputs, as
+        torchattacks does; a model that normalises inside gets a warning and [0, 1] images."""
+        self._set_normalization(mean, std)
 
     def set_mode_default(self) -> None:
         """Untargeted: ``labels`` are the true classes and the attack makes them wrong."""
@@ -83,10 +203,11 @@ class TorchattacksCompat:
 
     @torch.no_grad()
     def _clean_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of [0, 1] images in eval mode (normalised for the model when asked)."""
         training = self.model.training
         self.model.eval()
         try:
-            return self.model(images.to(self.device))
+            return self.model(self._model_input(images.to(self.device)))
         finally:
             self.model.train(training)
 
@@ -106,61 +227,3 @@ class TorchattacksCompat:
         if self._target_map is None:
             return labels
         return self._target_map(images, labels).to(labels.device, torch.long)
-
-    def save(
-        self,
-        data_loader: Iterable,
-        save_path: str | Path | None = None,
-        verbose: bool = True,
-        return_verbose: bool = False,
-        save_predictions: bool = False,
-        save_clean_inputs: bool = False,
-        save_type: str = "float",
-    ) -> tuple[float, float, float] | None:
-        """Attack every ``(images, labels)`` batch of ``data_loader``; write ``adv_inputs``,
-        ``labels`` (and ``preds`` / ``clean_inputs`` when asked) as safetensors to ``save_path``.
-
-        ``save_type="int"`` stores images as uint8 (x 255), like torchattacks. Returns
-        (robust accuracy %, mean L2 of the fooled, seconds) when ``return_verbose``.
-        """
-        if save_type not in ("float", "int"):
-            raise ConfigError(f"save_type must be 'float' or 'int', got {save_type!r}")
-        started, parts = time.perf_counter(), {"adv_inputs": [], "labels": [], "preds": []}
-        parts["clean_inputs"], correct, total, distances = [], 0, 0, []
-        for images, labels in data_loader:
-            adv = self(images, labels).cpu()
-            preds = self._clean_logits(adv).argmax(1).cpu()
-            right = preds == labels.cpu()
-            correct, total = correct + int(right.sum()), total + len(labels)
-            distances.append((adv - images.cpu()).flatten(1).norm(dim=1)[~right])
-            for key, value in zip(parts, (adv, labels.cpu(), preds, images.cpu()), strict=True):
-                parts[key].append(value)
-        accuracy = 100.0 * correct / max(total, 1)
-        l2 = float(torch.cat(distances).mean()) if distances and total > correct else 0.0
-        elapsed = time.perf_counter() - started
-        if verbose:
-            log.info("robust accuracy %.2f%% / L2 %.5f / %.1f s", accuracy, l2, elapsed)
-        if save_path is not None:
-            if not save_predictions:
-                parts.pop("preds")
-            if not save_clean_inputs:
-                parts.pop("clean_inputs")
-            _write(parts, save_path, save_type)
-        return (accuracy, l2, elapsed) if return_verbose else None
-
-
-def _write(parts: dict[str, list[torch.Tensor]], path: str | Path, save_type: str) -> None:
-    tensors = {key: torch.cat(chunks).contiguous() for key, chunks in parts.items() if chunks}
-    if save_type == "int":
-        for key in {"adv_inputs", "clean_inputs"} & set(tensors):
-            tensors[key] = (tensors[key] * 255).round().to(torch.uint8)
-    save_file(tensors, str(path), metadata={"save_type": save_type})
-
-
-def load_adversarial(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors written by ``attack.save(loader, path)``; uint8 images come back as [0, 1] floats."""
-    tensors = load_file(str(path))
-    for key in ("adv_inputs", "clean_inputs"):
-        if key in tensors and tensors[key].dtype == torch.uint8:
-            tensors[key] = tensors[key].float() / 255
-    return tensors

@@ -15,7 +15,7 @@ class FGSM(Attack):
 
     Distance measure: Linf. One step ``x + eps * sign(grad)``, clipped to [0, 1].
 
-    Arguments:
+    Arguments (torchattacks.FGSM's, then robustlab's keyword-only ones):
         model (nn.Module): model to attack; takes [0, 1] images and returns logits.
         eps (float): maximum perturbation. (Default: 8/255)
         loss: ``"ce"`` (default), ``"margin"`` (Carlini–Wagner logit margin), ``"dlr"`` or a
@@ -40,6 +40,7 @@ class FGSM(Attack):
         self,
         model: nn.Module,
         eps: float = 8 / 255,
+        *,
         loss: LossSpec = "ce",
         targeted: bool = False,
         model_mode: str = "eval",

@@ -45,16 +45,17 @@ def ascent_step(
     alpha: float | torch.Tensor,
     norm: str,
     quantile: float = l1.DEFAULT_QUANTILE,
+    eps_for_division: float = EPS_DIVISION,
 ) -> torch.Tensor:
     """``adv`` moved by ``alpha`` along the steepest-ascent direction of ``grad`` in ``norm``
-    (sign for Linf, the normalised gradient for L2, the sparse sign step on the top
-    ``1 - quantile`` coordinates for L1); not projected."""
+    (sign for Linf, the normalised gradient for L2 (``eps_for_division`` added to its norm),
+    the sparse sign step on the top ``1 - quantile`` coordinates for L1); not projected."""
     if norm == "L1":
         return l1.sparse_ascent_step(adv, grad, alpha, quantile)
     alpha = per_row(alpha, adv)
     if norm == "Linf":
         return adv + alpha * grad.sign()
-    grad_norms = per_row(row_norms(grad, "L2") + EPS_DIVISION, adv)
+    grad_norms = per_row(row_norms(grad, "L2") + eps_for_division, adv)
     return adv + alpha * grad / grad_norms
 
 

@@ -40,6 +40,8 @@ class IterativeAttack(Attack):
     random_start: bool = True
     # L1 only: the sparse step moves the top (1 - l1_quantile) coordinates by |grad|.
     l1_quantile: float = geometry.l1.DEFAULT_QUANTILE
+    # L2 only: added to the gradient norm before dividing (torchattacks.PGDL2's option).
+    eps_for_division: float = geometry.EPS_DIVISION
 
     @property
     def continuable(self) -> bool:
@@ -65,7 +67,9 @@ class IterativeAttack(Attack):
     ) -> torch.Tensor:
         """One steepest-ascent step of size ``alpha`` along ``grad``, projected (radius ``eps``)."""
         alpha = self.alpha if alpha is None else alpha
-        moved = geometry.ascent_step(adv.detach(), grad, alpha, self.norm, self.l1_quantile)
+        moved = geometry.ascent_step(
+            adv.detach(), grad, alpha, self.norm, self.l1_quantile, self.eps_for_division
+        )
         return self.project(moved, images, eps)
 
     def project(

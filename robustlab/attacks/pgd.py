@@ -22,7 +22,7 @@ class PGD(IterativeAttack):
     Tramèr & Boneh 2019 on the top ``1 - l1_quantile`` coordinates by |grad|, L1 length alpha,
     then the exact projection onto the L1 ball ∩ [0, 1]; :mod:`robustlab.attacks.l1`).
 
-    Arguments:
+    Arguments (torchattacks.PGD's, then robustlab's keyword-only ones):
         model (nn.Module): model to attack; takes [0, 1] images and returns logits.
         eps (float): radius of the ball. (Default: 8/255)
         alpha (float): step size. (Default: 2/255)
@@ -64,6 +64,7 @@ class PGD(IterativeAttack):
         alpha: float = 2 / 255,
         steps: int = 10,
         random_start: bool = True,
+        *,
         norm: str = "Linf",
         restarts: int = 1,
         loss: LossSpec = "ce",
@@ -157,8 +158,53 @@ class PGD(IterativeAttack):
             value[active] = last_value
         return adv, success, value, evals
 
-    def __repr__(self) -> str:
-        return (
-            f"PGD(eps={self.eps:g}, alpha={self.alpha:g}, steps={self.steps}, norm={self.norm}, "
-            f"restarts={self.restarts}, early_stop={self.early_stop}, targeted={self.targeted})"
+
+class PGDL2(PGD):
+    r"""PGD in the L2 ball with torchattacks.PGDL2's signature: ``PGD(norm="L2")``.
+
+    Arguments (torchattacks.PGDL2's, then PGD's keyword-only ones):
+        model (nn.Module): model to attack; takes [0, 1] images and returns logits.
+        eps (float): radius of the L2 ball. (Default: 1.0)
+        alpha (float): step size. (Default: 0.2)
+        steps (int): number of steps. (Default: 10)
+        random_start (bool): torchattacks.PGDL2's random start in the ball. (Default: True)
+        eps_for_division (float): added to the gradient norm before dividing. (Default: 1e-10)
+
+    With ``early_stop=False`` the result equals ``torchattacks.PGDL2`` under the same random
+    state.
+
+    Examples::
+        >>> adv_images = PGDL2(model, eps=1.0, alpha=0.2, steps=10)(images, labels)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        eps: float = 1.0,
+        alpha: float = 0.2,
+        steps: int = 10,
+        random_start: bool = True,
+        eps_for_division: float = 1e-10,
+        *,
+        restarts: int = 1,
+        loss: LossSpec = "ce",
+        targeted: bool = False,
+        early_stop: bool = True,
+        model_mode: str = "eval",
+    ):
+        super().__init__(
+            model,
+            eps,
+            alpha,
+            steps,
+            random_start,
+            norm="L2",
+            restarts=restarts,
+            loss=loss,
+            targeted=targeted,
+            early_stop=early_stop,
+            model_mode=model_mode,
         )
+        if not eps_for_division > 0:
+            raise ConfigError(f"PGDL2 eps_for_division must be > 0, got {eps_for_division!r}")
+        self.eps_for_division = float(eps_for_division)

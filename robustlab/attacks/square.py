@@ -60,15 +60,18 @@ class Square(Attack):
     the batch size and its index, so neither changes any other row's result. A row never
     fooled comes back as the lowest-margin image seen (the clean one if no start beat it).
 
-    Arguments:
+    Arguments (torchattacks.Square's, then robustlab's keyword-only early_stop, model_mode):
         model (nn.Module): model to attack; takes [0, 1] images and returns logits.
-        eps (float or Tensor): radius, or one radius per image, shape (N,). (Default: 8/255)
         norm (str): ``"Linf"`` or ``"L2"``. (Default: "Linf")
+        eps (float or Tensor): radius, or one radius per image, shape (N,). (Default: 8/255)
         n_queries (int): iterations per restart (one query each, plus one for the start).
             (Default: 5000)
+        n_restarts (int): runs, each on the rows no earlier run fooled. (Default: 1)
         p_init (float): initial fraction of pixels in the window. (Default: 0.8)
-        restarts (int): runs, each on the rows no earlier run fooled. (Default: 1)
+        loss (str): ``"margin"`` only (the port's ``"ce"``: ``torchattacks.Square`` by name).
+        resc_schedule (bool): rescale the p schedule to ``n_queries``. (Default: True)
         seed (int): seed of the attack's generator, reset at every call. (Default: 0)
+        verbose (bool): print the robust accuracy after every restart. (Default: False)
         early_stop (bool): a fooled row stops; else every row runs all its iterations and
             keeps lowering its margin. (Default: True)
         model_mode (str): ``"eval"`` or ``"train"``. (Default: "eval")
@@ -90,12 +93,16 @@ class Square(Attack):
     def __init__(
         self,
         model: nn.Module,
-        eps: float | torch.Tensor = 8 / 255,
         norm: str = "Linf",
+        eps: float | torch.Tensor = 8 / 255,
         n_queries: int = 5000,
+        n_restarts: int = 1,
         p_init: float = 0.8,
-        restarts: int = 1,
+        loss: str = "margin",
+        resc_schedule: bool = True,
         seed: int = 0,
+        verbose: bool = False,
+        *,
         early_stop: bool = True,
         model_mode: str = "eval",
     ):
@@ -105,15 +112,21 @@ class Square(Attack):
         )
         if norm not in SQUARE_NORMS:
             raise ConfigError(f"Square norm must be one of {', '.join(SQUARE_NORMS)}, got {norm!r}")
-        counts = (n_queries, restarts)
+        if loss != "margin":
+            raise ConfigError(
+                f"native Square minimises the margin loss only, got loss={loss!r}; use "
+                "create_attack('torchattacks.Square', model, loss='ce') for the port's CE loss"
+            )
+        counts = (n_queries, n_restarts)
         if not all(isinstance(k, int) and k >= 1 for k in counts) or not 0 < p_init <= 1:
             raise ConfigError(
-                "Square needs n_queries >= 1, restarts >= 1 and 0 < p_init <= 1, got "
-                f"{n_queries!r}, {restarts!r}, {p_init!r}"
+                "Square needs n_queries >= 1, n_restarts >= 1 and 0 < p_init <= 1, got "
+                f"{n_queries!r}, {n_restarts!r}, {p_init!r}"
             )
         self.eps = radii if radii.ndim == 1 else float(radii)
         self.norm, self.n_queries, self.p_init = norm, n_queries, float(p_init)
-        self.restarts, self.seed, self.early_stop = restarts, int(seed), bool(early_stop)
+        self.n_restarts, self.seed, self.early_stop = n_restarts, int(seed), bool(early_stop)
+        self.resc_schedule, self.verbose = bool(resc_schedule), bool(verbose)
         self.forward_evals = 0
 
     def _craft(
@@ -123,7 +136,7 @@ class Square(Attack):
         # One generator per restart, seeded from the attack's seed: a restart's draws never
         # depend on how far the previous one went.
         seeds = torch.randint(
-            2**62, (self.restarts,), generator=torch.Generator().manual_seed(self.seed)
+            2**62, (self.n_restarts,), generator=torch.Generator().manual_seed(self.seed)
         )
         adv = images.clone()
         margin = self._margin(images, labels)
@@ -137,6 +150,8 @@ class Square(Attack):
             adv[better], margin[better] = best[better], best_margin[better]
             if self.early_stop:
                 todo &= margin > 0
+            if self.verbose:
+                print(f"Square restart: robust accuracy {(margin > 0).float().mean():.2%}")
         if not need_success:
             return adv, None, 0
         with torch.no_grad():
@@ -154,7 +169,9 @@ class Square(Attack):
         margin = torch.full((n,), float("inf"), device=images.device)
         index = todo.nonzero().squeeze(1)
         margin[index] = self._margin(best[index], labels[index])
-        side_at = sw.sides_per_iteration(self.n_queries, self.p_init, shape, self.norm)
+        side_at = sw.sides_per_iteration(
+            self.n_queries, self.p_init, shape, self.norm, self.resc_schedule
+        )
         draws = DrawStream(n, (2 if self.norm == "Linf" else 5) + shape[0], generator)
         memo = None
         if self.norm == "Linf" and LinfMemo.fits(shape, len(side_at.unique())):
@@ -240,9 +257,3 @@ class Square(Attack):
         """Logit of the label minus the largest other logit (targeted: the reverse)."""
         margin = margin_loss(self._query(adv), labels)  # > 0: fooled (untargeted)
         return margin if self.targeted else -margin
-
-    def __repr__(self) -> str:
-        return (
-            f"Square(eps={self.eps_repr()}, norm={self.norm}, n_queries={self.n_queries}, "
-            f"p_init={self.p_init:g}, restarts={self.restarts})"
-        )

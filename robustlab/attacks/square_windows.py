@@ -18,11 +18,16 @@ P_BREAKPOINTS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 DIVISION = 1e-12  # added to norms before dividing, as the reference does
 
 
-def sides_per_iteration(n_queries: int, p_init: float, shape: tuple, norm: str) -> torch.Tensor:
+def sides_per_iteration(
+    n_queries: int, p_init: float, shape: tuple, norm: str, rescale: bool = True
+) -> torch.Tensor:
     """(n_queries,) side of the square at each iteration: p = p_init / 2**k after k breakpoints
-    of the (rescaled) schedule, side = round(sqrt(p * H * W)) (L2: odd, >= 3), within the image."""
+    of the schedule (rescaled to ``n_queries`` unless ``rescale`` is False), side =
+    round(sqrt(p * H * W)) (L2: odd, >= 3), within the image."""
     _, h, w = shape
-    rescaled = (torch.arange(n_queries, dtype=torch.float64) / n_queries * 10000).floor()
+    rescaled = torch.arange(n_queries, dtype=torch.float64)
+    if rescale:
+        rescaled = (rescaled / n_queries * 10000).floor()
     stage = (rescaled.unsqueeze(1) > torch.tensor(P_BREAKPOINTS, dtype=torch.float64)).sum(1)
     sides = []
     for k in range(len(P_BREAKPOINTS) + 1):

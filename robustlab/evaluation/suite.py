@@ -76,10 +76,17 @@ def suite_attack(
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SCHEDULES)}")
     ce_steps, t_steps, targets, queries = SCHEDULES[suite]
     if name == "apgd_ce":
-        return APGD(model, eps, steps=ce_steps, norm=norm, loss="ce", seed=seed)
+        return APGD(model, eps=eps, steps=ce_steps, norm=norm, loss="ce", seed=seed)
     if name == "apgd_t":
         return APGD(
-            model, eps, t_steps, norm, "dlr", targeted=True, n_target_classes=targets, seed=seed
+            model,
+            norm,
+            eps,
+            t_steps,
+            seed=seed,
+            loss="dlr",
+            targeted=True,
+            n_target_classes=targets,
         )
     return build_attack("Square", model, eps=eps, norm=norm, n_queries=queries, seed=seed)
 
