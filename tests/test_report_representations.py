@@ -59,8 +59,8 @@ def test_inversion_findings_count_growing_errors_and_compare_robust_to_standard(
     lines = _section(write_report(sweep).summary.read_text(encoding="utf-8"))
     assert "| resnet20 / pgd_at | 0.100 / 0.010 | 0.150 / 0.015 | 0.400 / 0.040 |" in lines
     assert (
-        "- Pixel error grows stage by stage (early layers keep more of the input) in 2 of 3 configurations."
-        in lines
+        "- Pixel error grows stage by stage (early layers keep more of the input) in 2 of 3 "
+        "configurations." in lines
     )
     assert any(
         line.startswith("- resnet20 / pgd_at: pixel error at stage1 0.150 against 0.200")

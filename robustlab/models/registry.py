@@ -59,4 +59,3 @@ def create_model(
 def model_param_count(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (buffers such as BN statistics and mean/std are not counted)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-

@@ -64,7 +64,7 @@ def explanations_section(records: Sequence[RunRecord], groups: Sequence[ConfigGr
         "Fragility: top-k intersection / Spearman rank correlation between the maps of a clean "
         "input and of its adversarial example (1 = unchanged); SE: mean absolute change of the "
         "excitation per stage; a dead block (constant excitation) is counted, and a stage of dead "
-        "blocks reads \"constant (dead)\".",
+        'blocks reads "constant (dead)".',
         "",
     ]
     lines += markdown_table(
