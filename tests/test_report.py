@@ -353,3 +353,15 @@ def test_reports_lead_with_the_worst_case_when_jobs_have_it(sweep: Path, tmp_pat
     assert accuracy.index("### Under worst_case") < accuracy.index("### Under pgd")
     assert "## Best configuration per eps (worst_case)" in text
     assert "Trade-off frontier (worst_case, eps=0.1)" in text
+
+
+def test_labels_name_the_data_set_when_a_sweep_spans_several() -> None:
+    values = CONFIGS[("resnet20", "none")][0]
+    records = []
+    for job, dataset in enumerate(("digits", "mnist5k")):
+        payload = _payload("resnet20", "none", 0, values) | {"dataset": dataset}
+        records.append(record_from_payload(str(job), payload))
+    labels = [g.label for g in aggregate_over_seeds(records)]
+    assert labels == ["digits: resnet20 / none", "mnist5k: resnet20 / none"]
+    one = aggregate_over_seeds(records[:1])
+    assert [g.label for g in one] == ["resnet20 / none"]

@@ -35,6 +35,11 @@ def _tile(array: np.ndarray) -> np.ndarray:
     return array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
 
 
+def _depth(layer: str) -> tuple[int, int]:
+    """Shallow to deep: stage0, stage1, ..., then the logits (the file's keys come sorted)."""
+    return (0, int(layer.removeprefix("stage"))) if layer.startswith("stage") else (1, 0)
+
+
 def inversion_rows(
     records: Sequence[RunRecord], groups: Sequence[ConfigGroup], image: int = 0
 ) -> list[tuple[str, list[str], list[np.ndarray]]]:
@@ -48,7 +53,7 @@ def inversion_rows(
         if path is None:
             continue
         arrays = load_file(str(path))
-        names = [ORIGINALS, *(k for k in arrays if k != ORIGINALS)]
+        names = [ORIGINALS, *sorted((k for k in arrays if k != ORIGINALS), key=_depth)]
         if image >= len(arrays[ORIGINALS]):
             continue
         rows.append((group.label, names, [_tile(arrays[n][image]) for n in names]))

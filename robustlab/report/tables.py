@@ -156,6 +156,7 @@ class ConfigGroup:
     norms: dict[str, str] = field(default_factory=dict)  # attack -> the norm of its curve
     detection_keys: list[str] = field(default_factory=list)
     distinct: str = ""  # the part of ``variant`` not shared by every group of the sweep
+    show_dataset: bool = False  # the sweep spans several data sets: labels name theirs
     warnings: list[str] = field(default_factory=list)  # every distinct warning of its jobs
 
     @property
@@ -165,9 +166,11 @@ class ConfigGroup:
 
     @property
     def label(self) -> str:
-        """Short name for legends and tables: ``model / defense [distinct overrides]``, marked
-        ``(masking?)`` when a job of it carries a gradient-masking warning."""
+        """Short name for legends and tables: ``model / defense [distinct overrides]`` (prefixed
+        ``dataset:`` in a sweep over data sets), marked ``(masking?)`` when a job of it carries
+        a gradient-masking warning."""
         text = f"{self.model} / {self.defense}"
+        text = f"{self.dataset}: {text}" if self.show_dataset else text
         text = f"{text} [{self.distinct}]" if self.distinct else text
         return f"{text} {MASKING_MARK}" if self.masking else text
 
@@ -228,8 +231,10 @@ def _set_distinct(groups: dict[tuple, ConfigGroup], members: dict[tuple, list[Ru
     # Overrides every job got (e.g. a sweep-wide +trainer.epochs=2) only clutter the labels.
     tokens = [set(variant_parts(members[key][0])) for key in groups]
     shared = set.intersection(*tokens) if tokens else set()
+    several_datasets = len({group.dataset for group in groups.values()}) > 1
     for group, mine in zip(groups.values(), tokens, strict=True):
         group.distinct = " ".join(sorted(mine - shared))
+        group.show_dataset = several_datasets
 
 
 def aggregate_table(groups: Sequence[ConfigGroup]) -> tuple[list[str], list[dict[str, Any]]]:
