@@ -64,7 +64,7 @@ def test_at_least_as_strong_as_l1_pgd_at_equal_budget(model, digits, eps, slack)
     images, labels = digits
     torch.manual_seed(0)
     pgd = PGD(model, eps, alpha=0.1 * eps, steps=20, norm="L1")(images, labels)
-    apgd = APGD(model, eps, steps=20, norm="L1")(images, labels)
+    apgd = APGD(model, "L1", eps, 20)(images, labels)
     allowed = correct_count(model, pgd, labels) + slack * len(labels)
     assert correct_count(model, apgd, labels) <= allowed
 

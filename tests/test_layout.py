@@ -384,13 +384,31 @@ def _docstring_only(name: str) -> bool:
     return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
 
 
+def _module_constants(name: str) -> dict[str, ast.expr]:
+    """Module-level ``NAME = <literal>`` assignments, by name."""
+    return {
+        t.id: node.value
+        for node in tree(name).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+
+
 def _declared_all(name: str) -> list[str] | None:
-    for node in tree(name).body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
-        ):
-            return list(ast.literal_eval(node.value))
-    return None
+    """The names of ``__all__``: a literal list, whose ``*NAME`` items may unpack a module-level
+    literal tuple (``__all__ = [*ADAPTED, "ADAPTED"]``)."""
+    constants = _module_constants(name)
+    value = constants.get("__all__")
+    if value is None:
+        return None
+    names: list[str] = []
+    for item in value.elts:
+        if isinstance(item, ast.Starred) and isinstance(item.value, ast.Name):
+            names += list(ast.literal_eval(constants[item.value.id]))
+        else:
+            names.append(ast.literal_eval(item))
+    return names
 
 
 def _bound_at_module_level(name: str) -> set[str]:
