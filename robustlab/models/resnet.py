@@ -23,7 +23,10 @@ class ResNet(FeatureClassifier):
 
     ``layers[i]`` blocks of width ``widths[i]`` per stage; stage strides are 1, 2, 2, ...
     ``stem`` is "cifar" (3x3 conv, stride 1) or "imagenet" (7x7 conv stride 2 + max-pool).
-    ``dropout`` is the head's dropout rate (0 = none; see ``ClassifierHead``).
+    ``dropout`` is the head's dropout rate (0 = none; see ``ClassifierHead``);
+    ``block_dropout`` the rate inside each block, between its two convolutions (WideResNet).
+    ``stem_width`` (default ``widths[0]``) is the stem's output width; a WideResNet's 16-channel
+    stem feeds a wider first stage.
     """
 
     def __init__(
@@ -38,19 +41,24 @@ class ResNet(FeatureClassifier):
         std: Stats = None,
         se_reduction: int | None = None,
         dropout: float = 0.0,
+        block_dropout: float = 0.0,
+        stem_width: int | None = None,
     ):
         super().__init__(num_classes, in_channels, mean, std)
         _validate(block, layers, widths, stem)
+        if isinstance(block_dropout, bool) or not 0.0 <= float(block_dropout) < 1.0:
+            raise ConfigError(f"block_dropout must be a rate in [0, 1), got {block_dropout!r}")
+        channels = widths[0] if stem_width is None else stem_width
         block_cls = BLOCKS[block]
         preact = block == "preact"
         self.block_type, self.se_reduction = block, se_reduction
-        self.stem = _make_stem(stem, in_channels, widths[0], with_bn_relu=not preact)
-        channels = widths[0]
+        self.stem = _make_stem(stem, in_channels, channels, with_bn_relu=not preact)
         for index, (depth, width) in enumerate(zip(layers, widths, strict=True)):
             stride = 1 if index == 0 else 2
             blocks = []
             for b in range(depth):
-                blocks.append(block_cls(channels, width, stride if b == 0 else 1, se_reduction))
+                block_stride = stride if b == 0 else 1
+                blocks.append(block_cls(channels, width, block_stride, se_reduction, block_dropout))
                 channels = width
             self.stages.append(nn.Sequential(*blocks))
         if preact:

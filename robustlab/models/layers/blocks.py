@@ -29,17 +29,28 @@ def _make_se(channels: int, se_reduction: int | None) -> SqueezeExcite | None:
     return None if se_reduction is None else SqueezeExcite(channels, se_reduction)
 
 
+def _make_dropout(rate: float) -> nn.Module:
+    # Identity at 0: no random draws and the same state dict as a block without the option.
+    return nn.Dropout(rate) if rate > 0 else nn.Identity()
+
+
 class BasicBlock(nn.Module):
     """Post-activation basic block (He et al. 2016, CIFAR variant).
 
-    conv-BN-ReLU-conv-BN [-SE] (+ shortcut) -ReLU. The shortcut is the identity, or a 1x1
-    convolution + BN (option B) when the stride or the width changes.
+    conv-BN-ReLU [-dropout] -conv-BN [-SE] (+ shortcut) -ReLU. The shortcut is the identity, or
+    a 1x1 convolution + BN (option B) when the stride or the width changes.
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, stride: int = 1, se_reduction: int | None = None
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        se_reduction: int | None = None,
+        dropout: float = 0.0,
     ):
         super().__init__()
+        self.dropout = _make_dropout(dropout)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)
@@ -53,7 +64,7 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.dropout(self.relu(self.bn1(self.conv1(x))))
         out = self.bn2(self.conv2(out))
         if self.se is not None:
             out = self.se(out)
@@ -63,14 +74,21 @@ class BasicBlock(nn.Module):
 class PreActBlock(nn.Module):
     """Pre-activation basic block (He et al., "Identity Mappings in Deep Residual Networks").
 
-    BN-ReLU-conv-BN-ReLU-conv [-SE] + shortcut, with no activation after the addition. A
-    projection shortcut (1x1 conv) reads the pre-activated input, as in the paper.
+    BN-ReLU-conv-BN-ReLU [-dropout] -conv [-SE] + shortcut, with no activation after the
+    addition. A projection shortcut (1x1 conv) reads the pre-activated input, as in the paper;
+    ``dropout`` between the two convolutions is the WideResNet's (Zagoruyko & Komodakis 2016).
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, stride: int = 1, se_reduction: int | None = None
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        se_reduction: int | None = None,
+        dropout: float = 0.0,
     ):
         super().__init__()
+        self.dropout = _make_dropout(dropout)
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn2 = nn.BatchNorm2d(out_channels)
@@ -84,8 +102,8 @@ class PreActBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         pre = self.relu(self.bn1(x))
         identity = x if self.shortcut is None else self.shortcut(pre)
-        out = self.conv1(pre)
-        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.dropout(self.relu(self.bn2(self.conv1(pre))))
+        out = self.conv2(out)
         if self.se is not None:
             out = self.se(out)
         return out + identity

@@ -18,10 +18,13 @@ ChannelStats = float | Sequence[float] | Tensor | None
 
 
 def _channel_vector(value: ChannelStats, default: float, in_channels: int, what: str) -> Tensor:
-    """Turn None / a scalar / a sequence into a float32 vector of length ``in_channels``."""
+    """Turn None / a scalar / a sequence into a float32 vector of length ``in_channels``.
+
+    Built on the CPU even under ``with torch.device("meta")``, so the checks below can read it.
+    """
     if value is None:
-        return torch.full((in_channels,), float(default))
-    vec = torch.as_tensor(value, dtype=torch.float32).detach().flatten().clone()
+        return torch.full((in_channels,), float(default), device="cpu")
+    vec = torch.as_tensor(value, dtype=torch.float32, device="cpu").detach().flatten().clone()
     if vec.numel() == 1:
         return vec.expand(in_channels).clone()
     if vec.numel() != in_channels:
