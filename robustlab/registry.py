@@ -23,20 +23,28 @@ def nearest_names(name: str, valid: Iterable[str], n: int = 3) -> list[str]:
     """The valid names closest to ``name`` (difflib ratio >= 0.5), best first; equal ratios
     go to the longer common prefix, so ``resnet21`` suggests ``resnet20`` before ``resnet32``."""
     name = str(name)
+    scores = {
+        candidate: (
+            difflib.SequenceMatcher(None, name, candidate).ratio(),
+            len(os.path.commonprefix([name.lower(), candidate.lower()])),
+        )
+        for candidate in valid
+    }
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+    return [c for c in ranked if scores[c][0] >= 0.5][:n]
 
-    def score(candidate: str) -> tuple[float, int]:
-        prefix = len(os.path.commonprefix([name.lower(), candidate.lower()]))
-        return difflib.SequenceMatcher(None, name, candidate).ratio(), prefix
 
-    ranked = sorted(valid, key=score, reverse=True)
-    return [c for c in ranked if score(c)[0] >= 0.5][:n]
+def did_you_mean(name: str, valid: Iterable[str], show: Callable[[str], str] = str) -> str:
+    """``"did you mean a or b? "`` for the valid names nearest ``name`` (each written by
+    ``show``), or ``""`` when none is near: the hint of every unknown-name message."""
+    near = nearest_names(name, valid)
+    return f"did you mean {' or '.join(show(n) for n in near)}? " if near else ""
 
 
 def unknown_name_message(kind: str, name: str, valid: Iterable[str]) -> str:
     """``unknown model 'resnet21': did you mean resnet20? (valid: ...)`` as one line."""
     valid = list(valid)
-    near = nearest_names(name, valid)
-    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    hint = did_you_mean(name, valid)
     return f"unknown {kind} {name!r}: {hint}(valid: {', '.join(valid) or 'none'})"
 
 

@@ -30,7 +30,7 @@ from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.schema import register_schemas
 from robustlab.app.validate import unknown_key_message, validate_config, validate_sweep
 from robustlab.errors import RobustlabError
-from robustlab.registry import nearest_names
+from robustlab.registry import did_you_mean
 
 USAGE_ERROR = 2  # the exit code of a bad command line, as argparse uses it
 SCHEMA_SUFFIX = "_schema"  # the options' schemas are entries of their group too, not options
@@ -39,8 +39,7 @@ SCHEMA_SUFFIX = "_schema"  # the options' schemas are entries of their group too
 def unknown_option_message(group: str, option: str, options: Sequence[str]) -> str:
     """``unknown option model=resnet21: did you mean resnet20? (options of model: ...)``."""
     options = [name for name in options if not name.endswith(SCHEMA_SUFFIX)]
-    near = nearest_names(option, options)
-    hint = f"did you mean {' or '.join(f'{group}={n}' for n in near)}? " if near else ""
+    hint = did_you_mean(option, options, show=lambda name: f"{group}={name}")
     return f"unknown option {group}={option}: {hint}(options of {group}: {', '.join(options)})"
 
 

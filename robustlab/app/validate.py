@@ -15,7 +15,7 @@ from robustlab.data import needs_root
 from robustlab.errors import ConfigError
 from robustlab.explain import list_attributions
 from robustlab.models import model_options
-from robustlab.registry import nearest_names
+from robustlab.registry import did_you_mean
 from robustlab.training.objectives.registry import check_value
 
 # the node Hydra adds to a config composed for a run or a sweep (not part of the schema)
@@ -26,8 +26,7 @@ def unknown_key_message(path: str, key: str, valid: list[str], option: str | Non
     """``unknown key defense.beta (defense=none): did you mean ...? (valid keys: name)``."""
     full = f"{path}.{key}" if path else key
     chosen = f" ({path}={option})" if path and option else ""
-    near = [f"{path}.{name}" if path else name for name in nearest_names(key, valid)]
-    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    hint = did_you_mean(key, valid, show=lambda name: f"{path}.{name}" if path else name)
     owners = [f"{path}={name}" for name in options_with_key(path, key)] if option else []
     owned = f"; {key} is a key of {', '.join(owners)}" if owners else ""
     return f"unknown key {full}{chosen}: {hint}(valid keys: {', '.join(valid) or 'none'}{owned})"
