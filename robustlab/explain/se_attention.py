@@ -23,14 +23,19 @@ def se_blocks(model: nn.Module) -> dict[str, SqueezeExcite]:
     return {name: m for name, m in model.named_modules() if isinstance(m, SqueezeExcite)}
 
 
+# What the hooks keep of each SE block: its excitation s = sigmoid(fc2(...)) (SqueezeExcite.gate
+# applies exactly this sigmoid to fc2's output) and which bottleneck units pass fc1's ReLU.
+EXCITATION = (lambda block: block.fc2, torch.sigmoid)
+ACTIVE = (lambda block: block.fc1, lambda out: out > 0)
+
+
 @torch.no_grad()
 def record_excitations(
     model: nn.Module, images: Tensor, batch_size: int = 256
 ) -> dict[str, Tensor]:
     """Excitation vectors (N, C) per SE block, on CPU, in eval mode; ``{}`` for a model
     without SE blocks."""
-    # fc2's output is the pre-sigmoid gate; SqueezeExcite.gate applies exactly this sigmoid
-    return _record(model, images, batch_size, lambda block: block.fc2, torch.sigmoid)
+    return _record(model, images, batch_size, [EXCITATION])[0]
 
 
 @torch.no_grad()
@@ -38,19 +43,26 @@ def record_hidden_activity(
     model: nn.Module, images: Tensor, batch_size: int = 256
 ) -> dict[str, Tensor]:
     """Per SE block, which bottleneck units pass the ReLU (N, hidden) booleans, on CPU."""
-    return _record(model, images, batch_size, lambda block: block.fc1, lambda out: out > 0)
+    return _record(model, images, batch_size, [ACTIVE])[0]
 
 
-def dead_se_blocks(model: nn.Module, images: Tensor, batch_size: int = 256) -> list[str]:
+@torch.no_grad()
+def record_se_activity(
+    model: nn.Module, images: Tensor, batch_size: int = 256
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Excitations and hidden activity of every SE block, from one pass over ``images``."""
+    excitations, active = _record(model, images, batch_size, [EXCITATION, ACTIVE])
+    return excitations, active
+
+
+def dead_blocks(excitations: dict[str, Tensor], active: dict[str, Tensor]) -> list[str]:
     """SE blocks whose excitation does not depend on the input, by name.
 
-    A block is dead when no hidden unit passes its ReLU for any of ``images`` (its gate is then
-    sigmoid(fc2.bias) for every input) or when its excitation has zero variance over them
-    (every channel's range under ``CONSTANT_TOLERANCE``: identical rows of a batch may differ
-    in float rounding).
+    A block is dead when no hidden unit passes its ReLU for any of the recorded inputs (its
+    gate is then sigmoid(fc2.bias) for every input) or when its excitation has zero variance
+    over them (every channel's range under ``CONSTANT_TOLERANCE``: identical rows of a batch
+    may differ in float rounding).
     """
-    active = record_hidden_activity(model, images, batch_size)
-    excitations = record_excitations(model, images, batch_size)
     return [
         name
         for name, gates in excitations.items()
@@ -59,15 +71,23 @@ def dead_se_blocks(model: nn.Module, images: Tensor, batch_size: int = 256) -> l
     ]
 
 
-def _record(model, images, batch_size, tap, transform) -> dict[str, Tensor]:
-    """Run ``model`` over ``images`` with a forward hook on ``tap(block)`` of every SE block,
-    keeping ``transform(output)`` per block."""
+def dead_se_blocks(model: nn.Module, images: Tensor, batch_size: int = 256) -> list[str]:
+    """The dead SE blocks (:func:`dead_blocks`) of ``model`` over ``images``."""
+    return dead_blocks(*record_se_activity(model, images, batch_size))
+
+
+def _record(model, images, batch_size, taps) -> list[dict[str, Tensor]]:
+    """Run ``model`` over ``images`` once with a forward hook on ``tap(block)`` of every SE
+    block per ``(tap, transform)`` of ``taps``; per tap, ``transform(output)`` by block."""
     blocks = se_blocks(model)
-    records: dict[str, list[Tensor]] = {name: [] for name in blocks}
+    records = [{name: [] for name in blocks} for _ in taps]
     handles = [
         tap(block).register_forward_hook(
-            lambda _m, _i, out, key=name: records[key].append(transform(out).cpu())
+            lambda _m, _i, out, kept=kept, key=name, keep=transform: kept[key].append(
+                keep(out).cpu()
+            )
         )
+        for (tap, transform), kept in zip(taps, records, strict=True)
         for name, block in blocks.items()
     ]
     device = model_device(model)
@@ -78,7 +98,9 @@ def _record(model, images, batch_size, tap, transform) -> dict[str, Tensor]:
     finally:
         for handle in handles:
             handle.remove()
-    return {name: torch.cat(chunks) for name, chunks in records.items() if chunks}
+    return [
+        {name: torch.cat(chunks) for name, chunks in kept.items() if chunks} for kept in records
+    ]
 
 
 def stage_of(block_name: str) -> str:

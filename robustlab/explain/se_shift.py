@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from robustlab.explain.se_attention import (
     channel_correlation,
-    dead_se_blocks,
-    record_excitations,
+    dead_blocks,
+    record_se_activity,
     stage_of,
 )
 
@@ -119,15 +119,20 @@ class SEAttention:
         }
 
 
+def _joined(first: dict[str, Tensor], second: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {name: torch.cat([first[name], second[name]]) for name in first}
+
+
 def se_attention_shift(
     model: nn.Module, clean: Tensor, adversarial: Tensor, labels: Tensor, num_classes: int
 ) -> SEAttention | None:
     """Excitations on clean and adversarial inputs, block by block; None without SE blocks."""
-    clean_s = record_excitations(model, clean)
+    clean_s, clean_active = record_se_activity(model, clean)
     if not clean_s:
         return None
-    adv_s = record_excitations(model, adversarial)
-    dead = set(dead_se_blocks(model, torch.cat([clean, adversarial])))
+    adv_s, adv_active = record_se_activity(model, adversarial)
+    # dead over clean and adversarial inputs together, from the two passes just made
+    dead = set(dead_blocks(_joined(clean_s, adv_s), _joined(clean_active, adv_active)))
     labels = labels.cpu()
     return SEAttention(
         [
