@@ -23,16 +23,12 @@ def _stage_shift(stage: dict) -> str:
     return f"{value} ({dead} dead)" if dead else value
 
 
-def _first(records: dict[str, RunRecord], group: ConfigGroup) -> dict:
-    return next((records[j].explanations for j in group.jobs if records[j].explanations), {})
-
-
 def explanations_section(records: Sequence[RunRecord], groups: Sequence[ConfigGroup]) -> list[str]:
     """Fragility (top-k intersection / Spearman of clean vs adversarial maps), faithfulness
     (deletion AUC on clean inputs, lower is better) and the sanity check (Spearman with a
     re-initialised model, lower is better) per method, and the SE attention shift per stage."""
     by_job = {r.job: r for r in records}
-    explained = [(g, _first(by_job, g)) for g in groups]
+    explained = [(g, g.first_value(by_job, lambda r: r.explanations)) for g in groups]
     explained = [(g, e) for g, e in explained if e]
     lines = ["## Explanations", ""]
     if not explained:

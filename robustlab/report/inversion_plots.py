@@ -21,15 +21,6 @@ TITLE = "Feature inversion per layer"
 ORIGINALS = "originals"
 
 
-def _inversion_file(group: ConfigGroup, by_job: dict[str, RunRecord]) -> Path | None:
-    # the file name belongs to the explain room, which imports torch: read it only here
-    from robustlab.explain.inversion_study import INVERSIONS_FILE
-
-    directories = (by_job[job].job_dir for job in group.jobs)
-    paths = [Path(d) / INVERSIONS_FILE for d in directories if d]
-    return next((p for p in paths if p.is_file()), None)
-
-
 def _tile(array: np.ndarray) -> np.ndarray:
     """(C, H, W) in [0, 1] -> what imshow draws: (H, W) for one channel, (H, W, 3) for RGB."""
     return array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
@@ -46,10 +37,13 @@ def inversion_rows(
     """Per configuration with saved inversions: label, column names and tiles of ``image``."""
     from safetensors.numpy import load_file
 
+    # the file name belongs to the explain room, which imports torch: read it only here
+    from robustlab.explain.inversion_study import INVERSIONS_FILE
+
     by_job = {r.job: r for r in records}
     rows = []
     for group in sorted(groups, key=lambda g: (g.dataset, g.model, g.defense != "none")):
-        path = _inversion_file(group, by_job)
+        path = group.first_file(by_job, INVERSIONS_FILE)
         if path is None:
             continue
         arrays = load_file(str(path))

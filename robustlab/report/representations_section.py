@@ -17,10 +17,6 @@ from robustlab.report.tables import ConfigGroup, eps_order, robust_column
 STANDARD = "none"  # the defense a robust model is compared with
 
 
-def _first(records: dict[str, RunRecord], group: ConfigGroup, read) -> dict:
-    return next((read(records[j]) for j in group.jobs if read(records[j])), {})
-
-
 def _inversion(record: RunRecord) -> dict:
     return record.explanations.get("inversion", {}).get("layers", {})
 
@@ -56,7 +52,7 @@ def _robust_comparison(inverted: list[tuple[ConfigGroup, dict]]) -> list[str]:
 def inversion_lines(records: Sequence[RunRecord], groups: Sequence[ConfigGroup]) -> list[str]:
     """Median pixel / feature errors of each layer's inversion, and the two findings."""
     by_job = {r.job: r for r in records}
-    inverted = [(g, _first(by_job, g, _inversion)) for g in groups]
+    inverted = [(g, g.first_value(by_job, _inversion)) for g in groups]
     inverted = [(g, layers) for g, layers in inverted if layers]
     if not inverted:
         return []
@@ -87,7 +83,7 @@ def se_overhead_lines(records: Sequence[RunRecord], groups: Sequence[ConfigGroup
     """Per configuration with SE blocks: r, exact extra parameters, Eq. 5, accuracies."""
     by_job = {r.job: r for r in records}
     rows, eps_keys = [], set()
-    overheads = [(g, _first(by_job, g, lambda r: r.se_overhead)) for g in groups]
+    overheads = [(g, g.first_value(by_job, lambda r: r.se_overhead)) for g in groups]
     overheads = [(g, o) for g, o in overheads if o]
     if not overheads:
         return []

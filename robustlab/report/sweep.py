@@ -108,9 +108,7 @@ def job_scores(groups: Sequence[ConfigGroup], records: Sequence[RunRecord]) -> d
     by_job = {r.job: r for r in records}
     runs = {}
     for group in groups:
-        directories = (by_job[job].job_dir for job in group.jobs)
-        paths = [Path(d) / SCORES_FILE for d in directories if d]
-        kept = next((p for p in paths if p.is_file()), None)
+        kept = group.first_file(by_job, SCORES_FILE)
         if kept is not None:
             runs[group.label] = read_detection_scores(kept)
     return runs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +178,18 @@ class ConfigGroup:
         """Mean of a metric column over seeds, or None when no job reported it."""
         stat = self.stats.get(column)
         return stat.mean if stat else None
+
+    def first_value(
+        self, by_job: Mapping[str, RunRecord], read: Callable[[RunRecord], dict]
+    ) -> dict:
+        """``read(record)`` of the first job that has it (a figure is drawn from one seed)."""
+        values = (read(by_job[job]) for job in self.jobs)
+        return next((value for value in values if value), {})
+
+    def first_file(self, by_job: Mapping[str, RunRecord], name: str) -> Path | None:
+        """The file ``name`` in the folder of the first job that kept one, or None."""
+        folders = (by_job[job].job_dir for job in self.jobs)
+        return next((p for p in (Path(f) / name for f in folders if f) if p.is_file()), None)
 
 
 def _stat(values: list[float]) -> Stat:
