@@ -15,11 +15,15 @@ success.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 from torch.fx.experimental.optimization import fuse
 
 from robustlab.models.runtime import model_context
+
+log = logging.getLogger(__name__)
 
 # Logits of the folded copy may differ from the original's by float rounding only.
 _TOLERANCE = 1e-4
@@ -44,7 +48,8 @@ def fold_batchnorm(model: nn.Module, probe: torch.Tensor, channels_last: bool = 
             folded = fuse(model)
         # Tracing fails on data-dependent control flow, with an error type per construct;
         # any failure only means this model is attacked as it is.
-        except Exception:
+        except Exception as err:
+            log.debug("BatchNorm folding skipped, the model is attacked as it is: %r", err)
             return model
         folded.eval().requires_grad_(False)
         if _batchnorm_count(folded) == _batchnorm_count(model):
