@@ -10,6 +10,7 @@ all). :func:`load_adversarial` reads either kind, from robustlab or from torchat
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -19,6 +20,8 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, TensorDataset
 
 from robustlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 IMAGE_KEYS = ("adv_inputs", "clean_inputs")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -134,7 +137,8 @@ def load(
         for key in set(IMAGE_KEYS) & set(keys):
             tensors[key] = (tensors[key] - mean) / std
     data = TensorDataset(*[tensors[key] for key in keys])
-    print(f"Data is loaded in the following order: [{', '.join(keys)}]")
+    # torchattacks prints this on every load; here it is information, not a requested output
+    log.info("Data is loaded in the following order: [%s]", ", ".join(keys))
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle)
 
 
