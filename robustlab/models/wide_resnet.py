@@ -46,17 +46,17 @@ def wide_resnet(
     n = blocks_per_stage(depth)
     widths = [16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
     return ResNet(
-        "preact",
-        (n,) * 3,
-        widths,
-        "cifar",
-        num_classes,
-        in_channels,
-        mean,
-        std,
-        se_reduction,
-        dropout,
-        block_dropout,
+        block="preact",
+        layers=(n,) * 3,
+        widths=widths,
+        stem="cifar",
+        num_classes=num_classes,
+        in_channels=in_channels,
+        mean=mean,
+        std=std,
+        se_reduction=se_reduction,
+        dropout=dropout,
+        block_dropout=block_dropout,
         stem_width=STEM_WIDTH,
     )
 
