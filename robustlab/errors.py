@@ -15,3 +15,7 @@ class ConfigError(RobustlabError):
 
 class CheckpointError(RobustlabError):
     """A checkpoint is missing, incomplete or does not match the model."""
+
+
+class InputError(ConfigError, ValueError):
+    """Images, labels or eps handed to a public entry break its contract (a ValueError too)."""

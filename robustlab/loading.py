@@ -2,7 +2,13 @@
 
 A checkpoint directory holds ``model.safetensors`` (the weights, no pickle) and ``model.json``
 (the plain config it was trained with). The model is rebuilt through the model registry from
-that config: the same class, the same options, normalisation inside.
+that config: the same class, the same options, normalisation inside. The run directory of a
+job (its ``results.json`` names the checkpoint) and the path of ``model.safetensors`` itself
+lead to the same checkpoint.
+
+:func:`read_state_dict` and :func:`load_state_dict_into` load the weights of a model robustlab
+did not train (safetensors, or a state dict in a ``.pt``/``.pth`` file read with
+``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -17,9 +23,44 @@ from robustlab.data import dataset_info
 from robustlab.errors import CheckpointError, RobustlabError
 from robustlab.models import create_model
 from robustlab.runtime import resolve_device
-from robustlab.training.checkpoint import WEIGHTS_META, finished_weights, load_weights, read_json
+from robustlab.training.checkpoint import (
+    WEIGHTS_FILE,
+    WEIGHTS_META,
+    finished_weights,
+    load_weights,
+    read_json,
+)
 
 MODEL_TARGET = "robustlab.models.create_model"
+RESULTS_FILE = "results.json"  # the results contract's file name (robustlab.tracking.results)
+SHOWN_KEYS = 3  # parameter names quoted in a mismatch message
+
+
+def checkpoint_directory(path: str | Path) -> Path:
+    """The checkpoint directory ``path`` leads to: itself, the directory of its
+    ``model.safetensors``/``model.json``, or the checkpoint a job's ``results.json`` (or the run
+    directory holding it) names."""
+    path = Path(path)
+    if path.is_file() and path.name in (WEIGHTS_FILE, WEIGHTS_META):
+        return path.parent
+    results = path if path.is_file() and path.name == RESULTS_FILE else path / RESULTS_FILE
+    if path.is_file() and path.name != RESULTS_FILE:
+        raise CheckpointError(
+            f"{path} is a file: point to a checkpoint directory (with {WEIGHTS_FILE}), its "
+            f"{WEIGHTS_FILE}, or a run directory with {RESULTS_FILE}"
+        )
+    if not results.is_file() or finished_weights(results.parent) is not None:
+        return path
+    named = read_json(results).get("checkpoint") if results.is_file() else None
+    if not isinstance(named, str):
+        raise CheckpointError(
+            f"{results} names no checkpoint (the job failed or did not train): point to a "
+            "finished run or to a checkpoint directory"
+        )
+    run = results.parent.resolve()
+    # a relative checkpoint path is relative to where the job ran: here, the run or above it
+    candidates = [Path(named), *(base / named for base in (run, *run.parents))]
+    return next((c for c in candidates if c.is_dir()), Path(named))
 
 
 def checkpoint_config(directory: str | Path) -> dict[str, Any]:
@@ -27,7 +68,7 @@ def checkpoint_config(directory: str | Path) -> dict[str, Any]:
 
     Raises :class:`CheckpointError` for a missing, unfinished or foreign directory.
     """
-    directory = Path(directory)
+    directory = checkpoint_directory(directory)
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory {directory} does not exist")
     if finished_weights(directory) is None:
@@ -70,7 +111,65 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     ``device``: ``"cpu"`` (default), ``"cuda"``, ``"auto"``... A bad or foreign directory is
     one :class:`robustlab.errors.CheckpointError` saying what is wrong.
     """
+    directory = checkpoint_directory(directory)
     config = checkpoint_config(directory)
     model = build_checkpoint_model(config).to(resolve_device(device))
-    load_weights(Path(directory), model)
+    load_weights(directory, model)
     return model.eval()
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file: safetensors, or a ``.pt``/``.pth``/``.bin`` state dict
+    read with ``weights_only=True`` (never unpickling code), unwrapped from a ``state_dict`` (or
+    ``model``) key and stripped of DataParallel's ``module.`` prefix."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no weights file at {path}: check model.weights")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # each format raises its own error types
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"cannot read weights from {path} ({reason}): give a safetensors file or a state "
+            "dict saved with torch.save(model.state_dict(), path)"
+        ) from err
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(
+            f"{path} holds no state dict (name -> tensor): save one with "
+            "torch.save(model.state_dict(), path)"
+        )
+    if state and all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
+def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model`` exactly: every key present, none left over, every shape
+    equal; anything else is one :class:`CheckpointError` naming the first keys that differ."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = [
+            f"{label} {', '.join(keys[:SHOWN_KEYS])}" + (" ..." if len(keys) > SHOWN_KEYS else "")
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes))
+            if keys
+        ]
+        raise CheckpointError(
+            f"the weights in {source} do not match the model ({'; '.join(parts)}): build the "
+            "model with the options it was trained with (model.kwargs)"
+        )
+    model.load_state_dict(state)

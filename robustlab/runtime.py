@@ -25,7 +25,7 @@ def resolve_device(name: str | torch.device = "auto", threads: int | None = None
     if threads is not None:
         torch.set_num_threads(threads)
     if isinstance(name, torch.device):
-        return name
+        return _available(name, str(name))
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -34,10 +34,25 @@ def resolve_device(name: str | torch.device = "auto", threads: int | None = None
         return torch.device("cpu")
     try:
         device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from err
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from err
+    return _available(device, name)
+
+
+def _available(device: torch.device, name: str) -> torch.device:
+    """``device``, or one ConfigError line when this machine does not have it."""
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name} was asked for but CUDA is not available: use device=auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device={name} was asked for but this machine has {torch.cuda.device_count()} "
+            f"CUDA device(s): use cuda:0 to cuda:{torch.cuda.device_count() - 1} or device=auto"
+        )
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and (mps is None or not mps.is_available()):
+        raise ConfigError(
+            f"device={name} was asked for but MPS (Apple silicon) is not available: use device=auto"
+        )
     return device
 
 

@@ -8,7 +8,7 @@ import torch
 from sklearn.covariance import LedoitWolf
 
 from robustlab.detection import MahalanobisDetector
-from robustlab.errors import ConfigError, DataError, RobustlabError
+from robustlab.errors import ConfigError, DataError, InputError, RobustlabError
 from tests.detection_fixtures import FeaturesAsInput, TinyCNN, gaussian_clusters
 
 
@@ -103,7 +103,7 @@ def test_degenerate_data_raise_clear_errors():
         MahalanobisDetector().fit(FeaturesAsInput(), x[y != 1], y[y != 1])
     bad = x.clone()
     bad[0, 0] = float("nan")
-    with pytest.raises(DataError, match="NaN"):
+    with pytest.raises(InputError, match="NaN or inf values in row 0"):
         MahalanobisDetector().fit(FeaturesAsInput(), bad, y)
     with pytest.raises(DataError, match="zero variance"):
         MahalanobisDetector().fit(FeaturesAsInput(), torch.full_like(x, 0.5), y)

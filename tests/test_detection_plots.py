@@ -91,4 +91,18 @@ def test_the_sweep_report_draws_the_roc_of_jobs_that_kept_scores(tmp_path):
     roc = tmp_path / "out" / "detection_roc.png"
     assert roc in paths.plots
     height, width = imread(roc).shape[:2]
-    assert height > 1.5 * width  # one row per configuration, one pgd panel in each
+    assert width > 1.5 * height  # the two configurations' pgd panels side by side
+
+
+def test_twenty_roc_panels_make_a_grid_a_screen_shows(tmp_path):
+    from robustlab.report.detection_plots import plot_sweep_roc, roc_grid_shape
+
+    assert [roc_grid_shape(n) for n in (1, 2, 4, 5, 20, 40)] == [
+        (1, 1), (1, 2), (2, 2), (2, 3), (4, 5), (8, 5)
+    ]
+    runs = {f"config {i}": {"pgd@0.1": {"lid": _scores(2.0, i), "msp": _scores(1.0, i)}}
+            for i in range(20)}
+    outcome = plot_sweep_roc(runs, tmp_path / "roc.png")
+    height, width = imread(outcome.path).shape[:2]
+    assert (width, height) == (5 * 432, 4 * 360)  # 3.6 x 3.0 in panels at 120 dpi
+    assert width > height

@@ -253,9 +253,13 @@ def test_hydra_and_omegaconf_only_in_app():
     assert bad == []
 
 
+# wandb, and wandb-workspaces (which imports wandb), only in the logger and the dashboard
+WANDB_MODULES = {"robustlab.tracking.wandb_logger", "robustlab.tracking.dashboard"}
+
+
 def test_wandb_only_in_the_wandb_logger():
     bad = _importers(
-        lambda e: _top(e.target) == "wandb" and e.source != "robustlab.tracking.wandb_logger"
+        lambda e: _top(e.target) in {"wandb", "wandb_workspaces"} and e.source not in WANDB_MODULES
     )
     assert bad == []
 

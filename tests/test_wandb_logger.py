@@ -86,3 +86,44 @@ def test_disabled_logger_starts_nothing(tmp_path):
     logger.log_results(RESULTS)
     logger.finish()
     assert not (tmp_path / "wandb").exists()
+
+
+def test_an_offline_run_says_where_it_is_and_logs_eps_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logger = WandbLogger("robustlab-test", {"seed": 0}, mode="offline", directory=tmp_path)
+    assert logger.offline_dir.parent == tmp_path / "wandb"
+    assert logger.offline_dir.name.startswith("offline-run-")
+    logger.log_results({**RESULTS, "robust_accuracy_norm": {"pgd": "Linf", "cw": "L2"}})
+    logger.finish(0)
+    data = transaction_log(next(logger.offline_dir.glob("run-*.wandb")), [b"robust_vs_eps"])
+    assert b"robust_vs_eps/Linf/eps" in data and b"robust_vs_eps/Linf/pgd" in data
+    assert WandbLogger("p", {}, mode="disabled").offline_dir is None
+
+
+def test_a_sweep_group_is_the_experiment_and_the_sweep_start(tmp_path, monkeypatch):
+    import datetime as dt
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from robustlab.app import job_logger
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("{}")
+    started = dt.datetime(2026, 12, 2, 6, 17, 40).timestamp()
+    os.utime(sweep / "multirun.yaml", (started, started))
+    hydra = {
+        "mode": RunMode.MULTIRUN,
+        "sweep": {"dir": str(sweep)},
+        "runtime": {"choices": {"experiment": "tradeoff"}},
+    }
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: OmegaConf.create(hydra)))
+    assert job_logger.sweep_group(OmegaConf.create({"logger": {"group": None}})) == (
+        "tradeoff-2026-12-02-0617"
+    )
+    named = OmegaConf.create({"logger": {"group": "trades_beta"}})
+    assert job_logger.sweep_group(named) == "trades_beta-2026-12-02-0617"

@@ -16,9 +16,10 @@ from robustlab.app.saved_model import run_saved_model_job
 
 
 def run_evaluation(cfg: DictConfig, out: Path) -> dict[str, Any]:
-    """Clean and robust accuracy of ``paths.checkpoint`` under ``eval.attacks``."""
+    """Clean and robust accuracy of ``paths.checkpoint`` under ``eval.attacks``; the state file
+    in ``out`` makes it resumable, and under torchrun the examples are sharded."""
     return run_saved_model_job(
-        cfg, out, "evaluate", lambda job_cfg, inputs: evaluate_stage(job_cfg.eval, inputs)
+        cfg, out, "evaluate", lambda job_cfg, inputs: evaluate_stage(job_cfg.eval, inputs, out=out)
     )
 
 

@@ -6,49 +6,76 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from robustlab.app.builders import StageInputs, attack_specs
 from robustlab.attacks import AttackSpec
 from robustlab.data import stratified_subset
+from robustlab.distributed import broadcast_object, is_main_process, rank, world_size
 from robustlab.errors import ConfigError
-from robustlab.evaluation import RobustnessReport, evaluate_robustness
+from robustlab.evaluation import InputNoise, RobustnessReport, evaluate_robustness
 from robustlab.evaluation.l0 import L0Report, l0_robustness
+from robustlab.models.precision import amp_dtype
+from robustlab.models.runtime import model_device
 
 
-@dataclass
+@dataclass(repr=False)  # RobustnessReport's short summary, not every curve and tensor
 class EvaluationReport(RobustnessReport):
     """The stage's result: the eps-grid :class:`RobustnessReport` (what later stages read) and
     the L0 curves, when configured; ``robust_accuracy_norm`` gains ``"L0"`` for each of them."""
 
     l0: L0Report | None = None
+    world_size: int = 1  # the processes that evaluated (sharded under torchrun/SLURM)
 
     @classmethod
     def extend(cls, report: RobustnessReport, l0: L0Report | None) -> EvaluationReport:
         """``report`` with the L0 curves added."""
-        return cls(**{f.name: getattr(report, f.name) for f in fields(report)}, l0=l0)
+        fields_ = {f.name: getattr(report, f.name) for f in fields(report)}
+        return cls(**fields_, l0=l0, world_size=world_size())
 
     def to_results(self) -> dict:
-        """The eps-grid fields with the L0 fields merged into the same keys."""
-        results = super().to_results()
+        """The eps-grid fields with the L0 fields merged into the same keys, and the number of
+        processes (``evaluation.world_size``)."""
+        results = super().to_results() | {"evaluation": {"world_size": self.world_size}}
         for key, value in (self.l0.to_results() if self.l0 is not None else {}).items():
             results[key] = results.get(key, {}) | value if isinstance(value, dict) else value
         return results
 
 
+STATE_FILE = "eval_state.safetensors"
+
+
+def evaluation_state_path(out: Path) -> Path:
+    """The evaluation's resumable state beside results.json: ``eval_state.safetensors``, one
+    per process under torchrun/SLURM (all in the job directory, rank 0's: the other ranks'
+    output directories are temporary)."""
+    directory = Path(broadcast_object(str(out)))
+    if world_size() == 1:
+        return directory / STATE_FILE
+    return directory / f"eval_state.rank{rank()}of{world_size()}.safetensors"
+
+
 def evaluate_stage(
-    ev: DictConfig, inputs: StageInputs, keep: Sequence[tuple[str, float]] = ()
+    ev: DictConfig,
+    inputs: StageInputs,
+    keep: Sequence[tuple[str, float]] = (),
+    out: Path | None = None,
 ) -> EvaluationReport:
     """Clean and robust accuracy (per attack and the per-example worst case over all of them),
     confidence intervals, attack cost and masking warnings on ``inputs.test``, then the L0
     curves when ``eval.l0.budgets`` is set. ``keep``: ``(attack, eps)`` pairs whose adversarial
     images stay in ``report.adversarial``, so that later stages use these very examples instead
-    of attacking again."""
+    of attacking again. ``out``: the job directory, where the evaluation keeps its state
+    (:func:`evaluation_state_path`; ``eval.resume``: continue from it). Under torchrun/SLURM
+    the examples are sharded across the processes; the L0 curves run on rank 0."""
     l0_specs = l0_attacks(ev)  # checked before any attack runs
     images, labels = inputs.test
+    model = inputs.model  # with eval.inference_noise: its input noise on (EOT then applies)
+    model = model if ev.inference_noise is None else InputNoise(model, ev.inference_noise)
     report = evaluate_robustness(
-        inputs.model,
+        model,
         images,
         labels,
         attack_specs(ev),
@@ -60,9 +87,15 @@ def evaluate_stage(
         suite=ev.suite,
         seed=inputs.seed,
         keep_adversarial=keep,
+        eot_iter=ev.eot_iter,
+        draws=ev.draws,
+        crafting_dtype=amp_dtype(ev.amp, model_device(inputs.model), "eval.amp"),
+        sharded=True,
+        state_path=None if out is None else evaluation_state_path(out),
+        resume=ev.resume,
     )
     l0 = None
-    if l0_specs:
+    if l0_specs and is_main_process():
         l0_images, l0_labels = stratified_subset(images, labels, ev.l0.max_examples, inputs.seed)
         l0 = l0_robustness(
             inputs.model, l0_images, l0_labels, l0_specs, list(ev.l0.budgets), ev.batch_size

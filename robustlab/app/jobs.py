@@ -16,7 +16,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from torch import nn
 
+from robustlab.app.card_stage import publish_card
 from robustlab.app.validate import validate_config
+from robustlab.distributed import init_distributed, is_main_process
 from robustlab.errors import RobustlabError
 from robustlab.models import model_param_count, se_overhead
 from robustlab.runtime import resolve_device, seed_everything
@@ -60,10 +62,15 @@ def job_identity(cfg: DictConfig, out: Path, device: torch.device | None = None)
 
 
 def start_job(cfg: DictConfig) -> torch.device:
-    """The prologue of every job: check the config, seed everything, pick the device."""
+    """The prologue of every job: check the config, seed everything, pick the device and,
+    under torchrun/SLURM, join the process group (each rank on the GPU of its local rank)."""
     validate_config(cfg)
     seed_everything(cfg.seed)
-    return resolve_device(cfg.device, threads=cfg.threads)
+    device = resolve_device(cfg.device, threads=cfg.threads)
+    env = init_distributed(device)
+    if env is not None and device.type == "cuda":
+        device = torch.device("cuda", env.local_rank)
+    return device
 
 
 def run_stage(job: JobResults, name: str, stage: Callable[[], R]) -> R:
@@ -87,6 +94,7 @@ def publish_results(job: JobResults, out: Path, logger: WandbLogger) -> dict[str
     logger.log_results(payload)
     logger.log_images(written)
     log.info("results: %s", out / RESULTS_FILE)
+    publish_card(payload, out, logger)  # evaluation_card.md/.json, W&B table, printed table
     return payload
 
 
@@ -106,7 +114,8 @@ def run_job(
         trace = None if isinstance(err, RobustlabError) else traceback.format_exc(limit=8)
         failed = failed_payload(job_identity(cfg, out), f"{type(err).__name__}: {err}", trace)
         try:
-            write_results(out / RESULTS_FILE, failed)
+            if is_main_process():  # under DDP every rank fails alike; rank 0 records it
+                write_results(out / RESULTS_FILE, failed)
         except OSError as write_err:
             log.error("could not record the failure in %s: %s", out, write_err)
         if in_multirun():

@@ -78,6 +78,20 @@ class PGDAttackConfig(PGDL2AttackConfig):
 
 
 @dataclass
+class ExternalModelConfig:
+    """``model=external`` (``robustlab.app.external_model``): keys of the model node, null
+    unless model=external."""
+
+    factory: str | None = None  # pkg.module:function, called with kwargs
+    kwargs: dict[str, Any] | None = None
+    weights: str | None = None  # safetensors, or a .pt/.pth state dict
+    file: str | None = None  # instead of factory: a torch.export .pt2 or TorchScript file
+    mean: list[float] | None = None  # normalisation wrapped around the model (null: none)
+    std: list[float] | None = field(default=None, metadata={"range": (0.0, None)})
+    split: str | None = one_of(None, "test", "val", "train")  # evaluated split (null: test)
+
+
+@dataclass
 class OptionConfig:
     """An option that only names itself (``detector=none``, ``explain=none``, ...)."""
 

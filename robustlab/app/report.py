@@ -39,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--eps", type=_positive_float, default=None, help="eps of the trade-off plot"
     )
+    parser.add_argument(
+        "--compare",
+        default=None,
+        metavar="GRID_DIR",
+        help="a grid sweep of the same study (e.g. experiment=beta_sweep): draw its frontier "
+        "beside this sweep's Pareto front, at the same number of jobs",
+    )
     return parser
 
 
@@ -48,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         paths = write_report(
-            args.sweep_dir, args.out, main_attack=args.attack, frontier_eps=args.eps
+            args.sweep_dir,
+            args.out,
+            main_attack=args.attack,
+            frontier_eps=args.eps,
+            grid_dir=args.compare,
         )
     except RobustlabError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -8,25 +8,29 @@ typed per option: see ``robustlab.app.option_schemas``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, make_dataclass
-from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typing generics)
+from typing import Any, Dict, List, Optional, get_type_hints  # noqa: UP035 (OmegaConf generics)
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from robustlab.app.option_schemas import (
     DetectorConfig,
+    ExternalModelConfig,
     bounded,
     lib_default,
     one_of,
     register_option_schemas,
 )
+from robustlab.app.resolvers import register_resolvers
 from robustlab.data import list_datasets
 from robustlab.evaluation import evaluate_robustness
 from robustlab.evaluation.l0 import DEFAULT_ATTACKS as L0_ATTACKS
 from robustlab.evaluation.suite import SUITES
 from robustlab.models import list_models, model_options
-from robustlab.training import build_optimizer
+from robustlab.training import build_optimizer, build_scheduler
+from robustlab.training.optim import SCHEDULES
 
 
 @dataclass
@@ -50,6 +54,11 @@ def _model_config() -> type:
     options = sorted({option for name in list_models() for option in model_options(name)})
     fields = [("_target_", str, "robustlab.models.create_model"), ("name", str, "resnet20")]
     fields += [(option, Optional[Any], None) for option in options]
+    hints = get_type_hints(ExternalModelConfig)  # model=external's keys, null for the others
+    fields += [
+        (spec.name, hints[spec.name], field(default=None, metadata=spec.metadata))
+        for spec in dataclasses.fields(ExternalModelConfig)
+    ]
     return make_dataclass("ModelConfig", fields)
 
 
@@ -64,9 +73,15 @@ class TrainConfig:
     momentum: float = bounded(lib_default(build_optimizer, "momentum"), 0.0, 0.999)
     weight_decay: float = bounded(lib_default(build_optimizer, "weight_decay"), 0.0)
     nesterov: bool = lib_default(build_optimizer, "nesterov")
-    scheduler: str = one_of("cosine", "constant", "cosine", "step", "onecycle")
+    scheduler: str = one_of("cosine", *SCHEDULES)
     warmup_epochs: float = bounded(0.0, 0.0)
-    amp: bool = False
+    # scheduler=piecewise: the epochs (0-based) from which the lr is multiplied by lr_gamma
+    milestones: List[int] = field(default_factory=list, metadata={"range": (1, None)})
+    lr_gamma: float = bounded(lib_default(build_scheduler, "gamma"), 0.0, 1.0, exclusive_low=True)
+    amp: bool = False  # bf16 autocast on CUDA (no effect on a CPU)
+    compile: bool = False  # torch.compile the model (CUDA only)
+    # under torchrun/SLURM: BatchNorm statistics over the global batch (the one-process ones)
+    sync_bn: bool = True
 
 
 @dataclass
@@ -98,7 +113,19 @@ class EvalConfig:
     )
     # the worst-case suite on the survivors of the configured attacks: "standard" (APGD-CE,
     # APGD-T, Square: AutoAttack's strength), "fast" (a cheaper schedule), "none"
-    suite: str = one_of("standard", *SUITES)
+    suite: str = one_of(lib_default(evaluate_robustness, "suite"), *SUITES)
+    # attacks craft under bf16 autocast on CUDA; every example they find is re-checked in fp32
+    amp: bool = False
+    # Gaussian input noise (std) kept on at inference, e.g. a defense=gaussian_noise model
+    # evaluated as it was trained; a randomized forward is evaluated with EOT (below)
+    inference_noise: Optional[float] = bounded(None, 0.0)
+    # randomized forwards: APGD gradients averaged per step, and the draws whose majority is a
+    # prediction (null: 20 and 11 when the forward is randomized, else 1)
+    eot_iter: Optional[int] = bounded(None, 1)
+    draws: Optional[int] = bounded(None, 1)
+    # continue from the state file beside results.json (eval_state.safetensors) when one is
+    # there for the same model, data and settings; false: start afresh (and overwrite it)
+    resume: bool = True
     l0: L0EvalConfig = field(default_factory=L0EvalConfig)
 
 
@@ -132,3 +159,4 @@ def register_schemas() -> None:
     option's own schema (each option's yaml names it first)."""
     ConfigStore.instance().store(name="schema", node=Config)
     register_option_schemas()
+    register_resolvers()

@@ -23,6 +23,8 @@ from robustlab.app.builders import (
     build_model,
     plain_config,
 )
+from robustlab.distributed import barrier, broadcast_object, is_main_process, world_size
+from robustlab.models.precision import amp_dtype, prepare_model
 from robustlab.training import (
     Monitor,
     Objective,
@@ -34,9 +36,16 @@ from robustlab.training import (
     save_weights,
 )
 from robustlab.training.checkpoint import WEIGHTS_META, read_json
+from robustlab.training.checkpoint_lock import checkpoint_lock
+from robustlab.training.ddp import check_split
 from robustlab.training.fit import EpochCallback
 from robustlab.training.objectives import HeldOutCheck
-from robustlab.training.robust_monitor import HeldOutRobustness, catastrophic_overfitting
+from robustlab.training.robust_monitor import (
+    HeldOutRobustness,
+    catastrophic_overfitting,
+    early_stopping,
+    keep_last_weights,
+)
 from robustlab.training.summary import TrainingSummary
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,13 @@ TRAINING_KEYS = ("data", "model", "train", "seed")
 IGNORED_DATA_KEYS = ("root",)
 # bump when a change to the training code changes the weights a config produces
 CHECKPOINT_FORMAT = 2
+# train keys added after checkpoints existed, left out of the identity at these values (which
+# train as before), so that adding them kept every earlier checkpoint's directory; compile is
+# how the same weights are computed, never part of the identity
+# sync_bn=true gives the one-process weights for any number of processes (one process has
+# nothing to synchronise): only per-rank BatchNorm statistics change them
+NEUTRAL_TRAIN_KEYS = {"milestones": [], "lr_gamma": 0.1, "sync_bn": True}
+IGNORED_TRAIN_KEYS = ("compile",)
 
 
 @dataclass
@@ -79,6 +95,11 @@ def training_identity(
     identity["model"] = {k: v for k, v in identity["model"].items() if v is not None}
     for key in IGNORED_DATA_KEYS:
         identity["data"].pop(key, None)
+    identity["train"] = {
+        k: v
+        for k, v in identity["train"].items()
+        if NEUTRAL_TRAIN_KEYS.get(k, ...) != v and k not in IGNORED_TRAIN_KEYS
+    }
     identity.update(defense=cfg.defense.name, role=role, objective=objective.describe())
     identity["epochs"] = epochs
     identity["format"] = CHECKPOINT_FORMAT
@@ -130,9 +151,13 @@ def _train(
     heldout: HeldOutCheck | None,
 ) -> TrainingSummary:
     loader = build_loader(cfg, bundle, device)
+    check_split(loader.num_examples, loader.batch_size, loader.drop_last)
     t, epochs = cfg.train, identity["epochs"]
     optimizer = build_optimizer(model, t.optimizer, t.lr, t.momentum, t.weight_decay, t.nesterov)
-    scheduler = build_scheduler(optimizer, t.scheduler, epochs, len(loader), t.warmup_epochs)
+    scheduler = build_scheduler(
+        optimizer, t.scheduler, epochs, len(loader), t.warmup_epochs,
+        gamma=t.lr_gamma, epoch_milestones=list(t.milestones),
+    )  # fmt: skip
     callbacks, monitor = heldout_monitor(heldout, bundle, device, cfg.seed)
     result = fit(
         model,
@@ -146,9 +171,14 @@ def _train(
         callbacks=callbacks,
         monitor=monitor,
         log_metrics=log_metrics,
-        amp_dtype=torch.bfloat16 if t.amp and device.type == "cuda" else None,
+        amp_dtype=amp_dtype(t.amp, device, "train.amp"),
+        sync_batchnorm=t.sync_bn,
     )
     warning = catastrophic_overfitting(result.history) if monitor else None
+    stopping = early_stopping(result.history) if monitor else None
+    if stopping is not None and is_main_process():
+        last = keep_last_weights(directory)
+        stopping.last_weights = str(last) if last else None
     return TrainingSummary(
         epochs=epochs,
         train_seconds=result.seconds,
@@ -156,7 +186,17 @@ def _train(
         best_epoch=result.best_epoch,
         history=result.history,
         warnings=[warning] if warning else [],
+        early_stopping=stopping.to_results() if stopping else None,
+        world_size=world_size(),
     )
+
+
+def _reuse(directory: Path, model: nn.Module, role: str) -> TrainedModel:
+    load_weights(directory, model)
+    meta = read_json(directory / WEIGHTS_META)
+    log.info("reusing the finished %s checkpoint %s", role, directory)
+    summary = TrainingSummary.from_json(meta.get("results", {}), reused=True)
+    return TrainedModel(model, directory, summary)
 
 
 def fit_or_reuse(
@@ -168,28 +208,32 @@ def fit_or_reuse(
     log_metrics=None,
     heldout: HeldOutCheck | None = None,
 ) -> TrainedModel:
-    """Train ``objective`` into its checkpoint directory, resuming or reusing what is there."""
-    model = build_model(cfg, bundle.info, device)
+    """Train ``objective`` into its checkpoint directory, resuming or reusing what is there.
+
+    The directory's lock lets one of several jobs with the same identity train while the
+    others wait and then reuse its checkpoint. Under DDP every rank follows rank 0's decision
+    and only rank 0 writes.
+    """
+    model = prepare_model(build_model(cfg, bundle.info, device), device, cfg.train.compile)
     directory = checkpoint_dir(cfg, identity)
-    if cfg.reuse_checkpoints and finished_weights(directory):
-        load_weights(directory, model)
-        meta = read_json(directory / WEIGHTS_META)
-        log.info("reusing the finished %s checkpoint %s", identity["role"], directory)
-        summary = TrainingSummary.from_json(meta.get("results", {}), reused=True)
-        return TrainedModel(model, directory, summary)
-    if not cfg.reuse_checkpoints and directory.exists():
-        log.info("reuse_checkpoints=false: retraining from scratch in %s", directory)
-        shutil.rmtree(directory)
-    summary = _train(
-        cfg, bundle, device, model, objective, directory, identity, log_metrics, heldout
-    )
-    meta = {
-        "config": plain_config(cfg),
-        "identity": identity,
-        "epoch": identity["epochs"],
-        "results": {**summary.to_json(), "objective": objective.describe()},
-    }
-    save_weights(directory, model, meta)
+    with checkpoint_lock(directory):
+        if broadcast_object(bool(cfg.reuse_checkpoints and finished_weights(directory))):
+            return _reuse(directory, model, identity["role"])
+        if not cfg.reuse_checkpoints and directory.exists() and is_main_process():
+            log.info("reuse_checkpoints=false: retraining from scratch in %s", directory)
+            shutil.rmtree(directory)
+        barrier()  # nobody reads a resume point that rank 0 is deleting
+        summary = _train(
+            cfg, bundle, device, model, objective, directory, identity, log_metrics, heldout
+        )
+        meta = {
+            "config": plain_config(cfg),
+            "identity": identity,
+            "epoch": identity["epochs"],
+            "results": {**summary.to_json(), "objective": objective.describe()},
+        }
+        if is_main_process():
+            save_weights(directory, model, meta)
     return TrainedModel(model, directory, summary)
 
 

@@ -8,8 +8,10 @@ import dataclasses
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep, RangeSweep
 from omegaconf import DictConfig, OmegaConf
 
+from robustlab.app.external_model import check_external_options, is_external
 from robustlab.app.option_schemas import options_with_key
 from robustlab.data import needs_root
 from robustlab.errors import ConfigError
@@ -59,6 +61,9 @@ def check_node(path: str, node: DictConfig) -> None:
 
 
 def _check_model_options(model: DictConfig) -> None:
+    if is_external(model):
+        check_external_options(model)
+        return
     given = {key for key, value in model.items() if key != "_target_" and value is not None}
     unknown = sorted(given - {"name"} - set(model_options(model.name)))
     if unknown:
@@ -107,7 +112,8 @@ def validate_sweep(config: DictConfig) -> None:
     loader = GlobalHydra.instance().config_loader()
     params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
     parser = OverridesParser.create(config_loader=loader)
-    overrides = parser.parse_overrides(params + list(config.hydra.overrides.task))
+    given = params + list(config.hydra.overrides.task)
+    overrides = parser.parse_overrides([_bounds_only(parser, text) for text in given])
     for batch in BasicSweeper.split_arguments(overrides, None):
         for job_overrides in batch:
             try:
@@ -115,3 +121,19 @@ def validate_sweep(config: DictConfig) -> None:
             except Exception as err:
                 err.add_note(f"sweep job {' '.join(job_overrides)}")
                 raise
+
+
+def _bounds_only(parser: OverridesParser, text: str) -> str:
+    """A search sweeper's ``interval(a, b)`` or ``range(a, b)`` as its two ends (``a,b``): the
+    basic sweeper cannot list them, and checking the ends checks the range of every value."""
+    override = parser.parse_overrides([text])[0]
+    value = override.value()
+    if isinstance(value, IntervalSweep):
+        ends = [value.start, value.end]
+    elif isinstance(value, RangeSweep):
+        values = list(override.sweep_string_iterator())
+        ends = [values[0], values[-1]] if values else []
+    else:
+        return text
+    return f"{override.get_key_element()}={','.join(dict.fromkeys(str(end) for end in ends))}"
+

@@ -20,6 +20,7 @@ import inspect
 import torch
 from torch import nn
 
+from robustlab import inputs as input_checks
 from robustlab.attacks.base import AttackResult, is_success, perturbation_norm
 from robustlab.attacks.compat import TorchattacksSurface
 from robustlab.models.runtime import model_context, model_device
@@ -108,6 +109,9 @@ class TorchattacksAttack(TorchattacksSurface):
 
     def __call__(self, inputs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Adversarial inputs, like the port's ``__call__``."""
+        input_checks.check_images(self._unit(inputs))
+        if labels is not None:
+            input_checks.check_labels(labels, len(inputs))
         inputs = inputs.detach().to(self.device)
         labels = labels.detach().to(self.device) if labels is not None else None
         mode = "train" if getattr(self.attack, "_model_training", False) else "eval"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustlab.attacks import geometry, l1
+from robustlab.attacks import geometry, l1, row_random
 from robustlab.attacks.apgd_state import L1_INITIAL_SPARSITY, RunState
 from robustlab.attacks.base import check_radii, is_success
 from robustlab.attacks.iterative import IterativeAttack
@@ -73,7 +73,9 @@ class APGD(IterativeAttack):
             (Default: 1)
         rho (float): the oscillation threshold of the step-size rule. (Default: 0.75)
         seed (int): seed of the random starts, drawn on the CPU exactly as
-            torchattacks.APGD / APGDT draw them, so a seeded run starts where theirs does.
+            torchattacks.APGD / APGDT draw them, so a seeded run starts where theirs does; or
+            one seed per image (int64 tensor): each row then draws from its own generator,
+            whatever batch it is in (:mod:`robustlab.attacks.row_random`).
         eot_iter (int): gradients averaged per step (EOT, for randomised models). (Default: 1)
         verbose (bool): print the robust accuracy after every run. (Default: False)
         early_stop (bool): stop updating fooled examples. (Default: True)
@@ -94,7 +96,7 @@ class APGD(IterativeAttack):
         eps: float | torch.Tensor = 8 / 255,
         steps: int = 10,
         n_restarts: int = 1,
-        seed: int = 0,
+        seed: int | torch.Tensor = 0,
         loss: LossSpec = "ce",
         eot_iter: int = 1,
         rho: float = 0.75,
@@ -123,7 +125,7 @@ class APGD(IterativeAttack):
         self.eot_iter, self.verbose = eot_iter, bool(verbose)
         self.target_classes = n_target_classes if targeted else 0
         self.supports_targeted = not targeted  # APGD-T chooses its own targets
-        self.seed, self.early_stop = int(seed), bool(early_stop)
+        self.seed, self.early_stop = row_random.check_seed(seed), bool(early_stop)
         # the initial step size of the reference: 2 eps (Linf, L2), eps (L1)
         self.step_factor = 1.0 if norm == "L1" else 2.0
         self.alpha = self.step_factor * self.eps
@@ -147,7 +149,7 @@ class APGD(IterativeAttack):
     def start(
         self,
         images: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: row_random.Generator | None = None,
         eps: float | torch.Tensor | None = None,
     ) -> torch.Tensor:
         """A random point on the sphere of radius ``eps`` (default: the attack's; Linf: scaled
@@ -155,12 +157,12 @@ class APGD(IterativeAttack):
         reference draws it."""
         shape, eps = images.shape, self.radii(len(images), images.device) if eps is None else eps
         if self.norm == "L1":
-            noise = torch.randn(shape, generator=generator).to(images.device)
+            noise = row_random.randn(shape, generator).to(images.device)
             return l1.project_l1_box(images + noise, images, eps)
         if self.norm == "Linf":
-            t = (2 * torch.rand(shape, generator=generator) - 1).to(images.device)
+            t = (2 * row_random.rand(shape, generator) - 1).to(images.device)
         else:
-            t = torch.randn(shape, generator=generator).to(images.device)
+            t = row_random.randn(shape, generator).to(images.device)
         scale = geometry.row_norms(t, self.norm) + (0.0 if self.norm == "Linf" else 1e-12)
         adv = images + geometry.per_row(eps, images) * t / geometry.per_row(scale, images)
         return adv.clamp(0.0, 1.0)
@@ -170,7 +172,7 @@ class APGD(IterativeAttack):
     ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         if self.targeted and self.loss != "ce":
             raise ConfigError("APGD with target labels supports loss='ce' only")
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = row_random.make_generator(self.seed)
         with torch.no_grad():
             logits = self.model(images)
         fooled = is_success(logits, labels, self.targeted)
@@ -186,7 +188,7 @@ class APGD(IterativeAttack):
                     break
                 target = None if rank is None else ranked[todo, -rank]
                 data = (images[todo], labels[todo], target, radius[todo])
-                run = self._single_run(data, generator)
+                run = self._single_run(data, row_random.rows_of(generator, todo))
                 adv[todo], evals = run.adv, evals + run.evals
                 fooled[todo[run.fooled]] = True
                 if self.verbose:
@@ -214,7 +216,7 @@ class APGD(IterativeAttack):
         return grad / self.eot_iter, logits.detach(), loss.detach()
 
     @torch.no_grad()
-    def _single_run(self, data: tuple, generator: torch.Generator) -> _Run:
+    def _single_run(self, data: tuple, generator: row_random.Generator) -> _Run:
         """One run on ``data`` = (images, labels, targets or None, radii (N,))."""
         images, labels, target, radius = data
         adv = self.start(images, generator, radius)

@@ -25,7 +25,7 @@ class APGDT(APGD):
         eps: float | torch.Tensor = 8 / 255,
         steps: int = 10,
         n_restarts: int = 1,
-        seed: int = 0,
+        seed: int | torch.Tensor = 0,
         eot_iter: int = 1,
         rho: float = 0.75,
         verbose: bool = False,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from robustlab import inputs
 from robustlab.attacks.compat import TorchattacksCompat
 from robustlab.attacks.geometry import NORMS, row_norms
 from robustlab.attacks.losses import (
@@ -49,21 +50,11 @@ def perturbation_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
 
 
 def check_images(images: torch.Tensor) -> None:
-    """Raise ValueError unless ``images`` are floating-point values in [0, 1] (the contract of
-    robustlab's and torchattacks' attacks). Checked once per call, never per step."""
-    if not torch.is_tensor(images) or not images.is_floating_point():
-        dtype = images.dtype if torch.is_tensor(images) else type(images).__name__
-        raise ValueError(
-            f"attacks take float images in [0, 1], got dtype {dtype}; convert uint8 images "
-            "with images.float() / 255"
-        )
-    if images.numel() and (images.min() < 0 or images.max() > 1):
-        raise ValueError(
-            f"attacks take images in [0, 1], got values in [{float(images.min()):g}, "
-            f"{float(images.max()):g}]; undo any normalisation (models normalise inside; for "
-            "normalised inputs call attack.set_normalization_used(mean, std)) or scaling such "
-            "as * 255"
-        )
+    """Raise :class:`robustlab.errors.InputError` (a ValueError) unless ``images`` are a
+    floating (N, C, H, W) tensor in [0, 1] without NaN/inf (the contract of robustlab's and
+    torchattacks' attacks; :func:`robustlab.inputs.check_images`). Checked once per call, never
+    per step."""
+    inputs.check_images(images)
 
 
 def is_success(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
@@ -106,10 +97,8 @@ class Attack(TorchattacksCompat):
         targeted: bool = False,
         model_mode: str = "eval",
     ):
-        if not isinstance(eps, int | float) or eps < 0:
-            raise ConfigError(f"{type(self).__name__}: eps must be a number >= 0, got {eps!r}")
         self.model = model
-        self.eps = float(eps)
+        self.eps = inputs.check_eps(eps, f"{type(self).__name__}: eps")
         self.loss = validate_loss(loss)
         self.targeted = bool(targeted)
         self.attack_mode = "targeted(label)" if targeted else "default"
@@ -169,12 +158,8 @@ class Attack(TorchattacksCompat):
     def _prepare(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        check_images(images)
-        if images.ndim < 2 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(
-                f"expected images (N, ...) and labels (N,), got {tuple(images.shape)} "
-                f"and {tuple(labels.shape)}"
-            )
+        inputs.check_images(images, dtype=inputs.model_dtype(self.model))
+        inputs.check_labels(labels, len(images))
         # detach() + to() never writes into the caller's tensors.
         images = images.detach().to(self.device)
         labels = labels.detach().to(self.device, torch.long)

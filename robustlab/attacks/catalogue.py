@@ -202,6 +202,11 @@ def attack_factory(spec: AttackSpec, model: nn.Module) -> Callable[[float], obje
         raise ConfigError(f"attack {spec.name!r}: give eps through the eps grid, not its options")
     if step_size is not None and "alpha" not in options:
         raise ConfigError(f"attack {spec.name!r} has no step size; remove step_size")
+    if step_size is not None and "alpha" in kwargs:
+        raise ConfigError(
+            f"attack {spec.name!r} got both alpha={kwargs['alpha']!r} and step_size={step_size!r} "
+            "(alpha = step_size * eps): give one of them"
+        )
 
     def make(eps: float) -> object:
         options_now = dict(kwargs)

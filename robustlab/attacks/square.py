@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robustlab.attacks import row_random
 from robustlab.attacks import square_windows as sw
 from robustlab.attacks.base import Attack, check_radii, is_success
 from robustlab.attacks.geometry import per_row
@@ -70,7 +71,9 @@ class Square(Attack):
         p_init (float): initial fraction of pixels in the window. (Default: 0.8)
         loss (str): ``"margin"`` only (the port's ``"ce"``: ``torchattacks.Square`` by name).
         resc_schedule (bool): rescale the p schedule to ``n_queries``. (Default: True)
-        seed (int): seed of the attack's generator, reset at every call. (Default: 0)
+        seed (int): seed of the attack's generator, reset at every call; or one seed per
+            image (int64 tensor): each row then draws from its own generators, so its draws
+            depend on its seed alone (:mod:`robustlab.attacks.row_random`). (Default: 0)
         verbose (bool): print the robust accuracy after every restart. (Default: False)
         early_stop (bool): a fooled row stops; else every row runs all its iterations and
             keeps lowering its margin. (Default: True)
@@ -100,7 +103,7 @@ class Square(Attack):
         p_init: float = 0.8,
         loss: str = "margin",
         resc_schedule: bool = True,
-        seed: int = 0,
+        seed: int | torch.Tensor = 0,
         verbose: bool = False,
         *,
         early_stop: bool = True,
@@ -125,7 +128,8 @@ class Square(Attack):
             )
         self.eps = radii if radii.ndim == 1 else float(radii)
         self.norm, self.n_queries, self.p_init = norm, n_queries, float(p_init)
-        self.n_restarts, self.seed, self.early_stop = n_restarts, int(seed), bool(early_stop)
+        self.n_restarts, self.early_stop = n_restarts, bool(early_stop)
+        self.seed = row_random.check_seed(seed)
         self.resc_schedule, self.verbose = bool(resc_schedule), bool(verbose)
         self.forward_evals = 0
 
@@ -135,16 +139,13 @@ class Square(Attack):
         eps = self.radii(len(images), images.device)
         # One generator per restart, seeded from the attack's seed: a restart's draws never
         # depend on how far the previous one went.
-        seeds = torch.randint(
-            2**62, (self.n_restarts,), generator=torch.Generator().manual_seed(self.seed)
-        )
+        generators = row_random.restart_generators(self.seed, self.n_restarts)
         adv = images.clone()
         margin = self._margin(images, labels)
         todo = margin > 0 if self.early_stop else torch.ones_like(margin, dtype=torch.bool)
-        for seed in seeds.tolist():
+        for generator in generators:
             if not todo.any():
                 break
-            generator = torch.Generator().manual_seed(seed)
             best, best_margin = self._single_run(images, labels, eps, generator, todo)
             better = best_margin < margin
             adv[better], margin[better] = best[better], best_margin[better]
@@ -237,16 +238,16 @@ class Square(Attack):
             return empty, search.images[:0], empty
         return tuple(torch.cat(parts) for parts in zip(*found, strict=True))
 
-    def _start(self, images: torch.Tensor, radius, generator: torch.Generator) -> torch.Tensor:
+    def _start(self, images: torch.Tensor, radius, generator: row_random.Generator) -> torch.Tensor:
         n, c, h, w = images.shape
         if self.norm == "Linf":
             return sw.linf_init(
-                images, radius, torch.rand(n, c * w, generator=generator).to(images.device)
+                images, radius, row_random.rand((n, c * w), generator).to(images.device)
             )
         side = max(h // 5, 1)
         blocks = (h // side) * (w // side)
-        u_sign = torch.rand(n, blocks, c, generator=generator)
-        return sw.l2_init(images, radius, u_sign, torch.rand(n, blocks, generator=generator))
+        u_sign = row_random.rand((n, blocks, c), generator)
+        return sw.l2_init(images, radius, u_sign, row_random.rand((n, blocks), generator))
 
     def _query(self, adv: torch.Tensor) -> torch.Tensor:
         self.forward_evals += len(adv)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from robustlab.attacks import row_random
+
 # A memo larger than this many entries per row (e.g. big colour images) is not kept.
 MAX_MEMO_KEYS = 1 << 20
 
@@ -18,7 +20,7 @@ class DrawStream:
     for every row in a fixed order: row i's draw at iteration t depends only on the generator's
     seed, the batch size, i and t. Blocks no row needs any more are dropped."""
 
-    def __init__(self, rows: int, k: int, generator: torch.Generator, block: int = 256):
+    def __init__(self, rows: int, k: int, generator: row_random.Generator, block: int = 256):
         self.rows, self.k, self.generator, self.block = rows, k, generator, block
         self.low = 0
         self.buffer = torch.empty(rows, 0, k)
@@ -27,7 +29,7 @@ class DrawStream:
         """(M, k) draws of ``rows`` (CPU int64) at their ``iteration``."""
         needed = int(iteration.max()) + 1 - self.low
         while self.buffer.shape[1] < needed:
-            fresh = torch.rand(self.rows, self.block, self.k, generator=self.generator)
+            fresh = row_random.rand((self.rows, self.block, self.k), self.generator)
             self.buffer = torch.cat([self.buffer, fresh], dim=1)
         return self.buffer[rows, iteration - self.low]
 

@@ -104,6 +104,27 @@ def layer_map(layer: nn.Module, bn: nn.Module | None = None) -> LinearMap:
     return apply
 
 
+def example_shape(layer: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...]:
+    """``input_shape`` without a leading batch axis (the norm of a layer applied to a batch is
+    the norm on one example), checked against the layer: ``(C, H, W)`` for a Conv2d with C
+    input channels, ``(features,)`` for a Linear."""
+    shape = tuple(int(d) for d in input_shape)
+    conv = isinstance(layer, nn.Conv2d)
+    want = 3 if conv else 1
+    if isinstance(layer, nn.Conv2d | nn.Linear) and len(shape) == want + 1:
+        shape = shape[1:]  # (N, C, H, W) or (N, features): one example's operator
+    channels = getattr(layer, "in_channels" if conv else "in_features", None)
+    if isinstance(layer, nn.Conv2d | nn.Linear) and (
+        len(shape) != want or shape[0] != channels or min(shape) < 1
+    ):
+        expected = f"({channels}, H, W)" if conv else f"({channels},)"
+        raise ValueError(
+            f"operator_norm: input_shape {tuple(input_shape)} does not fit "
+            f"{type(layer).__name__}: pass {expected}, with or without a batch axis in front"
+        )
+    return shape
+
+
 def operator_norm(
     layer: nn.Module,
     input_shape: Sequence[int],
@@ -111,8 +132,8 @@ def operator_norm(
     tol: float = 1e-7,
     bn: nn.Module | None = None,
 ) -> float:
-    """Spectral norm of ``layer`` as an operator on inputs of ``input_shape`` (no batch dim:
-    ``(C, H, W)`` for a convolution, ``(features,)`` for a linear layer).
+    """Spectral norm of ``layer`` as an operator on inputs of ``input_shape`` (``(C, H, W)`` for
+    a convolution, ``(features,)`` for a linear layer; a leading batch axis is dropped).
 
     ``bn``: a BatchNorm that follows the layer, folded in (``diag(scale) A``). A BatchNorm alone
     has norm ``max |scale|``. For a convolution the value depends on the input size (border
@@ -120,5 +141,6 @@ def operator_norm(
     """
     if isinstance(layer, nn.modules.batchnorm._BatchNorm) and bn is None:
         return float(batchnorm_scale(layer).abs().max())
+    input_shape = example_shape(layer, input_shape)
     device = layer.weight.device if getattr(layer, "weight", None) is not None else "cpu"
     return spectral_norm(layer_map(layer, bn), tuple(input_shape), iters, tol, device=device)

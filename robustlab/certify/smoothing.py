@@ -17,6 +17,7 @@ import torch
 from scipy.stats import beta, binomtest, norm
 from torch import nn
 
+from robustlab.inputs import check_images, model_dtype
 from robustlab.models.runtime import model_context, model_device
 from robustlab.runtime import progress_bar
 
@@ -67,6 +68,7 @@ class Smooth:
         """
         if num < 1 or batch_size < 1:
             raise ValueError(f"need num >= 1 and batch_size >= 1, got {num}, {batch_size}")
+        check_images(images, dtype=model_dtype(self.model))
         images = images.to(self.device)
         counts = torch.zeros(len(images), self.num_classes, dtype=torch.long, device=self.device)
         total = len(images) * num

@@ -1,4 +1,5 @@
-"""CIFAR-10 from the official python pickle batches, read with a restricted unpickler."""
+"""CIFAR-10 from the official python pickle batches, read with a restricted unpickler (the
+batches are pickles: only numpy's array rebuilders may load), and written in the same format."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from robustlab.errors import DataError
+from robustlab.fileio import atomic_path
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -111,3 +113,64 @@ def load_cifar10_split(root: str | Path, split: str) -> tuple[torch.Tensor, torc
         parts_y.append(labels)
     images = torch.from_numpy(np.concatenate(parts_x).astype(np.float32) / 255.0)
     return images, torch.from_numpy(np.concatenate(parts_y))
+
+
+LABEL_NAMES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
+
+def _write_batch(path: Path, images: torch.Tensor, labels: torch.Tensor, name: str) -> None:
+    """One batch file as the official archive holds it: uint8 rows of 1024 R, G, B values."""
+    if images.is_floating_point():
+        images = (images.clamp(0, 1) * 255).round()
+    data = images.to(torch.uint8).reshape(len(images), PIXELS).numpy()
+    batch = {
+        b"batch_label": name.encode(),
+        b"labels": [int(label) for label in labels],
+        b"data": data,
+        b"filenames": [f"{name}_{i}.png".encode() for i in range(len(data))],
+    }
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        pickle.dump(batch, handle, protocol=4)
+
+
+def write_cifar10_batches(
+    root: str | Path,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+) -> Path:
+    """Write images [N, 3, 32, 32] (float in [0, 1] or uint8) and labels as the official python
+    batches under ``root/cifar-10-batches-py`` (the training set cut into five batches, plus
+    ``test_batch`` and ``batches.meta``), each file written atomically; returns the folder.
+
+    Synthetic or converted data then runs through the same reader as the real archive (the
+    tests' tiny CIFAR-10 and ``scripts/gpu_check.py`` use it)."""
+    folder = Path(root) / FOLDER
+    for images, labels in (train, test):
+        if images.shape[1:] != (3, 32, 32) or len(images) != len(labels):
+            raise DataError(
+                f"CIFAR-10 batches hold [N, 3, 32, 32] images with one label each, got "
+                f"{tuple(images.shape)} and {len(labels)} labels"
+            )
+    parts = torch.arange(len(train[0])).tensor_split(len(TRAIN_BATCHES))
+    for name, rows in zip(TRAIN_BATCHES, parts, strict=True):
+        _write_batch(folder / name, train[0][rows], train[1][rows], name)
+    _write_batch(folder / TEST_BATCHES[0], *test, TEST_BATCHES[0])
+    meta = {
+        b"label_names": [name.encode() for name in LABEL_NAMES],
+        b"num_cases_per_batch": len(parts[0]),
+        b"num_vis": PIXELS,
+    }
+    with atomic_path(folder / "batches.meta") as tmp, open(tmp, "wb") as handle:
+        pickle.dump(meta, handle, protocol=4)
+    return folder

@@ -32,6 +32,7 @@ from torch import nn
 
 from robustlab.detection import ensemble
 from robustlab.errors import ConfigError, RobustlabError
+from robustlab.inputs import check_images
 from robustlab.models.runtime import model_context
 
 D = TypeVar("D", bound="Detector")
@@ -158,6 +159,7 @@ class Detector(ABC):
         scores; before it, ``unsupervised_score`` (where the detector has one).
         """
         self._require_fitted()
+        check_images(images, ndim=None, unit_range=False)
         if self.weights is None:
             return self.unsupervised_score(images).detach()
         return (self._ensemble_inputs(images) @ self.weights + self.intercept).detach()

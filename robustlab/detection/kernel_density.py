@@ -39,6 +39,7 @@ from robustlab.detection.uncertainty import (
     require_dropout,
 )
 from robustlab.errors import ConfigError, DataError
+from robustlab.inputs import check_images, check_labels
 from robustlab.models.runtime import model_device
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,8 @@ class KernelDensityDetector(SaveLoadMixin, Detector):
             raise DataError(
                 f"fit needs N >= 1 images and N labels, got {len(images)}, {len(labels)}"
             )
+        check_images(images, ndim=None, unit_range=False)
+        check_labels(labels, len(images), num_classes)
         device = model_device(model)
         with frozen_eval(model), torch.no_grad():
             feats = [

@@ -26,6 +26,7 @@ from robustlab.detection.base import Detector
 from robustlab.detection.features import batches, frozen_eval, probe_input, stage_maps
 from robustlab.detection.storage import SaveLoadMixin
 from robustlab.errors import ConfigError, DataError
+from robustlab.inputs import check_images
 from robustlab.models.runtime import model_device
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class LIDDetector(SaveLoadMixin, Detector):
                 f"LID needs {needed} clean training images (reference_size x "
                 f"reference_batches), got {len(images)}"
             )
+        check_images(images, ndim=None, unit_range=False)
         pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
         chosen = images[pick[:needed]]
         self.model = model

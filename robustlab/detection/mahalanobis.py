@@ -26,6 +26,7 @@ from robustlab.detection.features import batches, frozen_eval, pooled_features, 
 from robustlab.detection.gaussian import TiedGaussian, fit_tied_gaussian, resolve_shrinkage
 from robustlab.detection.storage import SaveLoadMixin
 from robustlab.errors import ConfigError, DataError
+from robustlab.inputs import check_images, check_labels
 from robustlab.models.runtime import model_device
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ class MahalanobisDetector(SaveLoadMixin, Detector):
             raise DataError(
                 f"fit needs N >= 1 images and N labels, got {len(images)} and {len(labels)}"
             )
+        check_images(images, ndim=None, unit_range=False)
+        check_labels(labels, len(images), num_classes)
         device = model_device(model)
         per_layer: list[list[torch.Tensor]] = []
         with frozen_eval(model), torch.no_grad():
@@ -131,6 +134,7 @@ class MahalanobisDetector(SaveLoadMixin, Detector):
         With ``noise > 0`` each layer's score is taken after that layer's pre-processing step.
         """
         model = self._require_fitted()
+        check_images(images, ndim=None, unit_range=False)
         device = model_device(model)
         out = []
         with frozen_eval(model):

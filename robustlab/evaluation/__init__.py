@@ -11,10 +11,15 @@
   :func:`large_eps_check` and :func:`gradient_health` as optional inputs.
 - :func:`l0_robustness`: sparse attacks over budgets of changed pixels.
 - :func:`wilson_interval`: the 95% interval every accuracy carries.
+- :func:`evaluate`: ANY model's worst case and every named check (:mod:`.checks`, EOT for a
+  randomized forward, :mod:`.eot`) in one call, as an :class:`EvaluationCard`.
 
 The attack algorithms live in :mod:`robustlab.attacks`; nothing there imports this package.
 """
 
+from robustlab.evaluation.card import EvaluationCard
+from robustlab.evaluation.checks import Check
+from robustlab.evaluation.eot import InputNoise, MajorityVote
 from robustlab.evaluation.grid import EpsCurve, EpsPoint, robust_accuracy
 from robustlab.evaluation.l0 import L0Curve, L0Report, l0_robustness
 from robustlab.evaluation.masking import (
@@ -23,6 +28,7 @@ from robustlab.evaluation.masking import (
     gradient_masking_warnings,
     large_eps_check,
 )
+from robustlab.evaluation.model_evaluation import evaluate
 from robustlab.evaluation.robustness import RobustnessReport, evaluate_robustness
 from robustlab.evaluation.stats import wilson_interval
 from robustlab.evaluation.suite import SUITES, worst_case
@@ -30,13 +36,18 @@ from robustlab.evaluation.worst_case_result import WorstCaseResult
 
 __all__ = [
     "SUITES",
+    "Check",
     "EpsCurve",
     "EpsPoint",
+    "EvaluationCard",
     "GradientHealth",
+    "InputNoise",
     "L0Curve",
     "L0Report",
+    "MajorityVote",
     "RobustnessReport",
     "WorstCaseResult",
+    "evaluate",
     "evaluate_robustness",
     "gradient_health",
     "gradient_masking_warnings",

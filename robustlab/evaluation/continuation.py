@@ -35,8 +35,10 @@ import torch
 
 from robustlab.attacks.base import is_success
 from robustlab.attacks.iterative import IterativeAttack
+from robustlab.attacks.row_random import keyed_start
 from robustlab.errors import ConfigError
 from robustlab.evaluation.keep import AdversarialKeeper
+from robustlab.evaluation.precision import confirm_fooled
 from robustlab.runtime import progress_bar
 
 # Examples held under attack at once, in batches: more than one lets the scheduler choose whom
@@ -207,11 +209,15 @@ def eps_continuation(
     continuation_steps: int | None = None,
     desc: str = "PGD",
     keeper: AdversarialKeeper | None = None,
+    row_seeds: torch.Tensor | None = None,
 ) -> ContinuationResult:
     """Run ``attacks`` (one per eps, ascending eps) as one stream over the ``alive`` examples.
 
     ``continuation_steps``: steps at each eps after the first (default: a quarter of the
-    attack's steps, at least 2).
+    attack's steps, at least 2). ``row_seeds`` (one per image): each example's random start
+    is drawn under its own seed (``robustlab.attacks.row_random.keyed_start``), so that it
+    does not depend on which examples share its stream (a shard, a resumed run); default: the
+    global random state.
 
     ``images``/``labels`` stay where they are (CPU is fine); rows move to ``device`` as they
     enter the batch. See the module docstring for the schedule. ``keeper`` (its grid: the
@@ -229,6 +235,7 @@ def eps_continuation(
         waiting = waiting[:0]
     attack = attacks[min(tables.start, len(attacks) - 1)]
     stream = _Stream(attack, images, tables, batch_size, device, keeper)
+    stream.row_seeds = row_seeds
     with stream.attack.model_context(), progress_bar(desc, len(waiting), unit="ex") as bar:
         taken = 0
         while taken < len(waiting) or len(stream.pool):
@@ -244,7 +251,7 @@ class _Stream:
         self, attack: IterativeAttack, images, tables: _Levels, batch_size: int, device, keeper
     ):
         self.attack, self.tables, self.batch_size, self.device = attack, tables, batch_size, device
-        self.keeper = keeper
+        self.keeper, self.row_seeds = keeper, None
         self.pool = _Pool(images, device, tables.start)
         self.max_steps = int(tables.budget.max()) if len(tables.budget) else 1
         self.evals = torch.zeros(len(tables.eps), dtype=torch.long, device=device)
@@ -258,7 +265,9 @@ class _Stream:
             return taken
         new = waiting[taken : taken + room]
         x0 = images[new].to(self.device)
-        self.pool.add(new.to(self.device), x0, self.attack.start(x0), labels[new].to(self.device))
+        seeds = None if self.row_seeds is None else self.row_seeds[new]
+        start = self.attack.start(x0) if seeds is None else keyed_start(self.attack, x0, seeds)
+        self.pool.add(new.to(self.device), x0, start, labels[new].to(self.device))
         return taken + len(new)
 
     def serve(self) -> int:
@@ -269,6 +278,7 @@ class _Stream:
         grad, logits = attack.gradient(adv, pool.x0[rows], y)
         self.evals += torch.bincount(level, minlength=len(self.evals))
         fooled = is_success(logits, y, attack.targeted)
+        fooled = confirm_fooled(attack.model, adv, y, fooled, attack.targeted)  # bf16: fp32 check
         self.fooled_index.append(pool.index[rows][fooled].cpu())
         self.fooled_level.append(level[fooled].cpu())
         return _advance(pool, rows, attack, grad, fooled, self.tables, self.keeper)

@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from robustlab.attacks.adapter import GradientCounter
-from robustlab.attacks.base import Attack, check_images, perturbation_norm
+from robustlab.attacks.base import Attack, perturbation_norm
 from robustlab.errors import ConfigError
 from robustlab.evaluation.continuation import can_continue, eps_continuation
 from robustlab.evaluation.keep import AdversarialKeeper
 from robustlab.evaluation.stats import wilson_interval
+from robustlab.inputs import check_batch
 from robustlab.models.runtime import eval_device, model_context, predict
 from robustlab.runtime import progress
 
@@ -40,6 +41,9 @@ class EpsPoint:
     seconds: float
     n: int
     median_norm: float | None = None
+    # the perturbation norms of the examples fooled (minimal-perturbation attacks only), so
+    # that shards' points merge into the whole set's median
+    fooled_norms: list[float] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -175,6 +179,7 @@ def robust_accuracy(
     schedule: str = "continuation",
     continuation_steps: int | None = None,
     keep_adversarial: Iterable[float] = (),
+    row_seeds: torch.Tensor | None = None,
 ) -> EpsCurve:
     """Accuracy under ``attack_factory(eps)`` for every eps in ``eps_grid``, in one call.
 
@@ -191,20 +196,20 @@ def robust_accuracy(
     eps runs the whole attack afresh (its own random start) on the survivors.
     ``clean_correct`` (bool [N]) skips the clean pass when already known. ``curve.broken_eps``
     holds each example's smallest fooling eps. ``keep_adversarial``: eps thresholds t whose
-    images ``curve.adversarial[t]`` keeps as the attack runs (see :mod:`robustlab.evaluation.keep`).
-    """
+    images ``curve.adversarial[t]`` keeps as the attack runs (:mod:`robustlab.evaluation.keep`);
+    ``row_seeds``: one seed per image for the continuation stream's random starts."""
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
-    check_images(images)
-    device = eval_device(model, device)
-    labels = labels.cpu()
+    check_batch(images, labels, eps_grid, model=model)
+    device, labels = eval_device(model, device), labels.cpu()
     if clean_correct is None:
         clean_correct = predict(model, images, batch_size, device) == labels
     grid = sorted({float(e) for e in eps_grid})
     attacks = {eps: attack_factory(eps) for eps in grid}
     keeper = AdversarialKeeper(images, grid, keep_adversarial)
     data = (images, labels, clean_correct.cpu().clone(), batch_size, device, name, keeper)
-    points, broken, schedule = _run_schedule(model, attacks, data, (schedule, continuation_steps))
+    plan = (schedule, continuation_steps, row_seeds)
+    points, broken, schedule = _run_schedule(model, attacks, data, plan)
     clean = float(clean_correct.float().mean()) if len(labels) else 0.0
     norm = getattr(next(iter(attacks.values()), None), "norm", "Linf")
     broken[~clean_correct.cpu()] = 0.0
@@ -216,19 +221,19 @@ def robust_accuracy(
 def _run_schedule(model, attacks: dict, data, plan):
     """(points, broken eps, the schedule that ran) for ``{eps: attack}``: one continuation
     stream when the attacks can continue, else each eps afresh on the survivors."""
-    schedule, continuation_steps = plan
+    schedule, continuation_steps, row_seeds = plan
     stream = list(attacks.values())
     if schedule == "continuation" and can_continue(stream):
-        return (*_continuation_points(stream, *data, continuation_steps), schedule)
+        return (*_continuation_points(stream, *data, (continuation_steps, row_seeds)), schedule)
     return (*_full_points(model, attacks, *data), "full")
 
 
-def _continuation_points(attacks, images, labels, alive, batch_size, device, name, keeper, steps):
+def _continuation_points(attacks, images, labels, alive, batch_size, device, name, keeper, plan):
     _sync(device)
     started = time.perf_counter()
-    desc = f"{name} eps-continuation"
+    desc, (steps, row_seeds) = f"{name} eps-continuation", plan
     result = eps_continuation(
-        attacks, images, labels, alive, batch_size, device, steps, desc, keeper
+        attacks, images, labels, alive, batch_size, device, steps, desc, keeper, row_seeds
     )
     _sync(device)
     seconds = time.perf_counter() - started
@@ -286,4 +291,5 @@ def minimal_perturbation_point(
     point = _point(math.inf, alive, evals, time.perf_counter() - started)
     fooled_norms = norms[fooled].tolist()
     point.median_norm = statistics.median(fooled_norms) if fooled_norms else None
+    point.fooled_norms = fooled_norms
     return point

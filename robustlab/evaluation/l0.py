@@ -30,6 +30,7 @@ from torch import nn
 
 from robustlab.attacks import AttackSpec, build_attack
 from robustlab.errors import ConfigError
+from robustlab.inputs import check_batch
 from robustlab.models.runtime import eval_device, predict
 from robustlab.runtime import progress_bar
 
@@ -172,6 +173,7 @@ def l0_robustness(
     a channel counts as changed when it moved by more than ``tol`` (0: any change at all).
     """
     budgets = _check_budgets(budgets)
+    check_batch(images, labels, model=model)
     if not (isinstance(tol, int | float) and tol >= 0):
         raise ConfigError(f"tol must be a number >= 0, got {tol!r}")
     device = eval_device(model, device)

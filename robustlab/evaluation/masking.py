@@ -18,6 +18,7 @@ from torch import nn
 from robustlab.attacks.geometry import madry_step_size
 from robustlab.attacks.pgd import PGD
 from robustlab.evaluation.grid import EpsCurve, EpsPoint, robust_accuracy
+from robustlab.inputs import check_images
 from robustlab.models.runtime import model_context, model_device
 
 Curves = Mapping[str, EpsCurve]
@@ -50,7 +51,11 @@ class GradientHealth:
 def gradient_health(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256
 ) -> GradientHealth:
-    """Check that cross-entropy input gradients carry a signal for every example."""
+    """Check that cross-entropy input gradients carry a signal for every example.
+
+    ``images`` must be valid inputs: a NaN or inf pixel is an input error (InputError naming the
+    rows), never counted as the model's non-finite gradient."""
+    check_images(images)
     device = model_device(model)
     zero = nonfinite = 0
     with model_context(model, "eval"), torch.enable_grad():
@@ -75,14 +80,19 @@ def large_eps_check(
     steps: int = 20,
     max_examples: int = 256,
     batch_size: int = 256,
+    judge: nn.Module | None = None,
 ) -> float:
-    """Accuracy under Linf PGD at a huge eps (0.5 lets any pixel reach any value); ~0 if sound."""
+    """Accuracy under Linf PGD at a huge eps (0.5 lets any pixel reach any value); ~0 if sound.
+    ``judge``: the model whose predictions count (e.g. a majority vote over a randomized
+    ``model``'s draws); the attack crafts on ``model``."""
     images, labels = images[:max_examples], labels[:max_examples]
 
     def factory(e: float) -> PGD:
         return PGD(model, eps=e, alpha=madry_step_size(e, steps), steps=steps)
 
-    curve = robust_accuracy(model, images, labels, factory, [eps], batch_size, name="large-eps PGD")
+    curve = robust_accuracy(
+        judge or model, images, labels, factory, [eps], batch_size, name="large-eps PGD"
+    )
     return curve.points[0].accuracy
 
 
@@ -174,8 +184,8 @@ def _health_warnings(health: GradientHealth | None, zero_threshold: float) -> li
         )
     if health is not None and health.nonfinite_fraction > 0:
         warnings.append(
-            f"gradient masking suspected: {health.nonfinite_fraction:.1%} of examples have NaN/inf "
-            "input gradients; attack results on them are meaningless"
+            f"gradient masking suspected: {health.nonfinite_fraction:.1%} of valid (finite) "
+            "examples have NaN/inf input gradients; attack results on them are meaningless"
         )
     return warnings
 

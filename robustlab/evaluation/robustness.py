@@ -1,16 +1,32 @@
-"""Evaluate a model against several attacks over an eps grid and summarise for results.json."""
+"""Evaluate a model against several attacks over an eps grid and summarise for results.json.
+
+Options of :func:`evaluate_robustness`:
+
+- ``keep_adversarial``: ``(attack key, eps)`` pairs, or ``("worst_case", eps)``, whose images
+  ``report.adversarial[(key, eps)]`` keeps (CPU; :mod:`robustlab.evaluation.keep`): the
+  model's accuracy on them is the robust accuracy at eps.
+- ``crafting_dtype`` (e.g. ``torch.bfloat16``): attacks craft under autocast to it, and every
+  example they find is re-checked on the fp32 model before it counts
+  (:mod:`robustlab.evaluation.precision`).
+- A randomized forward is detected and evaluated with EOT (``eot_iter``, ``draws``: see
+  :func:`robustlab.evaluation.evaluate`); the named checks (:mod:`robustlab.evaluation.checks`)
+  fill ``report.checks``.
+- ``sharded``: each process attacks its share (:mod:`robustlab.evaluation.sharded`); the checks
+  run on the main process. ``state_path``: a state file that makes the run resumable
+  (:mod:`robustlab.evaluation.resume_state`; one per process), ``resume=False`` starts afresh.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from robustlab.attacks.base import check_images
 from robustlab.attacks.catalogue import (
     AttackSpec,
     attack_factory,
@@ -18,7 +34,14 @@ from robustlab.attacks.catalogue import (
     build_attack,
     takes_eps,
 )
+from robustlab.attacks.row_random import example_seeds
+from robustlab.distributed import is_main_process
 from robustlab.errors import ConfigError
+from robustlab.evaluation.checks import Check
+from robustlab.evaluation.checks_run import eot_plan, run_checks
+from robustlab.evaluation.curve_state import resumable_curves
+from robustlab.evaluation.eot import majority_vote
+from robustlab.evaluation.fingerprint import robustness_fingerprint
 from robustlab.evaluation.grid import EpsCurve, minimal_perturbation_point, robust_accuracy
 from robustlab.evaluation.keep import WORST_CASE, kept_pairs
 from robustlab.evaluation.kept_images import collect_adversarial
@@ -28,7 +51,11 @@ from robustlab.evaluation.masking import (
     gradient_masking_warnings,
     large_eps_check,
 )
+from robustlab.evaluation.resume_state import open_state
+from robustlab.evaluation.sharded import gather_evaluation, shard_examples
 from robustlab.evaluation.suite import CLEAN, SUITES, WorstCaseResult, worst_case
+from robustlab.inputs import check_batch
+from robustlab.models.precision import crafting_model
 from robustlab.models.runtime import eval_device, predict
 
 log = logging.getLogger(__name__)
@@ -36,7 +63,7 @@ log = logging.getLogger(__name__)
 WORST_CASE_RECORD = "worst_case_examples.json"
 
 
-@dataclass
+@dataclass(repr=False)
 class RobustnessReport:
     """Clean accuracy, one curve per attack, the per-example worst case over every attack (the
     suite's and the curves'), masking diagnostics and warnings.
@@ -53,6 +80,16 @@ class RobustnessReport:
     warnings: list[str] = field(default_factory=list)
     worst_case: WorstCaseResult | None = None
     adversarial: dict[tuple[str, float], torch.Tensor] = field(default_factory=dict, repr=False)
+    checks: dict[str, Check] = field(default_factory=dict)  # robustlab.evaluation.checks
+
+    def __repr__(self) -> str:
+        worst = "none" if self.worst_case is None else repr(self.worst_case)
+        warned = [name for name, c in self.checks.items() if c.status == "warn"]
+        return (
+            f"RobustnessReport(clean_accuracy={self.clean_accuracy:.4f}, n={self.n}, "
+            f"curves={list(self.curves)}, worst_case={worst}, warned_checks={warned}, "
+            f"warnings={len(self.warnings)})"
+        )
 
     def save_artifacts(self, directory: str | Path) -> list[Path]:
         """Files kept beside results.json: the worst case's per-example record
@@ -89,6 +126,8 @@ class RobustnessReport:
             "robust_accuracy_norm": {key: curve.norm for key, curve in self.curves.items()},
             "warnings": list(self.warnings),
         }
+        if self.checks:
+            results["checks"] = {name: check.to_results() for name, check in self.checks.items()}
         if self.worst_case is not None:
             fragment = self.worst_case.to_results()
             # worst_case first: the number reports lead with
@@ -122,52 +161,80 @@ def evaluate_robustness(
     check_gradients: bool = True,
     schedule: str = "continuation",
     continuation_steps: int | None = None,
-    suite: str = "none",
+    suite: str = "standard",
     seed: int = 0,
     keep_adversarial: Collection[tuple[str, float]] = (),
+    crafting_dtype: torch.dtype | None = None,
+    eot_iter: int | None = None,
+    draws: int | None = None,
+    sharded: bool = False,
+    state_path: str | Path | None = None,
+    resume: bool = True,
 ) -> RobustnessReport:
-    """Robust accuracy of ``model`` under every attack in ``attacks`` over ``eps_grid``.
-
-    Attacks without an eps (CW, DeepFool) run once and are reported at eps = inf with their
-    median perturbation norm. ``schedule``/``continuation_steps``: how PGD covers the eps grid
-    (see :func:`robust_accuracy`). ``suite`` (``"standard"``, ``"fast"`` or ``"none"``): the
-    worst-case suite (:func:`robustlab.evaluation.worst_case`, seeded by ``seed``) then runs on the
-    examples the Linf attacks left standing, and ``report.worst_case`` is the per-example worst
-    case over all of them (with ``"none"``, over the Linf curves on ``eps_grid`` alone).
-    ``large_eps`` adds a PGD sanity run at that Linf radius; the gradient-masking checks run
-    last and fill ``report.warnings``.
-
-    ``keep_adversarial``: ``(attack key, eps)`` pairs, or ``("worst_case", eps)``, whose images
-    ``report.adversarial[(key, eps)]`` keeps (CPU, like ``images``; see
-    :mod:`robustlab.evaluation.keep`); the model's accuracy on them is the robust accuracy at eps.
+    """Robust accuracy of ``model`` under every attack in ``attacks`` over ``eps_grid``, then the
+    worst-case ``suite`` (seeded by ``seed``) on the examples the Linf attacks left standing:
+    ``report.worst_case`` is the per-example worst case over all of them (``"none"``: over the
+    Linf curves alone). The gradient-masking and named checks run last (``report.warnings``,
+    ``report.checks``); ``large_eps`` adds a PGD sanity run at that Linf radius. Attacks
+    without an eps (CW, DeepFool) run once, at eps = inf with their median perturbation norm.
+    ``schedule``/``continuation_steps``: how PGD covers the grid (:func:`robust_accuracy`).
+    ``keep_adversarial``, ``crafting_dtype``, ``eot_iter``/``draws``, ``sharded`` and
+    ``state_path``/``resume``: see the module docstring.
     """
     if suite not in SUITES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SUITES)}")
-    check_images(images)
+    check_batch(images, labels, eps_grid, model=model)
     pairs = kept_pairs(keep_adversarial, _attack_grids(attacks, eps_grid), eps_grid)
-    device = eval_device(model, device)
-    labels = labels.cpu()
-    correct = predict(model, images, batch_size, device) == labels
-    clean = float(correct.float().mean()) if len(labels) else 0.0
+    device, labels = eval_device(model, device), labels.cpu()
+    stochastic, eot_iter, draws = eot_plan(model, images, device, eot_iter, draws)
+    judge = majority_vote(model, draws)  # what every prediction is, clean and adversarial
+    curves, worst, correct = _attack_shard(locals())
     run = (images, labels, correct, batch_size, device)
-    curves = {
-        key: _curve(model, key, spec, eps_grid, run, (schedule, continuation_steps), pairs)
-        for key, spec in attacks.items()
-    }
-    report = RobustnessReport(clean, len(labels), curves)
-    report.worst_case = _worst_case(model, run, curves, eps_grid, suite, seed, pairs)
+    clean = float(correct.float().mean()) if len(labels) else 0.0
+    report = RobustnessReport(clean, len(labels), curves, worst_case=worst)
+    if is_main_process() or not sharded:  # the other processes' reports are never written
+        _diagnose(report, model, run, check_gradients, large_eps, (stochastic, seed))
+    # after the checks: what their extra restarts break counts, and its images are kept
     report.adversarial = collect_adversarial(pairs, curves, report.worst_case, images)
-    _diagnose(report, model, run, check_gradients, large_eps)
     return report
 
 
-def _diagnose(report, model, run, check_gradients: bool, large_eps: float | None) -> None:
-    """The gradient-masking checks, last: they fill ``report.warnings``."""
-    images, labels, _, batch_size, _ = run
+def _attack_shard(args: dict) -> tuple[dict[str, EpsCurve], WorstCaseResult, torch.Tensor]:
+    """The whole set's curves, worst case and clean-correct mask from this process's shard,
+    resumed from ``state_path``. ``args``: the arguments of :func:`evaluate_robustness`."""
+    model, judge, batch_size, device = (args[k] for k in ("model", "judge", "batch_size", "device"))
+    shard, labels, ids = shard_examples(args["images"], args["labels"], args["sharded"])
+    path = args["state_path"]
+    fingerprint = path and robustness_fingerprint(model, shard, labels, ids, args)
+    state = open_state(path, fingerprint or {}, args["resume"])
+    correct = predict(judge, shard, batch_size, device) == labels
+    run = (shard, labels, correct, batch_size, device)
+    plan = (args["schedule"], args["continuation_steps"], example_seeds(args["seed"], ids))
+    one = partial(_curve, judge, eps_grid=args["eps_grid"], run=run, schedule=plan)
+    one = partial(one, pairs=args["pairs"], crafting=crafting_model(model, args["crafting_dtype"]))
+    curves = resumable_curves(state, args["attacks"], one)
+    worst = _worst_case(
+        model, run, curves, args["eps_grid"], args["suite"], args["seed"], args["pairs"],
+        crafting_dtype=args["crafting_dtype"], eot=(args["eot_iter"], args["draws"]),
+        where=(ids, state),
+    )  # fmt: skip
+    return gather_evaluation(curves, worst, correct, ids)
+
+
+def _diagnose(report, model, run, check_gradients: bool, large_eps: float | None, how) -> None:
+    """The gradient-masking checks and the named checks, last: they fill ``report.warnings``
+    and ``report.checks``. ``how``: (stochastic forward, seed)."""
+    images, labels, _, batch_size, device = run
+    judge = majority_vote(model, report.worst_case.draws)
     if check_gradients:
         report.gradient_health = gradient_health(model, images[:batch_size], labels[:batch_size])
     if large_eps is not None:
-        report.large_eps = (float(large_eps), large_eps_check(model, images, labels, eps=large_eps))
+        accuracy = large_eps_check(model, images, labels, eps=large_eps, judge=judge)
+        report.large_eps = (float(large_eps), accuracy)
+    report.checks, report.worst_case, _, _ = run_checks(
+        model, images, labels, report.worst_case, device, how[0], batch_size, how[1],
+        report.gradient_health or check_gradients, report.large_eps,
+    )  # fmt: skip
     masking = gradient_masking_warnings(report.curves, report.large_eps, report.gradient_health)
     report.warnings = masking + report.worst_case.warnings
     for warning in report.warnings:
@@ -182,21 +249,24 @@ def _attack_grids(attacks: dict[str, AttackSpec], eps_grid) -> dict[str, list[fl
     }
 
 
-def _curve(model, key, spec, eps_grid, run, schedule, pairs) -> EpsCurve:
+def _curve(model, key, spec, eps_grid, run, schedule, pairs, crafting=None) -> EpsCurve:
     """One attack's curve over its grid, or its single point at eps = inf. It keeps the images
-    of its own kept ``pairs`` and, when Linf, those the worst case's kept eps need."""
+    of its own kept ``pairs`` and, when Linf, those the worst case's kept eps need. The attack
+    crafts on ``crafting`` (default: ``model``); its breaks are judged on ``model``."""
+    crafting = model if crafting is None else crafting
     images, labels, correct, batch_size, device = run
     norm = attack_norm(spec.name, spec.kwargs)
     if takes_eps(spec.name):
         grid = spec.eps if spec.eps is not None else eps_grid
-        factory = attack_factory(spec, model)
+        factory = attack_factory(spec, crafting)
         thresholds = [e for k, e in pairs if k == key or (k == WORST_CASE and norm == "Linf")]
         curve = robust_accuracy(
             model, images, labels, factory, grid, batch_size, device, key, correct,
             schedule=schedule[0], continuation_steps=schedule[1], keep_adversarial=thresholds,
+            row_seeds=schedule[2] if len(schedule) > 2 else None,
         )  # fmt: skip
     else:
-        attack = build_attack(spec.name, model, **spec.kwargs)
+        attack = build_attack(spec.name, crafting, **spec.kwargs)
         point = minimal_perturbation_point(
             model, attack, images, labels, correct, batch_size, device, key
         )
@@ -207,7 +277,9 @@ def _curve(model, key, spec, eps_grid, run, schedule, pairs) -> EpsCurve:
     return curve
 
 
-def _worst_case(model, run, curves, eps_grid, suite, seed, pairs) -> WorstCaseResult:
+def _worst_case(
+    model, run, curves, eps_grid, suite, seed, pairs, crafting_dtype=None, eot=(1, 1), where=None
+) -> WorstCaseResult:
     """The suite on the survivors of the Linf curves, or the curves' own worst case; the suite
     keeps the images of the worst case's kept ``pairs``."""
     images, labels, correct, batch_size, device = run
@@ -220,6 +292,8 @@ def _worst_case(model, run, curves, eps_grid, suite, seed, pairs) -> WorstCaseRe
         return worst_case(
             model, images, labels, eps_grid, suite, batch_size, device, seed, prior=prior,
             keep_adversarial=[eps for key, eps in pairs if key == WORST_CASE],
+            crafting_dtype=crafting_dtype, eot_iter=eot[0], draws=eot[1],
+            example_ids=(where or (None, None))[0], state_path=(where or (None, None))[1],
         )  # fmt: skip
     start = torch.where(correct, float("inf"), 0.0).double()
     grid = sorted({float(e) for e in eps_grid})

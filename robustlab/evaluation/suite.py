@@ -18,6 +18,13 @@ the expensive ones, are thus attacked once per attack instead of once per eps;
 eps independently, and a test checks it on a linear model, where every example's smallest
 breaking eps is known in closed form.
 
+Every row draws its random numbers from its own seed, derived from the suite's ``seed`` and
+the row's ``example_ids`` entry (its index in the whole evaluated set; default ``range(N)``): a
+shard of the set, or the rest of a wave after a resume, gives each row the result the whole
+set gives it (:mod:`robustlab.evaluation.suite_waves`). ``state_path``: a state file
+(:mod:`robustlab.evaluation.resume_state`) that makes the run resumable; an existing one for
+the same model, data and settings is continued, and ``resume=False`` starts afresh.
+
 ``standard``: APGD-CE (100 steps), APGD-T (targeted DLR, 100 steps, 9 targets), then Square
 (5000 queries) as the gradient-free check; when Square breaks examples the gradient attacks
 did not, the gradients are suspect (masking).
@@ -25,21 +32,23 @@ did not, the gradients are suspect (masking).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from robustlab.attacks.apgd import APGD
-from robustlab.attacks.base import check_images
 from robustlab.attacks.catalogue import build_attack
+from robustlab.attacks.row_random import example_seeds
 from robustlab.attacks.square import SQUARE_NORMS  # an L1 suite has no gradient-free check
 from robustlab.errors import ConfigError
-from robustlab.evaluation.grid import PerRowAttack, attack_survivors
+from robustlab.evaluation.eot import majority_vote
+from robustlab.evaluation.fingerprint import evaluation_fingerprint, tensors_digest
 from robustlab.evaluation.keep import AdversarialKeeper
+from robustlab.evaluation.resume_state import EvaluationState, open_state
+from robustlab.evaluation.suite_waves import Runner, SuiteProgress, descend
 from robustlab.evaluation.worst_case_result import (
     CLEAN,
     GRADIENT_FREE,
@@ -47,7 +56,9 @@ from robustlab.evaluation.worst_case_result import (
     eps_key,
     snap_to_grid,
 )
+from robustlab.inputs import check_batch
 from robustlab.models.folding import fold_batchnorm
+from robustlab.models.precision import crafting_model
 from robustlab.models.runtime import eval_device, predict
 
 SUITES = ("standard", "fast", "none")
@@ -67,16 +78,20 @@ def suite_attack(
     eps: float | torch.Tensor,
     suite: str = "standard",
     norm: str = "Linf",
-    seed: int = 0,
+    seed: int | torch.Tensor = 0,
+    eot_iter: int = 1,
 ):
-    """The suite's attack ``name`` at ``eps`` (a float, or one radius per image)."""
+    """The suite's attack ``name`` at ``eps`` (a float, or one radius per image); the APGDs
+    average their gradient over ``eot_iter`` forwards (EOT, for randomized models)."""
     if name not in ATTACKS:
         raise ConfigError(f"unknown suite attack {name!r}: use one of {', '.join(ATTACKS)}")
     if suite not in SCHEDULES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SCHEDULES)}")
     ce_steps, t_steps, targets, queries = SCHEDULES[suite]
     if name == "apgd_ce":
-        return APGD(model, eps=eps, steps=ce_steps, norm=norm, loss="ce", seed=seed)
+        return APGD(
+            model, eps=eps, steps=ce_steps, norm=norm, loss="ce", seed=seed, eot_iter=eot_iter
+        )
     if name == "apgd_t":
         return APGD(
             model,
@@ -85,6 +100,7 @@ def suite_attack(
             t_steps,
             seed=seed,
             loss="dlr",
+            eot_iter=eot_iter,
             targeted=True,
             n_target_classes=targets,
         )
@@ -112,6 +128,12 @@ def worst_case(
     norm: str = "Linf",
     prior: Mapping[str, torch.Tensor] | None = None,
     keep_adversarial: Iterable[float] = (),
+    eot_iter: int = 1,
+    draws: int = 1,
+    crafting_dtype: torch.dtype | None = None,
+    example_ids: torch.Tensor | None = None,
+    state_path: str | Path | EvaluationState | None = None,
+    resume: bool = True,
 ) -> WorstCaseResult:
     """Worst-case robust accuracy of ``model`` under ``suite`` over ``eps_grid``.
 
@@ -123,32 +145,75 @@ def worst_case(
     ``result.adversarial[t]`` keeps (no extra pass): the example of the suite attack that broke
     row i at an eps <= t, else the final iterate of the last suite attack that ran on it at the
     largest eps <= t, else the clean image (rows broken by ``prior`` attacks are never attacked
-    here: their own runs hold them).
+    here: their own runs hold them). A randomized model (:mod:`robustlab.evaluation.eot`):
+    the APGDs average ``eot_iter`` gradients per step and every prediction is the majority over
+    ``draws`` forwards. ``crafting_dtype`` (e.g. bf16): the attacks craft under autocast to it;
+    every break is still judged on the fp32 model. ``example_ids`` (row seeds), ``state_path``
+    and ``resume`` (a resumable run): see the module docstring.
     """
+    _check(suite, images, labels, eps_grid, model)
+    device, labels = eval_device(model, device), labels.cpu()
+    grid = sorted({float(e) for e in eps_grid})
+    ids = torch.arange(len(labels)) if example_ids is None else example_ids.cpu().long()
+    state = open_state(state_path, _fingerprint(model, images, labels, ids, grid, locals()), resume)
+    judge = majority_vote(model, draws)  # breaks are judged on it; attacks craft on model
+    run_on = (judge, images, labels, batch_size, device)
+    progress = _progress(state, run_on, grid, (suite, norm, prior or {}), keep_adversarial)
+    crafting = crafting_model(_folded(model, images[:batch_size], device), crafting_dtype)
+    seeds = example_seeds(seed, ids)  # per row: the caller's random state is left alone
+    for name in (name for name in progress.cost if name not in progress.finished):
+        run = Runner(judge, images, labels, seeds, progress, batch_size, device, name)
+        make = partial(suite_attack, name, crafting, suite=suite, norm=norm, eot_iter=eot_iter)
+        descend(run, make, progress)
+    return _finished(progress, eot_iter, draws)
+
+
+def _check(suite: str, images, labels, eps_grid, model) -> None:
     if suite not in SCHEDULES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SCHEDULES)}")
-    check_images(images)
-    device = eval_device(model, device)
-    labels = labels.cpu()
-    grid = sorted({float(e) for e in eps_grid})
-    correct = predict(model, images, batch_size, device) == labels
-    result = _starting_result(correct, grid, suite, norm, prior or {})
-    names = suite_attack_names(norm)
-    # forward_evals: images forwarded without a gradient (Square's queries)
+    check_batch(images, labels, eps_grid, model=model)
+
+
+def _folded(model: nn.Module, probe: torch.Tensor, device: torch.device) -> nn.Module:
+    """The attacks craft on a BN-folded copy (same logits, fewer layers; channels-last on the
+    CPU, where it was up to 6% faster); the runner judges every break on the model itself."""
+    return fold_batchnorm(model, probe.to(device), channels_last=device.type == "cpu")
+
+
+def _progress(state, run_on, grid, how, keep_adversarial) -> SuiteProgress:
+    """The suite's progress from the result before any suite attack (or from the state's saved
+    progress): a zero cost per suite attack (forward_evals: images forwarded without a
+    gradient, Square's queries) and the keeper of the kept images. ``run_on``: (judge, images,
+    labels, batch size, device); ``how``: (suite, norm, prior)."""
+    judge, images, labels, batch_size, device = run_on
+    correct = predict(judge, images, batch_size, device) == labels
+    start = _starting_result(correct, grid, *how)
+    names = suite_attack_names(start.norm)
     cost = {name: {"grad_evals": 0, "forward_evals": 0, "seconds": 0.0} for name in names}
     keeper = AdversarialKeeper(images, grid, keep_adversarial)
-    # The attacks craft on a BN-folded copy (same logits, fewer layers; channels-last on the
-    # CPU, where it was up to 6% faster); _Runner judges every break on the model itself.
-    probe = images[:batch_size].to(device)
-    crafting = fold_batchnorm(model, probe, channels_last=device.type == "cpu")
-    # Every attack draws from its own seeded generator: the caller's random state is left alone.
-    for name in names:
-        run = _Runner(model, images, labels, result, cost[name], keeper, batch_size, device, name)
-        _descend(run, partial(suite_attack, name, crafting, suite=suite, norm=norm, seed=seed))
-    result.attack_cost = cost
-    result.adversarial = keeper.tensors
-    result.warnings = _masking_warnings(result)
+    progress = SuiteProgress(state, start, cost, keeper)
+    progress.restore()
+    return progress
+
+
+def _finished(progress: SuiteProgress, eot_iter: int, draws: int) -> WorstCaseResult:
+    result = progress.result
+    result.attack_cost, result.eot_iter, result.draws = progress.cost, eot_iter, draws
+    result.adversarial = progress.keeper.tensors
+    result.warnings = result.masking_warnings()
     return result
+
+
+def _fingerprint(model, images, labels, ids, grid, args) -> dict[str, str]:
+    """The fingerprint of a standalone suite run (unused when a caller's state is passed)."""
+    if isinstance(args["state_path"], EvaluationState) or args["state_path"] is None:
+        return {}
+    prior = args["prior"] or {}
+    config = {k: args[k] for k in ("suite", "batch_size", "seed", "norm", "eot_iter", "draws")}
+    config |= {"grid": grid, "crafting_dtype": str(args["crafting_dtype"])}
+    config["prior"] = {k: tensors_digest([v]) for k, v in sorted(prior.items())}
+    config["keep"] = sorted(float(t) for t in args["keep_adversarial"])
+    return evaluation_fingerprint(model, images, labels, ids, config)
 
 
 def _starting_result(
@@ -159,91 +224,6 @@ def _starting_result(
     start = torch.where(correct, float("inf"), 0.0).double()  # float64: eps keys stay exact
     result = WorstCaseResult(suite, norm, grid, start, [None if c else CLEAN for c in correct])
     return result.combined(prior)
-
-
-def _descend(run: _Runner, make_attack: Callable[[torch.Tensor], object]) -> None:
-    """Run an attack (``make_attack(radii)``) in waves: first on every unbroken example at its
-    frontier (the largest grid level at which it is unbroken), then one level lower on the
-    examples the last wave broke, until none is left to attack."""
-    grid = run.grid
-    level = torch.searchsorted(grid, run.result.broken_eps, right=False) - 1
-    lowest = int((grid > 0).nonzero()[0]) if (grid > 0).any() else len(grid)
-    todo, wave = level >= lowest, 1
-    while todo.any():
-        fooled = run(make_attack, level, todo, wave)
-        todo = fooled & (level > lowest)  # broken above the lowest level: one level lower next
-        level, wave = torch.where(fooled, level - 1, level), wave + 1
-
-
-@dataclass
-class _Runner:
-    """Runs one suite attack on a subset of the examples, each at its own grid level (one
-    radius per row, attacks built per batch), recording who broke what, its cost, and (through
-    the keeper) its images: a later attack overwrites only the rows it ran on."""
-
-    model: nn.Module
-    images: torch.Tensor
-    labels: torch.Tensor
-    result: WorstCaseResult
-    cost: dict[str, float]
-    keeper: AdversarialKeeper
-    batch_size: int
-    device: torch.device
-    name: str
-
-    @property
-    def grid(self) -> torch.Tensor:
-        """The grid's eps by level, in the dtype of ``broken_eps`` (float64: keys stay exact)."""
-        return torch.tensor(self.result.eps, dtype=self.result.broken_eps.dtype)
-
-    def __call__(self, make_attack, level: torch.Tensor, alive: torch.Tensor, wave: int):
-        """The mask of the examples the attack broke among ``alive``, row i at grid level
-        ``level[i]``."""
-        if not alive.any():
-            return alive
-        grid = self.grid
-        attack = PerRowAttack(lambda rows: make_attack(grid[level[rows]].float()))
-        record = partial(self._keep, level=level) if self.keeper else None
-        cuda = self.device.type == "cuda"
-        if cuda:
-            torch.cuda.synchronize(self.device)
-        started = time.perf_counter()
-        fooled, _, evals = attack_survivors(
-            self.model,
-            attack,
-            self.images,
-            self.labels,
-            alive,
-            self.batch_size,
-            self.device,
-            f"{self.name} wave {wave}",
-            record,
-        )
-        if cuda:
-            torch.cuda.synchronize(self.device)
-        self.cost["seconds"] += time.perf_counter() - started
-        self.cost["grad_evals"] += int(evals)
-        self.cost["forward_evals"] += attack.forward_evals
-        self.result.broken_eps[fooled] = grid[level[fooled]]
-        for i in fooled.nonzero().squeeze(1).tolist():
-            self.result.broken_by[i] = self.name
-        return fooled
-
-    def _keep(self, rows: torch.Tensor, adv: torch.Tensor, fooled: torch.Tensor, level) -> None:
-        self.keeper.record(rows, adv, fooled, level[rows])
-
-
-def _masking_warnings(result: WorstCaseResult) -> list[str]:
-    table = result.first_broken_by()
-    found = {k: v[GRADIENT_FREE] for k, v in table.items() if v.get(GRADIENT_FREE)}
-    if not found:
-        return []
-    where = ", ".join(f"{count} at eps={key}" for key, count in found.items())
-    return [
-        f"gradient masking suspected: the gradient-free Square attack broke examples that "
-        f"every gradient attack missed ({where}); gradient attacks are failing on this model, "
-        "so trust only the worst case"
-    ]
 
 
 __all__ = [

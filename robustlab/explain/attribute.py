@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from robustlab.errors import ConfigError
 from robustlab.explain.registry import create_attribution, ranks_by_magnitude
+from robustlab.inputs import check_images, model_dtype
 from robustlab.models.runtime import model_context, model_device
 from robustlab.runtime import progress
 
@@ -59,8 +60,7 @@ def attribute(
     normalise only for display.
     """
     fn = create_attribution(method, **options)
-    if images.ndim != 4:
-        raise ConfigError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+    check_images(images, dtype=model_dtype(model))
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     device = model_device(model)

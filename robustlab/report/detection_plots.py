@@ -13,6 +13,7 @@ so the sweep report imports it only when it draws.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from robustlab.report.plots import PlotOutcome
 
 # one side of a ScoreSets pair (attack -> curve -> (clean, adversarial) scores)
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
+
+MAX_ROC_COLUMNS = 5  # a sweep's ROC grid: 5 panels of 3.6 in = 2160 px wide at 120 dpi
 
 # One colour per detector in every panel; the baseline dashed grey.
 STYLES = {
@@ -98,25 +101,31 @@ def _drawable(pair: tuple[ArrayLike, ArrayLike]) -> bool:
     return all(len(_array(side, allow_empty=True)) > 0 for side in pair)
 
 
+def roc_grid_shape(n_panels: int) -> tuple[int, int]:
+    """(rows, columns) of a sweep's ROC panels: about square, at most five columns, so twenty
+    panels make a 4 x 5 grid a screen shows whole instead of one column twenty panels tall."""
+    cols = min(MAX_ROC_COLUMNS, max(1, math.ceil(math.sqrt(n_panels))))
+    return math.ceil(n_panels / cols), cols
+
+
 def plot_sweep_roc(runs: Mapping[str, ScoreSets], path: str | Path) -> PlotOutcome:
-    """ROC curves of a sweep: one row per configuration (``runs``: label -> its job's scores),
-    one panel per known-protocol attack, every detector and MSP on the same axes."""
+    """ROC curves of a sweep (``runs``: configuration label -> its job's scores): one panel per
+    configuration and known-protocol attack, in a grid, every detector and MSP on each."""
     title = "Detection ROC"
-    rows = {
-        name: {a: c for a, c in scores.items() if "|" not in a and any(map(_drawable, c.values()))}
+    panels = [
+        (name, attack, curves)
         for name, scores in runs.items()
-    }
-    rows = {name: attacks for name, attacks in rows.items() if attacks}
-    if not rows:
+        for attack, curves in scores.items()
+        if "|" not in attack and any(map(_drawable, curves.values()))
+    ]
+    if not panels:
         return PlotOutcome(title, None, "no job kept per-example detection scores")
-    cols = max(len(attacks) for attacks in rows.values())
-    fig = new_figure(4.2 * cols, 3.3 * len(rows))
-    axes = fig.subplots(len(rows), cols, squeeze=False)
-    for row, (name, attacks) in zip(axes, rows.items(), strict=True):
-        for ax, attack in zip(row, [*attacks, *[None] * (cols - len(attacks))], strict=True):
-            if attack is None:
-                ax.set_visible(False)
-                continue
-            _roc_panel(ax, attack, attacks[attack])
-            ax.set_title(f"{name}: {attack}", fontsize=9)
+    rows, cols = roc_grid_shape(len(panels))
+    fig = new_figure(3.6 * cols, 3.0 * rows)
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    for ax, (name, attack, curves) in zip(axes, panels, strict=False):
+        _roc_panel(ax, attack, curves)
+        ax.set_title(f"{name}: {attack}", fontsize=8)
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
     return PlotOutcome(title, save_figure(fig, path, title))

@@ -8,7 +8,8 @@ in, Markdown out: no torch, no matplotlib.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 from robustlab.report.markdown_table import markdown_table
 
@@ -33,17 +34,56 @@ def detection_table(results: Mapping[str, Mapping[str, dict]]) -> str:
     header += ["MSP", "adaptive attack: AUROC, evasion"]
     rows = []
     for key in keys:
-        cells = {d: results[d].get(key, {}) for d in detectors}
-        msp = next((c["baseline_msp"] for c in cells.values() if c.get("baseline_msp")), {})
-        ranked = sorted(
-            ((name, e) for name, e in [*cells.items(), ("msp", msp)] if e.get("auroc") is not None),
-            key=lambda item: -item[1]["auroc"],
-        )
+        cells, msp, ranked = ranked_detectors(results, key)
         row = [key, *_winner(ranked)]
         row += [_metric_cell(cells[d], ranked) for d in detectors]
         row += [_metric_cell(msp, ranked), _adaptive_cell(cells)]
         rows.append(row)
     return "\n".join(markdown_table(header, rows))
+
+
+def ranked_detectors(
+    results: Mapping[str, Mapping[str, dict]], key: str
+) -> tuple[dict[str, dict], dict, list[tuple[str, dict]]]:
+    """For one attack key: each detector's entry, the MSP baseline's, and every one with an
+    AUROC, best first."""
+    cells = {d: results[d].get(key, {}) for d in results}
+    msp = next((c["baseline_msp"] for c in cells.values() if c.get("baseline_msp")), {})
+    ranked = sorted(
+        ((name, e) for name, e in [*cells.items(), ("msp", msp)] if e.get("auroc") is not None),
+        key=lambda item: -item[1]["auroc"],
+    )
+    return cells, msp, ranked
+
+
+def winners_by_attack(runs: Sequence[Mapping[str, Mapping[str, dict]]]) -> list[str]:
+    """One sentence per attack over a sweep's configurations (``runs``: each one's detector
+    results): which detector wins by AUROC in how many, and the mean AUROC of each."""
+    tally: dict[str, dict[str, list]] = {}
+    for results in runs:
+        for key in dict.fromkeys(k for entries in results.values() for k in entries):
+            _, _, ranked = ranked_detectors(results, key)
+            if ranked:
+                entry = tally.setdefault(key, {"wins": [], "auroc": []})
+                entry["wins"].append(ranked[0][0])
+                entry["auroc"] += [(name, e["auroc"]) for name, e in ranked]
+    lines = []
+    for key, entry in tally.items():
+        wins = Counter(entry["wins"])
+        best, count = wins.most_common(1)[0]
+        means = {
+            name: sum(a for n, a in entry["auroc"] if n == name)
+            / sum(1 for n, _ in entry["auroc"] if n == name)
+            for name in dict.fromkeys(n for n, _ in entry["auroc"])
+        }
+        ranked_means = ", ".join(
+            f"{label(n)} {m:.3f}" for n, m in sorted(means.items(), key=lambda item: -item[1])
+        )
+        lines.append(
+            f"- {key}: **{label(best)}** wins in {count} of {len(entry['wins'])} "
+            f"configuration(s) (mean AUROC {ranked_means})"
+        )
+    return lines
 
 
 def _winner(ranked: list[tuple[str, dict]]) -> list[str]:

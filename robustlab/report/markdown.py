@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robustlab.report.detection_table import detection_table
+from robustlab.report.detection_table import detection_table, winners_by_attack
 from robustlab.report.explain_section import explanations_section
 from robustlab.report.markdown_table import MISSING, format_percent, markdown_table
 from robustlab.report.norms import WORST_CASES, budget_axis, budget_header, curves_by_norm
@@ -23,6 +23,7 @@ from robustlab.report.tables import (
 )
 
 MAX_ERROR_CHARS = 300
+DETECTION_SKIP = "detection ("  # how the detection stage's skip warnings begin
 
 
 @dataclass
@@ -35,6 +36,7 @@ class SummaryContext:
     tables: dict[str, Path] = field(default_factory=dict)  # description -> CSV path
     plots: list[PlotOutcome] = field(default_factory=list)
     sweep_overrides: list[str] = field(default_factory=list)
+    pareto: list[str] = field(default_factory=list)  # the Pareto section of a search sweep
 
 
 def _who(record: RunRecord) -> str:
@@ -86,7 +88,7 @@ def _attack_table(
     rows = []
     for g in groups:
         defense = f"{g.defense} {MASKING_MARK}" if g.masking else g.defense
-        cells = [g.dataset, g.model, defense, g.variant or MISSING, len(g.jobs)]
+        cells = [g.dataset, g.model, defense, g.distinct or MISSING, len(g.jobs)]
         cells.append(format_percent(g.stats.get("clean_accuracy")))
         cells += [format_percent(g.stats.get(robust_column(attack, e))) for e in eps_keys]
         rows.append(cells)
@@ -152,21 +154,34 @@ def _best_section(groups: Sequence[ConfigGroup], attack: str) -> list[str]:
 
 
 def _detection_section(records: Sequence[RunRecord], groups: Sequence[ConfigGroup]) -> list[str]:
-    """Per configuration (its first job): which detector wins per attack, by how much, and
-    what the adaptive attack does to each."""
+    """Which detector wins per attack over the sweep; then per configuration (its first job)
+    the table of who wins by how much and what the adaptive attack does to each, or why the
+    configuration has no detection (and so no ROC panel)."""
     by_job = {r.job: r for r in records}
-    lines = ["## Detection", ""]
+    lines, runs, missing = ["## Detection", ""], [], []
     for group in groups:
         record = next((by_job[j] for j in group.jobs if by_job[j].detectors), None)
-        if record is not None:
-            lines += [
-                f"### {group.label} (job `{record.job}`)",
-                "",
-                detection_table(record.detectors),
-            ]
-    if len(lines) == 2:
+        if record is None:
+            missing.append(group)
+            continue
+        runs.append(record.detectors)
+        lines += [f"### {group.label} (job `{record.job}`)", "", detection_table(record.detectors)]
+        lines += [f"- {w}" for w in record.warnings if w.startswith(DETECTION_SKIP)] + [""]
+    if not runs:
         return lines + ["No job ran a detector.", ""]
-    return lines
+    verdicts = ["Winner per attack (by AUROC, the MSP baseline included):", ""]
+    verdicts += winners_by_attack(runs) + [""]
+    for group in missing:
+        first = by_job[group.jobs[0]]
+        skips = [w for w in first.warnings if w.startswith(DETECTION_SKIP)]
+        reason = "; ".join(skips) or "the job ran no detector (detector=none)"
+        lines += [
+            f"### {group.label} (job `{first.job}`)",
+            "",
+            f"No detection, no ROC panel: {reason}",
+            "",
+        ]
+    return lines[:2] + verdicts + lines[2:]
 
 
 def _warnings_section(records: Sequence[RunRecord]) -> list[str]:
@@ -217,6 +232,7 @@ def render_summary(
     lines = _header(records, ctx)
     lines += _accuracy_tables(groups, ctx.main_attack)
     lines += _best_section(groups, ctx.main_attack)
+    lines += ctx.pareto
     lines += _detection_section(records, groups)
     lines += explanations_section(records, groups)
     lines += representations_section(records, groups)

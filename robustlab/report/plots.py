@@ -157,7 +157,7 @@ def plot_tradeoff_frontier(
     _scatter_configs(ax, points, column, _styles(groups))
     trusted = [(g.mean("clean_accuracy"), g.mean(column)) for g in points if not g.masking]
     front = [trusted[i] for i in pareto_front(trusted)]
-    if front:
+    if len(front) > 1:  # one unflagged point draws no line: the legend must not name one
         xs, ys = [x for x, _ in front], [y for _, y in front]
         ax.plot(xs, ys, "--", color="gray", label="Pareto frontier", zorder=2)
     ax.set(xlabel="clean accuracy", ylabel=f"robust accuracy ({attack}, eps={eps})")

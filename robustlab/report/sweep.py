@@ -17,6 +17,7 @@ from robustlab.report.certify_plots import plot_certified
 from robustlab.report.inversion_plots import TITLE as INVERSION_TITLE
 from robustlab.report.inversion_plots import plot_inversions
 from robustlab.report.markdown import SummaryContext, render_summary
+from robustlab.report.pareto import pareto_section, plot_pareto, search_objective, sweep_points
 from robustlab.report.plots import (
     PlotOutcome,
     choose_frontier_eps,
@@ -122,18 +123,45 @@ def _frontier_eps(
     return as_eps_key(eps)
 
 
+def pareto_part(
+    sweep: Path, records: Sequence[RunRecord], out: Path, grid_dir: str | Path | None, axis: tuple
+) -> tuple[list[PlotOutcome], list[str]]:
+    """The Pareto figure and section of a search sweep (its own objective) or of any sweep
+    compared with a grid (``grid_dir``, cut to the same number of jobs); nothing otherwise."""
+    objective = search_objective(sweep)
+    if objective is None and grid_dir is None:
+        return [], []
+    attack, eps = objective or axis
+    if eps is None:
+        return [], []
+    search = sweep_points(records, attack, eps)
+    grid = None
+    if grid_dir is not None:
+        grid_records = load_run_records(grid_dir)
+        if not grid_records:
+            raise RobustlabError(f"no job found under the grid sweep {grid_dir}")
+        grid = sweep_points(grid_records, attack, eps)
+        n = min(len(search), len(grid))
+        search, grid = search[:n], grid[:n]
+    path = out / "pareto_front.png"
+    plot = _draw("Pareto front", lambda: plot_pareto(search, path, attack, eps, grid))
+    return [plot], pareto_section(search, attack, eps, grid)
+
+
 def write_report(
     sweep_dir: str | Path,
     out_dir: str | Path | None = None,
     main_attack: str | None = None,
     frontier_eps: float | str | None = None,
+    grid_dir: str | Path | None = None,
 ) -> ReportPaths:
     """Summarise the Hydra sweep in ``sweep_dir`` into ``out_dir`` (default ``sweep_dir/report``).
 
     ``main_attack`` ranks configurations (default: the per-example worst case when the jobs
     have it, else PGD); ``frontier_eps`` is the eps of the trade-off plot
-    (default: the median eps most configurations were evaluated at). Raises RobustlabError when
-    the folder does not exist or holds no job.
+    (default: the median eps most configurations were evaluated at). ``grid_dir``: a grid
+    sweep whose frontier the Pareto front is compared with (:func:`pareto_part`). Raises
+    RobustlabError when a folder does not exist or holds no job.
     """
     sweep = Path(sweep_dir)
     if not sweep.is_dir():
@@ -154,7 +182,8 @@ def write_report(
     main_attack = lead_attack(groups, main_attack)
     configs_csv = write_csv(out / CONFIGS_CSV, *aggregate_table(groups))
     frontier = _frontier_eps(groups, main_attack, frontier_eps)
-    plots = draw_plots(groups, out, main_attack, frontier, records)
+    pareto_plots, pareto_lines = pareto_part(sweep, records, out, grid_dir, (main_attack, frontier))
+    plots = draw_plots(groups, out, main_attack, frontier, records) + pareto_plots
     context = SummaryContext(
         sweep_dir=sweep,
         out_dir=out,
@@ -162,6 +191,7 @@ def write_report(
         tables={"Per-job table": jobs_csv, "Per-configuration table (over seeds)": configs_csv},
         plots=plots,
         sweep_overrides=load_sweep_overrides(sweep),
+        pareto=pareto_lines,
     )
     summary = out / SUMMARY_MD
     summary.write_text(render_summary(records, groups, context), encoding="utf-8")

@@ -58,6 +58,16 @@ def variant_parts(record: RunRecord) -> tuple[str, ...]:
     return tuple(sorted(parts))
 
 
+def job_variants(records: Sequence[RunRecord]) -> dict[str, str]:
+    """Per job, its variant less the overrides every job of the sweep shares: what tells the
+    jobs apart, without the sweep-wide ``experiment=tiny threads=1``."""
+    parts = {record.job: set(variant_parts(record)) for record in records}
+    # a job that left no overrides behind (no results, no .hydra) says nothing about them
+    known = [parts[record.job] for record in records if record.overrides]
+    shared = set.intersection(*known) if known else set()
+    return {job: " ".join(sorted(mine - shared)) for job, mine in parts.items()}
+
+
 def _detection_cells(record: RunRecord) -> dict[str, float]:
     cells: dict[str, float] = {}
     for key, metrics in record.detection.items():
@@ -109,10 +119,10 @@ def build_table(records: Sequence[RunRecord]) -> tuple[list[str], list[dict[str,
     """One tidy row per job (failed jobs included, with their error) and the column order."""
     metrics = metric_columns(records)
     columns = JOB_COLUMNS + metrics + TAIL_COLUMNS
-    rows = []
+    rows, variants = [], job_variants(records)
     for record in records:
         row: dict[str, Any] = {name: getattr(record, name, None) for name in JOB_COLUMNS}
-        row["variant"] = variant_of(record)
+        row["variant"] = variants[record.job]
         row.update(metric_cells(record))
         row["n_warnings"], row["error"] = len(record.warnings), record.error
         rows.append(row)
@@ -260,7 +270,7 @@ def aggregate_table(groups: Sequence[ConfigGroup]) -> tuple[list[str], list[dict
     rows = []
     for group in groups:
         row: dict[str, Any] = {"dataset": group.dataset, "model": group.model}
-        row.update(defense=group.defense, variant=group.variant, n_jobs=len(group.jobs))
+        row.update(defense=group.defense, variant=group.distinct, n_jobs=len(group.jobs))
         row["seeds"] = " ".join("?" if s is None else str(s) for s in group.seeds)
         for metric, stat in group.stats.items():
             row.update({f"{metric}_mean": stat.mean, f"{metric}_std": stat.std})

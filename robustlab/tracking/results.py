@@ -153,4 +153,7 @@ def summary_metrics(results: dict[str, Any]) -> dict[str, float]:
     summary["n_warnings"] = len(warnings)
     # W&B panels that rank runs can filter on it: a masked model's robust accuracy is not robust
     summary["masking_suspected"] = int(any(w.startswith(MASKING_PREFIX) for w in warnings))
+    # the evaluation card's named checks (robustlab.evaluation.checks): 1 where one warns
+    for name, check in results.get("checks", {}).items():
+        summary[f"checks/{name}"] = int(check.get("status") == "warn")
     return summary

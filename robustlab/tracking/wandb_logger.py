@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from robustlab.tracking.dashboard import eps_rows
 from robustlab.tracking.results import summary_metrics
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class WandbLogger:
     ) -> None:
         self.log_checkpoints = log_checkpoints
         self._run = None
+        # an offline run's folder, the argument of ``wandb sync`` (None when not offline)
+        self.offline_dir: Path | None = None
         if mode == "disabled":
             return
         try:
@@ -55,6 +58,8 @@ class WandbLogger:
         except Exception as err:  # W&B must never take a run down with it
             log.warning("W&B disabled for this run (%s: %s)", type(err).__name__, err)
             self._run = None
+        if self._run is not None and mode == "offline":
+            self.offline_dir = Path(self._run.dir).parent  # <dir>/wandb/offline-run-*/files
 
     @property
     def active(self) -> bool:
@@ -98,11 +103,37 @@ class WandbLogger:
                     sub, "eps", "robust_accuracy", title=f"robust accuracy vs eps ({attack})"
                 )
                 self._run.log({f"robust_accuracy_curve/{attack}": plot})
+            for row in eps_rows(results):  # the x = eps rows of the dashboard's line plots
+                self._run.log(row)
         detection = results.get("detection", {})
         if detection:
             columns = ["attack", "auroc", "tnr_at_tpr95", "detection_accuracy", "aupr"]
             data = [[k] + [m.get(c) for c in columns[1:]] for k, m in detection.items()]
             self._run.log({"detection_table": wandb.Table(columns=columns, data=data)})
+
+    def log_card(self, card: dict[str, Any]) -> None:
+        """An evaluation card (``EvaluationCard.to_json()``): its accuracy table (clean, then
+        the worst case per eps with the 95% interval), its checks, and its trust line."""
+        self._safely("log the evaluation card", self._log_card, card)
+
+    def _log_card(self, card: dict[str, Any]) -> None:
+        import wandb
+
+        rows = [["clean", None, card["clean_accuracy"], None, None]]
+        for key, accuracy in card["worst_case"].items():
+            low, high = card["ci"].get(key, (None, None))
+            rows.append(["worst_case", float(key), accuracy, low, high])
+        columns = ["row", "eps", "accuracy", "ci_low", "ci_high"]
+        checks = [[name, c["status"], c["detail"]] for name, c in card["checks"].items()]
+        self._run.log(
+            {
+                "evaluation_card": wandb.Table(columns=columns, data=rows),
+                "evaluation_checks": wandb.Table(
+                    columns=["check", "status", "detail"], data=checks
+                ),
+            }
+        )
+        self._run.summary.update({"evaluation_card/trust": card["trust"]})
 
     def log_images(self, paths: list[Path]) -> None:
         """Figures a job wrote (explanations, SE attention, ROC...) as W&B images by file stem."""

@@ -13,10 +13,12 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from robustlab.distributed import barrier, is_main_process
 from robustlab.errors import CheckpointError
 from robustlab.fileio import json_safe
 from robustlab.runtime import progress
 from robustlab.training.checkpoint import TrainingState
+from robustlab.training.ddp import shard_batch, summed, wrap_model
 from robustlab.training.objectives.base import Objective
 
 log = logging.getLogger(__name__)
@@ -68,15 +70,20 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     autocast: Callable[[], Any],
-    desc: str,
+    schedule: tuple[int, int],
 ) -> dict[str, float]:
+    epoch, epochs = schedule
+    objective.on_epoch_start(epoch, epochs)
+    loader.set_epoch(epoch)
+    desc = f"epoch {epoch + 1}/{epochs}"
     model.train()
     loss_sum, correct, seen, grad_evals = 0.0, 0, 0, 0
-    for images, labels in progress(loader, desc=desc, total=len(loader)):
-        with autocast():
+    for batch_images, batch_labels in progress(loader, desc=desc, total=len(loader)):
+        shard = shard_batch(batch_images, batch_labels)  # this rank's rows under DDP
+        with shard.active() as (images, labels), autocast():
             step = objective(model, images, labels)
         optimizer.zero_grad(set_to_none=True)
-        step.loss.backward()
+        shard.weighted(step.loss).backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -85,6 +92,7 @@ def _train_epoch(
         correct += int((step.logits.argmax(1) == labels).sum())
         seen += batch
         grad_evals += step.grad_evals
+    loss_sum, correct, seen, grad_evals = summed([loss_sum, correct, seen, grad_evals])
     if seen == 0:
         raise ValueError("the training loader produced no batches: lower batch_size or drop_last")
     lr = optimizer.param_groups[0]["lr"]
@@ -94,7 +102,15 @@ def _train_epoch(
         "lr": lr,
         "grad_evals": grad_evals,
         "examples": seen,
+        "epoch": epoch + 1,
     }
+
+
+def _autocast(model: nn.Module, amp_dtype: torch.dtype | None) -> Callable[[], Any]:
+    if amp_dtype is None:
+        return nullcontext
+    device = next(model.parameters()).device
+    return lambda: torch.autocast(device.type, dtype=amp_dtype)
 
 
 def fit(
@@ -110,12 +126,17 @@ def fit(
     monitor: Monitor | None = None,
     log_metrics: Callable[[dict[str, float]], None] | None = None,
     amp_dtype: torch.dtype | None = None,
+    sync_batchnorm: bool = True,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` with ``objective``; resume from ``checkpoint_dir`` if present.
 
     Each epoch ends with a complete checkpoint (model, optimizer, scheduler, RNG), so a run
     killed at any point and started again with the same directory and config finishes with the
     same weights as an uninterrupted one (on CPU).
+
+    In a process group (torchrun, SLURM: ``robustlab.distributed``) it trains under DDP on each
+    rank's share of every global batch, BatchNorm over the global batch unless
+    ``sync_batchnorm=False``; only rank 0 writes checkpoints.
     """
     state = TrainingState(checkpoint_dir) if checkpoint_dir is not None else None
     config = json_safe(config) if config is not None else None
@@ -123,30 +144,42 @@ def fit(
     if state is not None and (resumed := _resume(state, model, optimizer, scheduler, config)):
         run = resumed
         log.info("resuming from epoch %d in %s", run.start, checkpoint_dir)
-    device = next(model.parameters()).device
-    autocast = (
-        (lambda: torch.autocast(device.type, dtype=amp_dtype))
-        if amp_dtype is not None
-        else nullcontext
-    )
+    autocast = _autocast(model, amp_dtype)
     began = time.perf_counter()
-    for epoch in range(run.start, epochs):
-        objective.on_epoch_start(epoch, epochs)
-        loader.set_epoch(epoch)
-        desc = f"epoch {epoch + 1}/{epochs}"
-        metrics = _train_epoch(model, loader, objective, optimizer, scheduler, autocast, desc)
-        metrics["epoch"] = epoch + 1
-        for callback in callbacks:
-            metrics.update(callback.on_epoch_end(epoch, model))
-        run.history.append(metrics)
-        log.info("epoch %d/%d %s", epoch + 1, epochs, _format(metrics))
-        if log_metrics is not None:
-            log_metrics(metrics)
-        if state is not None:
-            run.seconds = run.prior_seconds + time.perf_counter() - began
-            modules = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
-            _save_epoch(state, run, epoch + 1, modules, monitor, config)
+    trained, unwrap = wrap_model(model, sync_batchnorm)
+    try:
+        for epoch in range(run.start, epochs):
+            schedule = (epoch, epochs)
+            metrics = _train_epoch(
+                trained, loader, objective, optimizer, scheduler, autocast, schedule
+            )
+            _record_epoch(run, metrics, model, callbacks, log_metrics, epochs)
+            if state is not None and is_main_process():
+                run.seconds = run.prior_seconds + time.perf_counter() - began
+                modules = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+                _save_epoch(state, run, epoch + 1, modules, monitor, config)
+    finally:
+        unwrap()
+    barrier()  # every rank reads the best epoch rank 0 wrote
     return _finish(state, run, model, monitor, run.prior_seconds + time.perf_counter() - began)
+
+
+def _record_epoch(
+    run: _RunState,
+    metrics: dict[str, float],
+    model: nn.Module,
+    callbacks: Sequence[EpochCallback],
+    log_metrics: Callable[[dict[str, float]], None] | None,
+    epochs: int,
+) -> None:
+    """Add the callbacks' measurements to an epoch's metrics, keep, log and report them."""
+    epoch = int(metrics["epoch"]) - 1
+    for callback in callbacks:
+        metrics.update(callback.on_epoch_end(epoch, model))
+    run.history.append(metrics)
+    log.info("epoch %d/%d %s", epoch + 1, epochs, _format(metrics))
+    if log_metrics is not None:
+        log_metrics(metrics)
 
 
 def _save_epoch(

@@ -5,17 +5,27 @@ single epoch the PGD accuracy collapses to about 0 while the FGSM training accur
 rising. Measuring PGD accuracy on held-out data each epoch, keeping the best epoch with
 ``fit(..., monitor=Monitor("heldout_pgd_accuracy", "max"))`` and warning with
 :func:`catastrophic_overfitting` is their remedy (early stopping on PGD accuracy).
+
+PGD adversarial training overfits too, slowly (Rice, Wong & Kolter 2020): past the first
+learning-rate decay the test robust accuracy falls while the training one rises, and the best
+epoch beats the last by several points. :func:`early_stopping` reports both epochs and
+:func:`keep_last_weights` keeps the last epoch's weights beside the best ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from robustlab.attacks.pgd import PGD
 from robustlab.evaluation import robust_accuracy
+from robustlab.fileio import write_tensors_atomic
+from robustlab.training.checkpoint import TrainingState
 
 HELDOUT_PGD = "heldout_pgd_accuracy"
 HELDOUT_CLEAN = "heldout_clean_accuracy"
@@ -93,3 +103,61 @@ def catastrophic_overfitting(
         f"to {low:.3f} (epoch {low_epoch}); keep the best epoch's weights (monitor {metric}), "
         "or lower the step size / eps, or use PGD adversarial training"
     )
+
+
+LAST_WEIGHTS = "last.safetensors"
+
+
+@dataclass
+class EarlyStopping:
+    """Best and last epoch of a monitored run (Rice et al. 2020 report both: the gap between
+    them is robust overfitting). ``best``/``last``: the epoch and its held-out metrics."""
+
+    metric: str
+    best: dict[str, float]
+    last: dict[str, float]
+    last_weights: str | None = None
+
+    def to_results(self) -> dict[str, Any]:
+        """The ``early_stopping`` block of results.json."""
+        return {
+            "metric": self.metric,
+            "best": dict(self.best),
+            "last": dict(self.last),
+            "last_weights": self.last_weights,
+        }
+
+    @classmethod
+    def from_results(cls, stored: dict[str, Any] | None) -> EarlyStopping | None:
+        """Read back :meth:`to_results` (None stays None)."""
+        if not stored:
+            return None
+        return cls(stored["metric"], stored["best"], stored["last"], stored.get("last_weights"))
+
+
+def early_stopping(
+    history: Sequence[dict[str, float]], metric: str = HELDOUT_PGD
+) -> EarlyStopping | None:
+    """The best epoch by ``metric`` (the first of equals, as ``fit``'s monitor keeps it) and the
+    last epoch, each with the held-out metrics it recorded; None when no epoch has ``metric``."""
+    measured = [record for record in history if metric in record]
+    if not measured:
+        return None
+    best = max(measured, key=lambda record: record[metric])  # max keeps the first of equals
+    keys = ("epoch", metric, *(k for k in (HELDOUT_CLEAN, HELDOUT_PGD) if k != metric))
+    best, last = ({k: record[k] for k in keys if k in record} for record in (best, measured[-1]))
+    return EarlyStopping(metric, best, last)
+
+
+def keep_last_weights(directory: str | Path) -> Path | None:
+    """Write the last epoch's model weights to ``directory/last.safetensors`` (atomically),
+    beside the kept best ``model.safetensors``, from the run's last resume point; None when
+    the run left no resume point."""
+    loaded = TrainingState(directory).load()
+    if loaded is None:
+        return None
+    _, states, _ = loaded
+    path = Path(directory) / LAST_WEIGHTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_tensors_atomic(path, states["model"])
+    return path

@@ -22,10 +22,15 @@ class TrainingSummary:
     teacher: TrainingSummary | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # a monitored run's best and last epoch (robustlab.training.robust_monitor.early_stopping)
+    early_stopping: dict[str, Any] | None = None
+    world_size: int = 1  # the processes that trained it (DDP); a reused checkpoint's trainer's
 
     def to_results(self) -> dict[str, Any]:
-        """``training_cost`` (teacher included) and the training warnings."""
+        """``training_cost`` (teacher included), the training warnings and, for a run that kept
+        its best epoch, ``early_stopping`` (best and last epoch)."""
         teacher = self.teacher
+        early = {"early_stopping": self.early_stopping} if self.early_stopping else {}
         return {
             "training_cost": {
                 "grad_evals_per_example": self.grad_evals_per_example
@@ -34,9 +39,10 @@ class TrainingSummary:
                 "epochs": self.epochs,
                 "best_epoch": self.best_epoch,
                 "reused_checkpoint": self.reused_checkpoint,
+                "world_size": self.world_size,
             },
             "warnings": list(self.warnings),
-        }
+        } | early
 
     def to_json(self) -> dict[str, Any]:
         """The summary as stored beside a checkpoint's weights (teacher excluded)."""
@@ -47,6 +53,8 @@ class TrainingSummary:
             "best_epoch": self.best_epoch,
             "history": self.history,
             "warnings": list(self.warnings),
+            "early_stopping": self.early_stopping,
+            "world_size": self.world_size,
         }
 
     @classmethod
@@ -60,4 +68,6 @@ class TrainingSummary:
             reused_checkpoint=reused,
             history=list(stored.get("history") or []),
             warnings=list(stored.get("warnings") or []),
+            early_stopping=stored.get("early_stopping"),
+            world_size=int(stored.get("world_size") or 1),
         )

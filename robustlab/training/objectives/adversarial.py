@@ -17,6 +17,8 @@ from torch import nn
 
 from robustlab.attacks.pgd import PGD
 from robustlab.models.runtime import check_model_mode
+from robustlab.training.ddp import bare_model
+from robustlab.training.global_batch import draw_rows
 from robustlab.training.objectives.base import Objective, ObjectiveStep
 from robustlab.training.objectives.registry import (
     Defense,
@@ -50,12 +52,13 @@ def craft(
     example. Stopping an example as soon as it is misclassified would hand the update points just
     across the boundary instead of the worst case in the ball, i.e. a weaker defense. The attack
     differentiates w.r.t. the input only, so the parameters' ``.grad`` stay as they were, and it
-    restores the model's mode and BatchNorm statistics when it finishes.
+    restores the model's mode and BatchNorm statistics when it finishes. Under DDP it attacks
+    the model inside the wrapper, on this rank's rows.
     """
     if eps <= 0 or steps <= 0:
         return images.detach(), 0
-    attack = PGD(
-        model,
+    attack = _TrainingPGD(
+        bare_model(model),
         eps=eps,
         alpha=alpha,
         steps=steps,
@@ -68,6 +71,15 @@ def craft(
     # without early stopping every step costs one input gradient per example; calling the
     # attack (rather than .run) also skips the success bookkeeping forward pass
     return attack(images, labels).detach(), steps * images.shape[0]
+
+
+class _TrainingPGD(PGD):
+    """PGD whose random start is drawn for the whole global batch under DDP (this rank's rows
+    kept), so an example's start is the same for any number of processes; in one process it is
+    PGD's own start."""
+
+    def start(self, images: torch.Tensor) -> torch.Tensor:
+        return draw_rows(images, super().start)
 
 
 def linear_warmup(eps: float, epoch: int, warmup_epochs: int) -> float:

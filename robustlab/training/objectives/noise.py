@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustlab.training.global_batch import draw_rows
 from robustlab.training.objectives.base import Objective, ObjectiveStep
 from robustlab.training.objectives.registry import Defense, bounded, register_defense
 
@@ -24,8 +25,9 @@ class GaussianNoise(Objective):
     """Cross-entropy on ``x + sigma * N(0, I)`` (one fresh draw per example and step).
 
     The noise comes from torch's global generator, which the fit loop checkpoints, so a resumed
-    run draws the same noise. The returned logits are the noisy ones (training accuracy under
-    noise); ``grad_evals`` is one pass per example.
+    run draws the same noise; under DDP it is drawn for the global batch, so every example
+    gets the noise it gets in one process. The returned logits are the noisy ones (training
+    accuracy under noise); ``grad_evals`` is one pass per example.
     """
 
     name = "gaussian_noise"
@@ -38,7 +40,7 @@ class GaussianNoise(Objective):
     def __call__(
         self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     ) -> ObjectiveStep:
-        noisy = images + self.sigma * torch.randn_like(images)
+        noisy = images + self.sigma * draw_rows(images, torch.randn_like)
         logits = model(noisy)
         loss = F.cross_entropy(logits, labels)
         return ObjectiveStep(loss=loss, logits=logits.detach(), grad_evals=images.shape[0])

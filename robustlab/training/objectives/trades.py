@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustlab.models.runtime import model_context
+from robustlab.training.ddp import bare_model
+from robustlab.training.global_batch import draw_rows
 from robustlab.training.objectives.adversarial import craft
 from robustlab.training.objectives.base import Objective, ObjectiveStep
 from robustlab.training.objectives.registry import (
@@ -68,9 +70,11 @@ class TRADES(Objective):
 
     def adversarial(self, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, int]:
         """``x_adv`` for a batch (in the eps-ball, in [0, 1]) and its gradient evaluations."""
+        model = bare_model(model)  # under DDP: the attack's passes skip the wrapper
         with model_context(model, "eval"), torch.no_grad():  # mode and BN restored after
             clean_probs = F.softmax(model(images).float(), dim=1)
-        start = (images + START_STD * torch.randn_like(images)).clamp(0.0, 1.0)
+        noise = draw_rows(images, torch.randn_like)  # the global batch's draw under DDP
+        start = (images + START_STD * noise).clamp(0.0, 1.0)
         labels = clean_probs.argmax(dim=1)  # unused by the KL loss; the engine wants labels
         adv, evals = craft(
             model,

@@ -1,0 +1,138 @@
+"""Named checks of an evaluation: each a :class:`Check` (``"pass"`` | ``"warn"`` and a detail).
+
+AutoAttack's automatic checks (a random forward, softmax outputs, zero gradients) with the
+masking symptoms of Carlini et al. (2019) and cheap indicators of attack failure of Pintor et
+al. (NeurIPS 2022). What each means and what to do is in the docs' "How far to trust a robust
+accuracy" page. The attack-side checks (incomplete optimisation, restarts) are in
+:mod:`robustlab.evaluation.checks_optimization`; :func:`run_checks` runs them all.
+
+A NaN or inf INPUT is an input error (refused before any check), never a masking symptom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from robustlab.evaluation.masking import GradientHealth
+from robustlab.evaluation.worst_case_result import (
+    GRADIENT_FREE_MIN_COUNT,
+    GRADIENT_FREE_MIN_SHARE,
+    WorstCaseResult,
+)
+
+PASS, WARN = "pass", "warn"
+CHECK_NAMES = (
+    "stochastic_forward",
+    "probability_outputs",
+    "zero_gradients",
+    "gradient_free_breaks",
+    "large_eps",
+    "incomplete_optimization",
+    "non_converging_restarts",
+)
+ZERO_GRADIENT_SHARE = 0.05  # more examples with an all-zero input gradient than this: warn
+LARGE_EPS_ACCURACY = 0.1  # accuracy above this at a huge eps: warn
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's verdict: ``status`` ``"pass"`` or ``"warn"``, and a plain-language detail."""
+
+    status: str
+    detail: str
+
+    def to_results(self) -> dict[str, str]:
+        return {"status": self.status, "detail": self.detail}
+
+    @classmethod
+    def from_results(cls, record: dict) -> Check:
+        return cls(str(record["status"]), str(record["detail"]))
+
+
+def stochastic_forward(stochastic: bool, eot_iter: int, draws: int) -> Check:
+    """Whether two forwards of the same images differed (then EOT and a majority vote ran)."""
+    if not stochastic:
+        return Check(PASS, "the forward is deterministic: the same images give the same logits")
+    return Check(
+        WARN,
+        f"the forward is randomized (the same images gave different logits): attacked with EOT "
+        f"(APGD gradients averaged over {eot_iter} draws), every prediction the majority over "
+        f"{draws} draws; a one-draw evaluation of such a model overstates its robustness",
+    )
+
+
+def probability_outputs(outputs: torch.Tensor) -> Check:
+    """Whether the model returns probabilities (rows in [0, 1] summing to 1) instead of logits."""
+    outputs = outputs.detach().float()
+    in_range = bool(((outputs >= 0) & (outputs <= 1)).all())
+    sums_to_one = bool(torch.allclose(outputs.sum(1), torch.ones(len(outputs)), atol=1e-3))
+    if in_range and sums_to_one and len(outputs):
+        return Check(
+            WARN,
+            "the model returns probabilities (rows in [0, 1] summing to 1), not logits: "
+            "cross-entropy on them saturates and gradient attacks stall; remove the final "
+            "softmax and evaluate the logits",
+        )
+    return Check(PASS, "the model returns logits (its rows are not probability vectors)")
+
+
+def zero_gradients(health: GradientHealth, share: float = ZERO_GRADIENT_SHARE) -> Check:
+    """Whether input gradients on valid inputs are all zero (or non-finite) for many examples."""
+    bad = health.zero_fraction + health.nonfinite_fraction
+    where = (
+        f"{health.zero_fraction:.1%} all-zero, {health.nonfinite_fraction:.1%} non-finite "
+        f"input gradients over {health.n} valid examples"
+    )
+    if health.nonfinite_fraction > 0 or health.zero_fraction > share:
+        return Check(
+            WARN,
+            f"{where}: gradient attacks cannot move these examples (shattered or saturated "
+            "gradients, e.g. a quantisation or sign layer); trust only what the gradient-free "
+            "attack shows, or attack a differentiable approximation (BPDA)",
+        )
+    return Check(PASS, f"{where}" if bad else f"input gradients carry a signal ({where})")
+
+
+def gradient_free_breaks(result: WorstCaseResult) -> Check:
+    """Whether Square broke enough examples the gradient attacks missed to mean masking."""
+    breaks = result.gradient_free_breaks()
+    counts = ", ".join(f"{count} at eps={key}" for key, count in breaks.items())
+    rule = (
+        f"warn at >= max({GRADIENT_FREE_MIN_COUNT}, {GRADIENT_FREE_MIN_SHARE:.0%} of n) at one eps"
+    )
+    if "square" not in result.attack_cost:
+        return Check(PASS, "no gradient-free attack ran (suite none or an L1 suite)")
+    if result.masking:
+        return Check(
+            WARN,
+            f"Square broke examples every gradient attack missed ({counts}, n={result.n}; "
+            f"{rule}): the gradients mislead the attacks, so trust only the worst case",
+        )
+    return Check(PASS, f"examples only Square broke: {counts} (n={result.n}; {rule})")
+
+
+def large_eps_verdict(eps: float, accuracy: float, threshold: float = LARGE_EPS_ACCURACY) -> Check:
+    """Whether accuracy falls to ~0 at a huge eps (an unconstrained attack must succeed)."""
+    detail = f"accuracy {accuracy:.3f} under PGD at eps={eps:g}"
+    if accuracy > threshold:
+        return Check(
+            WARN,
+            f"{detail}, above {threshold:g}: at this budget any image can become any other, so "
+            "the attack itself is failing (Carlini et al. 2019, Pintor et al. 2022)",
+        )
+    return Check(PASS, f"{detail}: an unconstrained attack succeeds, as it must")
+
+
+__all__ = [
+    "CHECK_NAMES",
+    "PASS",
+    "WARN",
+    "Check",
+    "gradient_free_breaks",
+    "large_eps_verdict",
+    "probability_outputs",
+    "stochastic_forward",
+    "zero_gradients",
+]

@@ -1,0 +1,94 @@
+"""Every named check of an evaluation, in one call, after the worst case has run."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robustlab.evaluation.checks import (
+    Check,
+    gradient_free_breaks,
+    large_eps_verdict,
+    probability_outputs,
+    stochastic_forward,
+    zero_gradients,
+)
+from robustlab.evaluation.checks_optimization import RESTART_KEY, optimization_checks
+from robustlab.evaluation.eot import DRAWS, EOT_ITER, is_stochastic, majority_vote
+from robustlab.evaluation.masking import GradientHealth, gradient_health, large_eps_check
+from robustlab.evaluation.suite import SCHEDULES
+from robustlab.evaluation.worst_case_result import WorstCaseResult
+from robustlab.models.runtime import model_context
+
+STOCHASTIC_PROBE = 16  # images forwarded twice to tell a randomized model
+
+
+def eot_plan(
+    model: nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    eot_iter: int | None = None,
+    draws: int | None = None,
+) -> tuple[bool, int, int]:
+    """(stochastic, eot_iter, draws): whether the forward is randomized, and the EOT gradients
+    per step and majority draws to use (``None``: ``EOT_ITER``/``DRAWS`` when randomized, else
+    1; a number given is used as it is)."""
+    stochastic = is_stochastic(model, images[:STOCHASTIC_PROBE].to(device))
+    auto_iter, auto_draws = (EOT_ITER, DRAWS) if stochastic else (1, 1)
+    return (
+        stochastic,
+        auto_iter if eot_iter is None else int(eot_iter),
+        auto_draws if draws is None else int(draws),
+    )
+
+
+def run_checks(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    result: WorstCaseResult,
+    device: torch.device,
+    stochastic: bool = False,
+    batch_size: int = 256,
+    seed: int = 0,
+    health: GradientHealth | bool = True,
+    large_eps: float | tuple[float, float] | None = 0.5,
+) -> tuple[dict[str, Check], WorstCaseResult, GradientHealth | None, tuple[float, float] | None]:
+    """The checks of :data:`robustlab.evaluation.checks.CHECK_NAMES` (``large_eps`` only when
+    given: a radius to run, or an ``(eps, accuracy)`` already measured; the attack-side ones
+    only under a suite), and the worst case with what their extra attack runs broke counted in.
+    ``health``: input-gradient health already measured, True to measure it, False to skip the
+    ``zero_gradients`` check. Returns (checks, worst case, health or None, large eps)."""
+    judge = majority_vote(model, result.draws)
+    probe, probe_labels = images[:batch_size], labels[:batch_size]
+    with torch.no_grad(), model_context(model, "eval"):
+        outputs = model(probe.to(device))
+    if health is True:
+        health = gradient_health(model, probe, probe_labels, batch_size)
+    found = {
+        "stochastic_forward": stochastic_forward(stochastic, result.eot_iter, result.draws),
+        "probability_outputs": probability_outputs(outputs.cpu()),
+    }
+    if isinstance(health, GradientHealth):
+        found["zero_gradients"] = zero_gradients(health)
+    found["gradient_free_breaks"] = gradient_free_breaks(result)
+    if isinstance(large_eps, int | float):
+        accuracy = large_eps_check(model, images, labels, float(large_eps), judge=judge)
+        large_eps = (float(large_eps), accuracy)
+    if large_eps is not None:
+        found["large_eps"] = large_eps_verdict(*large_eps)
+    if result.suite in SCHEDULES:
+        steps = SCHEDULES[result.suite][0]
+        diagnosis = optimization_checks(
+            model, images, labels, result, steps, device, judge, seed, result.eot_iter
+        )
+        if diagnosis is not None:
+            found["incomplete_optimization"] = diagnosis.incomplete
+            found["non_converging_restarts"] = diagnosis.restarts
+            result = result.combined(
+                {RESTART_KEY: diagnosis.broken_eps}, {RESTART_KEY: diagnosis.adversarial}
+            )
+    return found, result, health or None, large_eps
+
+
+__all__ = ["STOCHASTIC_PROBE", "eot_plan", "run_checks"]

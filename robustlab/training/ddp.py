@@ -1,0 +1,118 @@
+"""What the fit loop does differently under DDP: wrap the model, split each global batch, sum.
+
+With one process every function here is the identity, so a single-process run is exactly the
+run it was before DDP existed. With N processes (torchrun, SLURM) every rank iterates the same
+global batches (same order, same augmentation: the loader is a function of seed and epoch),
+trains on its contiguous share of the rows and weights its loss by its share, so the averaged
+gradient is the one-process gradient even when a batch does not split evenly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from robustlab.distributed import gather_objects, rank, shard_range, world_size
+from robustlab.errors import ConfigError
+from robustlab.training.global_batch import GlobalBatch, rank_rows
+from robustlab.training.sync_batchnorm import (
+    restore_batchnorm,
+    swap_batchnorm,
+    synchronised_batchnorm,
+)
+
+
+def wrap_model(
+    model: nn.Module, sync_batchnorm: bool = True
+) -> tuple[nn.Module, Callable[[], None]]:
+    """The module a training step calls and a function that undoes the wrapping.
+
+    Under DDP: BatchNorm layers become synchronised ones (``sync_batchnorm``; torch's
+    SyncBatchNorm on CUDA, :class:`GlobalBatchNorm` on the CPU) and the model is wrapped in
+    ``DistributedDataParallel`` (which averages the gradients). The undo puts the original
+    BatchNorm classes back, with the trained parameters and statistics; the model itself is
+    updated in place throughout, so ``model`` is the trained model afterwards.
+    """
+    if world_size() == 1:
+        return model, lambda: None
+    device = next(model.parameters()).device
+    replaced = swap_batchnorm(model, synchronised_batchnorm(device)) if sync_batchnorm else {}
+    wrapped = DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
+    return wrapped, lambda: restore_batchnorm(model, replaced)
+
+
+def bare_model(model: nn.Module) -> nn.Module:
+    """The model inside a DDP wrapper (the model itself otherwise).
+
+    Attacks run on it: DDP expects each forward pass through the wrapper to be followed by a
+    backward pass into the parameters, and an attack's passes differentiate w.r.t. the input
+    only.
+    """
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+@dataclass
+class Shard:
+    """This rank's part of one global batch and the weight of its loss."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    rows: range | None = None  # None: the whole batch, one process
+    weight: float = 1.0  # (rows here / rows in the global batch) * world size
+
+    @contextmanager
+    def active(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's (images, labels); per-example random draws inside the block are made
+        for the global batch (:mod:`robustlab.training.global_batch`)."""
+        if self.rows is None:
+            yield self.images, self.labels
+            return
+        with rank_rows(GlobalBatch(self.images, self.rows)) as mine:
+            yield mine, self.labels[self.rows.start : self.rows.stop]
+
+    def weighted(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss to back-propagate: DDP averages over ranks, so mean losses are weighted by
+        the share of rows (times the world size) to add up to the global batch mean."""
+        return loss if self.rows is None else loss * self.weight
+
+
+def shard_batch(images: torch.Tensor, labels: torch.Tensor) -> Shard:
+    """This rank's :class:`Shard` of a global batch (the whole batch in one process)."""
+    size = world_size()
+    if size == 1:
+        return Shard(images, labels)
+    rows = shard_range(len(labels), rank(), size)
+    if len(rows) == 0:
+        raise ConfigError(
+            f"a global batch of {len(labels)} rows cannot be split across {size} processes: "
+            "choose data.batch_size (and the data size) so that every batch has at least "
+            "one row per process"
+        )
+    return Shard(images, labels, rows, len(rows) * size / len(labels))
+
+
+def check_split(num_examples: int, batch_size: int, drop_last: bool = False) -> None:
+    """ConfigError before training when a global batch would leave a process without rows."""
+    size = world_size()
+    last = 0 if drop_last else num_examples % batch_size
+    smallest = min(batch_size, last or batch_size, num_examples)
+    if size > 1 and smallest < size:
+        raise ConfigError(
+            f"a global batch of {smallest} rows (batch_size={batch_size}, {num_examples} "
+            f"examples) cannot be split across {size} processes: every batch needs at least "
+            "one row per process; change data.batch_size or the number of processes"
+        )
+
+
+def summed(values: list[float]) -> list[float]:
+    """Each value summed over the ranks (the values themselves in one process)."""
+    if world_size() == 1:
+        return values
+    return [sum(column) for column in zip(*gather_objects(values), strict=True)]
