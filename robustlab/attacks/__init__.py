@@ -20,7 +20,7 @@ package imports neither Hydra, OmegaConf, W&B nor torchvision.
 from robustlab.attacks.adapter import TorchattacksAttack, adapt
 from robustlab.attacks.apgd import APGD
 from robustlab.attacks.apgdt import APGDT
-from robustlab.attacks.base import Attack, AttackResult, check_images
+from robustlab.attacks.base import Attack, AttackResult
 from robustlab.attacks.catalogue import (
     AttackSpec,
     attack_factory,
@@ -75,6 +75,7 @@ from robustlab.attacks.ported import (
 from robustlab.attacks.ported import NATIVE as TORCHATTACKS_NATIVE
 from robustlab.attacks.saving import load_adversarial
 from robustlab.attacks.square import Square
+from robustlab.inputs import check_images  # the one input check, shared by every entry
 
 __all__ = [
     "APGD",

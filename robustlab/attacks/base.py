@@ -49,14 +49,6 @@ def perturbation_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
     return row_norms(delta, norm)
 
 
-def check_images(images: torch.Tensor) -> None:
-    """Raise :class:`robustlab.errors.InputError` (a ValueError) unless ``images`` are a
-    floating (N, C, H, W) tensor in [0, 1] without NaN/inf (the contract of robustlab's and
-    torchattacks' attacks; :func:`robustlab.inputs.check_images`). Checked once per call, never
-    per step."""
-    inputs.check_images(images)
-
-
 def is_success(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
     """Fooled examples: prediction != label, or == target when ``targeted``."""
     predictions = logits.argmax(dim=1)
@@ -245,7 +237,6 @@ __all__ = [
     "NORMS",
     "Attack",
     "AttackResult",
-    "check_images",
     "is_success",
     "margin_loss",
     "perturbation_norm",
