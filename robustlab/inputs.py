@@ -6,7 +6,8 @@ detection): images, labels and eps are checked once per call, never per attack s
   (``images.float()``) rather than converted: a silent copy would change the dtype of what an
   attack returns and double the memory of a large set.
 - labels: a 1-D integer tensor with one label per image, each in ``[0, num_classes)``.
-- eps: a finite number >= 0.
+- eps: a finite number >= 0; a Linf eps on [0, 1] images is below 1 (8 written for 8/255 is
+  the usual slip, and it would let every pixel take any value).
 
 Every failure is one :class:`robustlab.errors.InputError` line (a ``ValueError``) saying what
 was wrong and what to do.
@@ -113,6 +114,17 @@ def check_eps(eps: float, name: str = "eps") -> float:
     return value
 
 
+def check_pixel_eps(eps: float | torch.Tensor, norm: str, name: str = "eps") -> None:
+    """InputError when a Linf ``eps`` (a number or a tensor of them) is 1 or more: on [0, 1]
+    images such a budget is written in 0-255 units by mistake, and it would let every pixel
+    take any value."""
+    if norm != "Linf":
+        return
+    largest = float(eps.max()) if torch.is_tensor(eps) and eps.numel() else eps
+    if isinstance(largest, int | float) and largest >= 1:
+        raise InputError(f"{name}={largest:g}: eps is in [0, 1] pixel units: write 8/255, not 8")
+
+
 def check_eps_grid(eps_grid: Iterable[float]) -> list[float]:
     """The grid as floats, or InputError unless every eps is finite and >= 0."""
     if isinstance(eps_grid, int | float | str) or eps_grid is None:
@@ -120,22 +132,67 @@ def check_eps_grid(eps_grid: Iterable[float]) -> list[float]:
     return [check_eps(eps, "every eps of eps_grid") for eps in eps_grid]
 
 
+LINF_UNIT_RADIUS = 1.0  # a Linf radius this large on [0, 1] images allows any image at all
+
+
+def check_linf_radii(eps_grid: Iterable[float]) -> None:
+    """InputError for a Linf radius >= 1 on [0, 1] images: it was written in 0-255 units."""
+    large = [eps for eps in eps_grid if float(eps) >= LINF_UNIT_RADIUS]
+    if large:
+        raise InputError(
+            f"Linf eps {large[0]!r} is not a radius in [0, 1] pixel units (at eps >= 1 any "
+            f"image is reachable): eps is in [0, 1] pixel units, write 8/255, not 8"
+        )
+
+
+def as_eps_grid(eps_grid: float | Iterable[float]) -> list[float]:
+    """``eps_grid`` as a list: a single number is a one-element grid; the values are checked
+    by `check_eps_grid`."""
+    if isinstance(eps_grid, int | float) and not isinstance(eps_grid, bool):
+        return [eps_grid]
+    if torch.is_tensor(eps_grid):
+        return [float(e) for e in eps_grid.flatten()]
+    return check_eps_grid(eps_grid)
+
+
 @torch.no_grad()
 def output_classes(model: nn.Module, images: torch.Tensor) -> int | None:
     """The number of logits ``model`` returns, from one eval-mode forward of one image (the
-    model's modes are restored); None when its output is not (1, classes)."""
+    model's modes are restored); None for no images.
+
+    Raises:
+        InputError: the model is on the meta device, fails on the images (e.g. 3-channel
+            weights on 1-channel images), or returns anything but a (1, classes) tensor.
+    """
     if not len(images):
         return None
-    flags = [(module, module.training) for module in model.modules()]
     tensors = [*model.parameters(), *model.buffers()]
     device = tensors[0].device if tensors else images.device
+    if device.type == "meta":
+        raise InputError(
+            "the model's weights are on the meta device (no values): load its weights, e.g. "
+            "model.to_empty(device='cpu') then load_state_dict, before evaluating it"
+        )
+    flags = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         out = model(images[:1].to(device))
+    except (RuntimeError, ValueError, TypeError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise InputError(
+            f"the model fails on one image of shape {tuple(images.shape[1:])}: {first_line}; "
+            "check that the images have the channels and size the model was built for"
+        ) from error
     finally:
         for module, flag in flags:
             module.training = flag
-    return int(out.shape[1]) if torch.is_tensor(out) and out.ndim == 2 else None
+    if not torch.is_tensor(out) or out.ndim != 2 or not out.is_floating_point():
+        got = type(out).__name__ if not torch.is_tensor(out) else f"shape {tuple(out.shape)}"
+        raise InputError(
+            f"the model must return a float logits tensor of shape (N, classes), got {got}: "
+            "wrap it so that forward returns the logits (e.g. the first element of a tuple)"
+        )
+    return int(out.shape[1])
 
 
 def check_batch(
@@ -150,6 +207,8 @@ def check_batch(
     ``model``, the width of its output), and ``eps`` (a number or a grid). Returns
     ``(images, labels)`` unchanged."""
     check_images(images, dtype=None if model is None else model_dtype(model))
+    if len(images) == 0:
+        raise InputError("no images to evaluate (an empty batch): pass at least one image")
     if eps is not None:
         check_eps(eps) if isinstance(eps, int | float) else check_eps_grid(eps)
     check_labels(labels, len(images))
@@ -160,11 +219,15 @@ def check_batch(
 
 
 __all__ = [
+    "LINF_UNIT_RADIUS",
+    "as_eps_grid",
     "check_batch",
     "check_eps",
     "check_eps_grid",
     "check_images",
     "check_labels",
+    "check_pixel_eps",
+    "check_linf_radii",
     "model_dtype",
     "output_classes",
     "row_list",

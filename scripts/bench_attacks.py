@@ -171,7 +171,9 @@ def run_curve(method: str, model, x, y, grid, args, device) -> tuple[list[float]
     def factory(eps: float) -> PGD:
         return PGD(model, eps=eps, alpha=2.5 * eps / args.steps, steps=args.steps)
 
-    curve = robust_accuracy(model, x, y, factory, grid, args.batch_size, device, schedule=method)
+    curve = robust_accuracy(
+        model, x, y, factory, grid, batch_size=args.batch_size, device=device, schedule=method
+    )
     return curve.accuracy, sum(p.grad_evals for p in curve.points)
 
 

@@ -182,7 +182,9 @@ def compare(name: str, model: nn.Module, args: argparse.Namespace) -> None:
     references = run_references(model, images, labels, args.references, args.eps)
     rows = dict(references)
     for suite in args.suites:
-        result, seconds = timed(lambda s=suite: worst_case(model, images, labels, args.eps, s))
+        result, seconds = timed(
+            lambda s=suite: worst_case(model, images, labels, args.eps, suite=s)
+        )
         rows[suite] = (result.accuracy, seconds)
         print(f"[{name}] {suite}: first broken by {result.first_broken_by()}")
         print(f"[{name}] {suite}: cost {result.attack_cost} warnings {result.warnings}")

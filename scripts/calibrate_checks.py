@@ -82,7 +82,7 @@ def measure(model: str, defense: str, seed: int, suites: list[str], args) -> lis
     rows = []
     for suite in suites:
         started = time.perf_counter()
-        result = worst_case(trained.model, *inputs.test, list(cfg.eval.eps), suite, seed=seed)
+        result = worst_case(trained.model, *inputs.test, list(cfg.eval.eps), suite=suite, seed=seed)
         breaks = result.gradient_free_breaks()
         rows.append(
             {

@@ -109,7 +109,7 @@ def test_bad_suite_is_a_config_error(model, digits):  # noqa: F811
     with pytest.raises(ConfigError, match="suite"):
         worst_case(model, *digits, [0.1], suite="strong")
     with pytest.raises(ConfigError, match="suite"):
-        suite_attacks(model, 0.1, "none")
+        suite_attacks(model, 0.1, suite="none")
     with pytest.raises(ConfigError, match="suite attack 'fab'"):
         suite_attack("fab", model, 0.1)
 

@@ -18,7 +18,7 @@ from robustlab.attacks.base import is_success
 from robustlab.attacks.fgsm import FGSM
 from robustlab.attacks.pgd import PGD
 from robustlab.evaluation import evaluate_robustness, robust_accuracy
-from robustlab.evaluation.precision import confirm_fooled
+from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.suite import worst_case
 from robustlab.models import create_model
 from robustlab.models.precision import AutocastModel, amp_dtype, crafting_model, prepare_model
@@ -76,15 +76,18 @@ def test_the_tie_guard_gives_near_ties_their_fp32_values_and_bf16_gradient(tie):
     assert torch.equal(AutocastModel(nn.Sequential(nn.Flatten(), far))(images), raw)
 
 
-def test_confirm_fooled_drops_what_only_bf16_saw(tie):
+def test_the_judge_drops_what_only_bf16_saw(tie):
     model, images, labels = tie
     crafting = AutocastModel(model, tie_guard=0)
     claimed = is_success(crafting(images), labels, False)
-    assert not confirm_fooled(crafting, images, labels, claimed).any()
-    # a real break stays a break, and an fp32 crafting model's verdicts are left alone
+    assert claimed.all()  # bf16 calls every row fooled
+    judge = Judge(model)
+    assert not judge.accepts_claims_of(crafting)
+    assert not judge.confirm(images, labels, claimed).any()
+    # a real break stays a break, and the fp32 model's own claims are its verdict
     wrong = torch.zeros_like(labels)
-    assert confirm_fooled(crafting, images, wrong, torch.ones(4, dtype=torch.bool)).all()
-    assert confirm_fooled(model, images, labels, claimed) is claimed
+    assert judge.confirm(images, wrong, torch.ones(4, dtype=torch.bool)).all()
+    assert judge.verdict(images, labels, claimed, crafting=model) is claimed
 
 
 def test_eps_continuation_counts_only_fp32_breaks(tie):

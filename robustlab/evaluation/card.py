@@ -45,6 +45,7 @@ class EvaluationCard:
     seconds: float | None = None
     eot_iter: int = 1
     draws: int = 1
+    notes: list[str] = field(default_factory=list)  # e.g. the model was switched to eval mode
 
     @classmethod
     def from_results(cls, results: dict[str, Any], **threat: Any) -> EvaluationCard:
@@ -65,6 +66,7 @@ class EvaluationCard:
             "cost": block.get("attack_cost", {}),
             "eot_iter": int(eot.get("eot_iter", 1)),
             "draws": int(eot.get("draws", 1)),
+            "notes": list(block.get("notes", [])),
         }
         if "dataset" in results:
             fields["data"] = str(results["dataset"])
@@ -84,13 +86,29 @@ class EvaluationCard:
         spread = f"its 95% intervals are up to {widest:.1%} wide on {self.n} examples"
         if self.warnings:
             return (
-                f"Do not trust it yet: {', '.join(self.warnings)} warned, so the attacks may "
-                f"have failed and the true robust accuracy may be lower ({spread})."
+                f"Do not trust it yet: {', '.join(self.warnings)} warned, so "
+                f"{self._what_may_be_wrong()} ({spread})."
             )
         return (
             f"An upper bound that every check supports: the attacks show no sign of failing, "
             f"yet a stronger or adaptive attack could still lower it ({spread})."
         )
+
+    def _what_may_be_wrong(self) -> str:
+        """Which way the warned checks may move the number: a failing attack overstates
+        robustness (it may be lower); single-draw verdicts on a randomized model count noise
+        as breaks (it may be higher)."""
+        warned = set(self.warnings)
+        noisy_verdicts = "stochastic_forward" in warned and self.draws == 1
+        noisy_gradients = "stochastic_forward" in warned and self.eot_iter == 1
+        failing = bool(warned - {"stochastic_forward"}) or noisy_gradients
+        lower = "the attacks may have failed and the true robust accuracy may be lower"
+        higher = (
+            "single noisy forwards judged the breaks and the true robust accuracy may be higher"
+        )
+        if noisy_verdicts and not failing:
+            return higher
+        return f"{lower}, while {higher}" if noisy_verdicts else lower
 
     def to_results(self) -> dict[str, Any]:
         """The results.json fields of the card (robust_accuracy, its CI, checks, trust)."""
@@ -127,11 +145,12 @@ class EvaluationCard:
             "suite": self.suite,
             "eot_iter": self.eot_iter,
             "draws": self.draws,
+            "notes": list(self.notes),
         }
 
     def table(self) -> str:
         """The accuracy table: clean, then the worst case per eps with its 95% interval."""
-        rows = ["| eps | accuracy | 95% CI |", "|---|---|---|"]
+        rows = ["| eps | worst-case accuracy | 95% CI |", "|---|---|---|"]
         rows.append(f"| clean | {self.clean_accuracy:.4f} | |")
         for key, accuracy in self.worst_case.items():
             lo, hi = self.ci.get(key, (float("nan"), float("nan")))
@@ -158,6 +177,7 @@ class EvaluationCard:
             f"- norm {self.norm}, eps {eps}; data {self.data}, n = {self.n}",
             f"- preprocessing: {self.preprocessing}",
             f"- suite {self.suite}; {randomness}",
+            *(f"- {note}" for note in self.notes),
             "",
             "## Accuracy (worst case over every attack run)",
             "",

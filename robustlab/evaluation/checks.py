@@ -17,6 +17,7 @@ import torch
 
 from robustlab.evaluation.masking import GradientHealth
 from robustlab.evaluation.worst_case_result import (
+    GRADIENT_FREE,
     GRADIENT_FREE_MIN_COUNT,
     GRADIENT_FREE_MIN_SHARE,
     WorstCaseResult,
@@ -31,6 +32,19 @@ CHECK_NAMES = (
     "large_eps",
     "incomplete_optimization",
     "non_converging_restarts",
+    "rising_accuracy",
+    "iterative_weaker",
+    "margin_stronger",
+)
+# The checks whose warning means the gradients mislead the attacks (their warnings read
+# "gradient masking suspected"); the others say the evaluation itself fell short.
+MASKING_CHECKS = (
+    "zero_gradients",
+    "gradient_free_breaks",
+    "large_eps",
+    "rising_accuracy",
+    "iterative_weaker",
+    "margin_stronger",
 )
 ZERO_GRADIENT_SHARE = 0.05  # more examples with an all-zero input gradient than this: warn
 LARGE_EPS_ACCURACY = 0.1  # accuracy above this at a huge eps: warn
@@ -52,14 +66,23 @@ class Check:
 
 
 def stochastic_forward(stochastic: bool, eot_iter: int, draws: int) -> Check:
-    """Whether two forwards of the same images differed (then EOT and a majority vote ran)."""
+    """Whether two forwards of the same images differed, and what the evaluation did about it:
+    a randomized forward attacked with EOT and judged by a majority vote is handled (pass); one
+    evaluated with a single draw per gradient or per prediction is not (warn)."""
     if not stochastic:
         return Check(PASS, "the forward is deterministic: the same images give the same logits")
-    return Check(
-        WARN,
+    done = (
         f"the forward is randomized (the same images gave different logits): attacked with EOT "
         f"(APGD gradients averaged over {eot_iter} draws), every prediction the majority over "
-        f"{draws} draws; a one-draw evaluation of such a model overstates its robustness",
+        f"{draws} draws"
+    )
+    if eot_iter > 1 and draws > 1:
+        return Check(PASS, done)
+    return Check(
+        WARN,
+        f"{done}; with a single draw per gradient or per prediction the attacks follow noise "
+        "and the verdicts are coin flips near the boundary: evaluate with eot_iter > 1 and "
+        "draws > 1 (the defaults for a randomized model)",
     )
 
 
@@ -102,8 +125,13 @@ def gradient_free_breaks(result: WorstCaseResult) -> Check:
     rule = (
         f"warn at >= max({GRADIENT_FREE_MIN_COUNT}, {GRADIENT_FREE_MIN_SHARE:.0%} of n) at one eps"
     )
-    if "square" not in result.attack_cost:
-        return Check(PASS, "no gradient-free attack ran (suite none or an L1 suite)")
+    if GRADIENT_FREE not in result.attack_cost:
+        why = (
+            "a randomized forward, where Square's accept/reject on one noisy forward is no test"
+            if result.draws > 1 or result.eot_iter > 1
+            else "suite none or an L1 suite"
+        )
+        return Check(PASS, f"no gradient-free attack ran ({why})")
     if result.masking:
         return Check(
             WARN,
@@ -111,6 +139,12 @@ def gradient_free_breaks(result: WorstCaseResult) -> Check:
             f"{rule}): the gradients mislead the attacks, so trust only the worst case",
         )
     return Check(PASS, f"examples only Square broke: {counts} (n={result.n}; {rule})")
+
+
+def gradient_free_warnings(result: WorstCaseResult) -> list[str]:
+    """The warning line of `gradient_free_breaks` on ``result`` (none when it passes): what a
+    suite run reports by itself, before the other checks run."""
+    return warnings_of({"gradient_free_breaks": gradient_free_breaks(result)})
 
 
 def large_eps_verdict(eps: float, accuracy: float, threshold: float = LARGE_EPS_ACCURACY) -> Check:
@@ -125,12 +159,26 @@ def large_eps_verdict(eps: float, accuracy: float, threshold: float = LARGE_EPS_
     return Check(PASS, f"{detail}: an unconstrained attack succeeds, as it must")
 
 
+def warnings_of(checks: dict[str, Check]) -> list[str]:
+    """The warning lines of the checks that warn (results.json's ``warnings``): derived from
+    the checks, so a symptom is judged once, by one threshold."""
+    return [
+        f"{'gradient masking suspected' if name in MASKING_CHECKS else 'check'} ({name}): "
+        f"{check.detail}"
+        for name, check in checks.items()
+        if check.status == WARN
+    ]
+
+
 __all__ = [
     "CHECK_NAMES",
+    "MASKING_CHECKS",
+    "warnings_of",
     "PASS",
     "WARN",
     "Check",
     "gradient_free_breaks",
+    "gradient_free_warnings",
     "large_eps_verdict",
     "probability_outputs",
     "stochastic_forward",

@@ -26,6 +26,7 @@ from torch import nn
 from robustlab.attacks.apgd import APGD
 from robustlab.evaluation.checks import PASS, WARN, Check
 from robustlab.evaluation.grid import attack_survivors
+from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.worst_case_result import (
     GRADIENT_FREE_MIN_COUNT,
     GRADIENT_FREE_MIN_SHARE,
@@ -35,6 +36,7 @@ from robustlab.evaluation.worst_case_result import (
 RISE = 0.05  # relative rise of the best loss over the last fifth of the steps
 RISING_SHARE = 0.5  # share of the attacked examples whose loss still rises: warn above
 RESTART_KEY = "apgd_ce_restarts"  # how their breaks are credited in the worst case
+MAX_EXAMPLES = 64  # survivors the two extra runs attack
 
 
 @dataclass
@@ -55,7 +57,10 @@ class _LossTrace:
         self.handle = model.register_forward_hook(self._keep)
 
     def _keep(self, module, inputs, output) -> None:
-        self.outputs.append(output.detach().float().cpu())
+        # The run's first forward (its clean pass, without a gradient) and then its gradient
+        # forwards; a judge's votes in between (no gradient) are not the run's trace.
+        if torch.is_grad_enabled() or not self.outputs:
+            self.outputs.append(output.detach().float().cpu())
 
     def step_losses(self, labels: torch.Tensor, steps: int, eot_iter: int) -> torch.Tensor | None:
         """(steps + 1, rows) cross-entropy of the rows the run attacked (those correct on its
@@ -66,7 +71,7 @@ class _LossTrace:
         if not self.outputs:
             return None
         todo = self.outputs[0].argmax(1) == labels
-        calls = self.outputs[1 : 1 + eot_iter * (steps + 1)]  # then the judge's forwards
+        calls = self.outputs[1 : 1 + eot_iter * (steps + 1)]
         if len(calls) < eot_iter * (steps + 1) or any(len(c) != int(todo.sum()) for c in calls):
             return None
         losses = [F.cross_entropy(c, labels[todo], reduction="none") for c in calls]
@@ -86,15 +91,19 @@ def optimization_checks(
     images: torch.Tensor,
     labels: torch.Tensor,
     result: WorstCaseResult,
+    *,
     steps: int,
     device: torch.device,
-    judge: nn.Module | None = None,
+    judge: Judge,
     seed: int = 0,
     eot_iter: int = 1,
-    max_examples: int = 64,
+    max_examples: int = MAX_EXAMPLES,
 ) -> OptimizationDiagnosis | None:
-    """The two checks on ``model`` (crafting; predictions judged on ``judge``, default the
-    model), or None when no example survived the worst case at any positive eps."""
+    """The two checks on ``model`` (crafting; every break judged by ``judge``), or None when no
+    example survived the worst case at any positive eps. A randomized model's extra runs
+    attack half as many examples: each of its steps costs ``eot_iter`` forwards."""
+    if judge.stochastic:
+        max_examples = max(1, max_examples // 2)
     eps, rows = _target(result, max_examples)
     if rows is None:
         return None
@@ -106,6 +115,7 @@ def optimization_checks(
         new = batch[fooled.cpu() & ~broken_runs[batch]]  # the first run to break a row keeps it
         adversarial[rows[new]] = adv[fooled.cpu() & ~broken_runs[batch]].detach().cpu()
 
+    everyone = torch.ones(len(rows), dtype=torch.bool)
     for extra in (1, 2):
         # no early stop: every row runs every step, so the trace holds one row per example
         attack = APGD(
@@ -114,9 +124,16 @@ def optimization_checks(
         trace = _LossTrace(model)
         try:
             fooled, _, _ = attack_survivors(
-                judge or model, attack, x, y, torch.ones(len(rows), dtype=torch.bool),
-                len(rows), device, f"restart check {extra}", on_batch=keep_breaks,
-            )  # fmt: skip
+                judge,
+                attack,
+                x,
+                y,
+                everyone,
+                batch_size=len(rows),
+                device=device,
+                desc=f"restart check {extra}",
+                on_batch=keep_breaks,
+            )
         finally:
             trace.handle.remove()
         broken_runs |= fooled
@@ -125,10 +142,9 @@ def optimization_checks(
             rising.append(still_rising(losses))
     broken_eps = torch.full((result.n,), math.inf, dtype=torch.float64)
     broken_eps[rows[broken_runs]] = eps
-    return OptimizationDiagnosis(
-        _incomplete(rising, steps, eps), _restarts(int(broken_runs.sum()), len(rows), eps),
-        broken_eps, adversarial,
-    )  # fmt: skip
+    incomplete = _incomplete(rising, steps, eps)
+    restarts = _restarts(int(broken_runs.sum()), len(rows), eps)
+    return OptimizationDiagnosis(incomplete, restarts, broken_eps, adversarial)
 
 
 def _target(result: WorstCaseResult, max_examples: int) -> tuple[float, torch.Tensor | None]:

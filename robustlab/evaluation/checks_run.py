@@ -1,6 +1,9 @@
-"""Every named check of an evaluation, in one call, after the worst case has run."""
+"""Every named check of an evaluation, in one call, after the worst case has run; and the
+masking warnings, derived from the same checks."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -11,10 +14,14 @@ from robustlab.evaluation.checks import (
     large_eps_verdict,
     probability_outputs,
     stochastic_forward,
+    warnings_of,
     zero_gradients,
 )
+from robustlab.evaluation.checks_curves import curve_checks
 from robustlab.evaluation.checks_optimization import RESTART_KEY, optimization_checks
-from robustlab.evaluation.eot import DRAWS, EOT_ITER, is_stochastic, majority_vote
+from robustlab.evaluation.eot import DRAWS, EOT_ITER, is_stochastic
+from robustlab.evaluation.grid import EpsCurve
+from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.masking import GradientHealth, gradient_health, large_eps_check
 from robustlab.evaluation.suite import SCHEDULES
 from robustlab.evaluation.worst_case_result import WorstCaseResult
@@ -42,11 +49,39 @@ def eot_plan(
     )
 
 
+def masking_checks(
+    curves: Mapping[str, EpsCurve],
+    large_eps: tuple[float, float] | None = None,
+    health: GradientHealth | None = None,
+) -> dict[str, Check]:
+    """The masking checks that need no suite: the curve symptoms, and the large-eps and
+    gradient-health verdicts when those were measured."""
+    found = curve_checks(curves)
+    if large_eps is not None:
+        found["large_eps"] = large_eps_verdict(*large_eps)
+    if health is not None:
+        found["zero_gradients"] = zero_gradients(health)
+    return found
+
+
+def gradient_masking_warnings(
+    curves: Mapping[str, EpsCurve],
+    large_eps: tuple[float, float] | None = None,
+    health: GradientHealth | None = None,
+) -> list[str]:
+    """Plain-language warnings for every gradient-masking symptom found: the warning lines of
+    `masking_checks` (`curves`: attack key -> curve; `large_eps`: ``(eps, accuracy)`` of
+    `large_eps_check`; `health`: `gradient_health`'s result; missing ones are skipped)."""
+    return warnings_of(masking_checks(curves, large_eps, health))
+
+
 def run_checks(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
     result: WorstCaseResult,
+    *,
+    judge: Judge,
     device: torch.device,
     stochastic: bool = False,
     batch_size: int = 256,
@@ -54,12 +89,15 @@ def run_checks(
     health: GradientHealth | bool = True,
     large_eps: float | tuple[float, float] | None = 0.5,
 ) -> tuple[dict[str, Check], WorstCaseResult, GradientHealth | None, tuple[float, float] | None]:
-    """The checks of :data:`robustlab.evaluation.checks.CHECK_NAMES` (``large_eps`` only when
-    given: a radius to run, or an ``(eps, accuracy)`` already measured; the attack-side ones
-    only under a suite), and the worst case with what their extra attack runs broke counted in.
-    ``health``: input-gradient health already measured, True to measure it, False to skip the
-    ``zero_gradients`` check. Returns (checks, worst case, health or None, large eps)."""
-    judge = majority_vote(model, result.draws)
+    """The checks of `robustlab.evaluation.checks.CHECK_NAMES` but the curve ones
+    (`large_eps` only when given: a radius to run, or an ``(eps, accuracy)`` already measured;
+    the attack-side ones only under a suite), every verdict by ``judge``, and the worst case
+    with what their extra attack runs broke counted in. ``health``: input-gradient health
+    already measured, True to measure it, False to skip the ``zero_gradients`` check.
+
+    Returns:
+        (checks, worst case, health or None, large eps).
+    """
     probe, probe_labels = images[:batch_size], labels[:batch_size]
     with torch.no_grad(), model_context(model, "eval"):
         outputs = model(probe.to(device))
@@ -78,9 +116,16 @@ def run_checks(
     if large_eps is not None:
         found["large_eps"] = large_eps_verdict(*large_eps)
     if result.suite in SCHEDULES:
-        steps = SCHEDULES[result.suite][0]
         diagnosis = optimization_checks(
-            model, images, labels, result, steps, device, judge, seed, result.eot_iter
+            model,
+            images,
+            labels,
+            result,
+            steps=SCHEDULES[result.suite][0],
+            device=device,
+            judge=judge,
+            seed=seed,
+            eot_iter=result.eot_iter,
         )
         if diagnosis is not None:
             found["incomplete_optimization"] = diagnosis.incomplete
@@ -91,4 +136,10 @@ def run_checks(
     return found, result, health or None, large_eps
 
 
-__all__ = ["STOCHASTIC_PROBE", "eot_plan", "run_checks"]
+__all__ = [
+    "STOCHASTIC_PROBE",
+    "eot_plan",
+    "gradient_masking_warnings",
+    "masking_checks",
+    "run_checks",
+]

@@ -37,8 +37,8 @@ from robustlab.attacks.base import is_success
 from robustlab.attacks.iterative import IterativeAttack
 from robustlab.attacks.row_random import keyed_start
 from robustlab.errors import ConfigError
+from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.keep import AdversarialKeeper
-from robustlab.evaluation.precision import confirm_fooled
 from robustlab.runtime import progress_bar
 
 # Examples held under attack at once, in batches: more than one lets the scheduler choose whom
@@ -204,6 +204,8 @@ def eps_continuation(
     images: torch.Tensor,
     labels: torch.Tensor,
     alive: torch.Tensor,
+    judge: Judge,
+    *,
     batch_size: int,
     device: torch.device,
     continuation_steps: int | None = None,
@@ -213,15 +215,26 @@ def eps_continuation(
 ) -> ContinuationResult:
     """Run ``attacks`` (one per eps, ascending eps) as one stream over the ``alive`` examples.
 
-    ``continuation_steps``: steps at each eps after the first (default: a quarter of the
-    attack's steps, at least 2). ``row_seeds`` (one per image): each example's random start
-    is drawn under its own seed (``robustlab.attacks.row_random.keyed_start``), so that it
-    does not depend on which examples share its stream (a shard, a resumed run); default: the
-    global random state.
-
-    ``images``/``labels`` stay where they are (CPU is fine); rows move to ``device`` as they
-    enter the batch. See the module docstring for the schedule. ``keeper`` (its grid: the
-    attacks' eps) keeps adversarial examples as rows leave an eps, at no extra pass.
+    Args:
+        attacks: one continuable attack per eps, ascending.
+        images: the evaluated images; they stay where they are (CPU is fine) and rows move to
+            ``device`` as they enter the batch.
+        labels: their labels.
+        alive: the rows to attack (bool, (N,)).
+        judge: decides every break: a row the attack's forward calls fooled leaves only when
+            the judge confirms it (else it is attacked on), and a randomized model's row is
+            judged again as it leaves an eps unbroken.
+        batch_size: rows per forward+backward.
+        device: where to run.
+        continuation_steps: steps at each eps after the first (default: a quarter of the
+            attack's steps, at least 2).
+        desc: the progress bar's label.
+        keeper: keeps adversarial examples as rows leave an eps (its grid: the attacks' eps),
+            at no extra pass.
+        row_seeds: one seed per image: each example's random start is drawn under its own
+            seed (`robustlab.attacks.row_random.keyed_start`), so that it does not depend on
+            which examples share its stream (a shard, a resumed run); default: the global
+            random state.
     """
     if not can_continue(attacks):
         raise ConfigError("eps continuation needs one continuable attack (e.g. PGD) per eps")
@@ -235,7 +248,7 @@ def eps_continuation(
         waiting = waiting[:0]
     attack = attacks[min(tables.start, len(attacks) - 1)]
     stream = _Stream(attack, images, tables, batch_size, device, keeper)
-    stream.row_seeds = row_seeds
+    stream.row_seeds, stream.judge = row_seeds, judge
     with stream.attack.model_context(), progress_bar(desc, len(waiting), unit="ex") as bar:
         taken = 0
         while taken < len(waiting) or len(stream.pool):
@@ -251,7 +264,7 @@ class _Stream:
         self, attack: IterativeAttack, images, tables: _Levels, batch_size: int, device, keeper
     ):
         self.attack, self.tables, self.batch_size, self.device = attack, tables, batch_size, device
-        self.keeper, self.row_seeds = keeper, None
+        self.keeper, self.row_seeds, self.judge = keeper, None, None
         self.pool = _Pool(images, device, tables.start)
         self.max_steps = int(tables.budget.max()) if len(tables.budget) else 1
         self.evals = torch.zeros(len(tables.eps), dtype=torch.long, device=device)
@@ -277,11 +290,20 @@ class _Stream:
         adv, y, level = pool.adv[rows], pool.labels[rows], pool.level[rows]
         grad, logits = attack.gradient(adv, pool.x0[rows], y)
         self.evals += torch.bincount(level, minlength=len(self.evals))
-        fooled = is_success(logits, y, attack.targeted)
-        fooled = confirm_fooled(attack.model, adv, y, fooled, attack.targeted)  # bf16: fp32 check
+        claimed = is_success(logits, y, attack.targeted)
+        fooled = self._judged(adv, y, claimed)
         self.fooled_index.append(pool.index[rows][fooled].cpu())
         self.fooled_level.append(level[fooled].cpu())
         return _advance(pool, rows, attack, grad, fooled, self.tables, self.keeper)
+
+    def _judged(self, adv, labels, claimed) -> torch.Tensor:
+        """The judge's verdict on the served rows: the attack's claims where its forward is the
+        judge's own, else each claim confirmed (bf16 crafting: the fp32 model decides). A row
+        the judge does not confirm goes on being attacked."""
+        attack = self.attack
+        if attack.targeted or self.judge.accepts_claims_of(attack.model):
+            return claimed  # a targeted claim is about its target, not the label
+        return self.judge.confirm(adv, labels, claimed)
 
     def first_fooled(self, n: int) -> torch.Tensor:
         first = torch.full((n,), len(self.evals), dtype=torch.long)

@@ -63,26 +63,9 @@ def evaluation_fingerprint(
     }
 
 
-def robustness_fingerprint(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    example_ids: torch.Tensor,
-    args: Mapping[str, Any],
-) -> dict[str, str]:
-    """The fingerprint of an ``evaluate_robustness`` run from its arguments ``args``: every
-    setting that changes a curve or the worst case (not the diagnostics, which are redone)."""
-    keys = ("eps_grid", "batch_size", "schedule", "continuation_steps", "suite", "seed")
-    settings = {k: args[k] for k in keys} | {"keep": sorted(args["pairs"])}
-    settings["attacks"] = {k: [s.name, s.kwargs, s.eps] for k, s in args["attacks"].items()}
-    settings |= {k: repr(args[k]) for k in ("crafting_dtype", "eot_iter", "draws")}
-    return evaluation_fingerprint(model, images, labels, example_ids, settings)
-
-
 __all__ = [
     "config_fingerprint",
     "evaluation_fingerprint",
     "model_fingerprint",
-    "robustness_fingerprint",
     "tensors_digest",
 ]

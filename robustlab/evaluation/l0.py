@@ -191,9 +191,14 @@ def l0_robustness(
         )
         needed = torch.where(fooled, pixels.float(), clean_wrong)
         curves[key] = L0Curve(
-            getattr(spec, "name", key), budgets, accuracy_over_budgets(needed, budgets),
-            needed, pixels, fooled, time.perf_counter() - began,
-        )  # fmt: skip
+            attack=getattr(spec, "name", key),
+            budgets=budgets,
+            accuracy=accuracy_over_budgets(needed, budgets),
+            needed=needed,
+            pixels=pixels,
+            fooled=fooled,
+            seconds=time.perf_counter() - began,
+        )
         log.info("L0 %s: %s", key, dict(zip(budgets, curves[key].accuracy, strict=True)))
     if curves:
         curves[WORST_CASE] = _worst_case(list(curves.values()), budgets)

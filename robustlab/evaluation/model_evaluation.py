@@ -1,4 +1,4 @@
-"""One call for any model: :func:`evaluate` returns an :class:`EvaluationCard`."""
+"""One call for any model: `evaluate` returns an `EvaluationCard`."""
 
 from __future__ import annotations
 
@@ -10,59 +10,116 @@ from torch import nn
 
 from robustlab.errors import InputError
 from robustlab.evaluation.card import EvaluationCard
+from robustlab.evaluation.checks import warnings_of
 from robustlab.evaluation.checks_run import eot_plan, run_checks
+from robustlab.evaluation.judge import Judge
+from robustlab.evaluation.robustness import LARGE_EPS
 from robustlab.evaluation.suite import worst_case
-from robustlab.inputs import check_batch, output_classes
+from robustlab.inputs import as_eps_grid, check_batch, check_linf_radii, output_classes
 from robustlab.models.runtime import eval_device
+
+PREPROCESSING = "none: the model takes [0, 1] images"
 
 
 def evaluate(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    eps_grid: Sequence[float],
+    eps_grid: Sequence[float] | float,
+    *,
     norm: str = "Linf",
     suite: str = "standard",
-    *,
     batch_size: int = 256,
     device: str | torch.device | None = None,
     seed: int = 0,
     eot_iter: int | None = None,
     draws: int | None = None,
-    large_eps: float | None = 0.5,
+    large_eps: float | None = LARGE_EPS,
     data: str = "unknown",
-    preprocessing: str = "none: the model takes [0, 1] images",
+    preprocessing: str = PREPROCESSING,
 ) -> EvaluationCard:
-    """Worst-case robust accuracy of ANY ``model`` (an ``nn.Module`` mapping [0, 1] images to
-    logits) over ``eps_grid`` under ``suite`` (``"standard"``: APGD-CE, APGD-T, Square;
-    ``"fast"``), with every named check, as an :class:`EvaluationCard`.
+    """Worst-case robust accuracy of ANY model over ``eps_grid``, with every named check.
 
-    A randomized forward is detected and evaluated with EOT (``eot_iter`` gradients per APGD
-    step, each prediction the majority over ``draws`` forwards; None: 20 and 11 when the
-    forward is randomized, else 1; see :mod:`robustlab.evaluation.eot`). ``large_eps``: the Linf
-    radius of the unconstrained-attack check (None: skip it). ``data``/``preprocessing``: how
-    the card names the data and what the model does to its inputs.
+    A randomized forward is detected and evaluated with EOT: ``eot_iter`` gradients per APGD
+    step, each prediction the majority over ``draws`` forwards, and the randomized suite
+    (APGD-CE and APGD-DLR, as AutoAttack's "rand" version); see `robustlab.evaluation.eot`.
+
+    Args:
+        model: an ``nn.Module`` mapping [0, 1] images to logits. A model in train mode is
+            evaluated in eval mode (and given back as it was); the card says so.
+        images: float images in [0, 1], (N, C, H, W).
+        labels: int64 labels, (N,).
+        eps_grid: the radii (a number is a one-element grid); Linf radii are in [0, 1] pixel
+            units (8/255, not 8).
+        norm: ``"Linf"``, ``"L2"`` or ``"L1"``.
+        suite: ``"standard"`` (APGD-CE, APGD-T, Square) or ``"fast"``.
+        batch_size: rows per forward.
+        device: where to run (default: the model's).
+        seed: seeds every row's random draws.
+        eot_iter: None: 20 for a randomized forward, else 1.
+        draws: None: 11 for a randomized forward, else 1.
+        large_eps: the Linf radius of the unconstrained-attack check (None: skip it).
+        data: how the card names the data.
+        preprocessing: what the model does to its inputs, for the card.
+
+    Returns:
+        The evaluation card: clean and worst-case accuracy with 95% intervals, the checks
+        and how far to trust the number.
     """
     started = time.perf_counter()
+    eps_grid = as_eps_grid(eps_grid)
     check_batch(images, labels, eps_grid, model=model)
+    if norm == "Linf":
+        check_linf_radii(eps_grid)
     _check_suite_classes(model, images)
     device = eval_device(model, device)
+    notes = _mode_notes(model)
     stochastic, eot_iter, draws = eot_plan(model, images, device, eot_iter, draws)
+    judge = Judge(model, draws)
     result = worst_case(
-        model, images, labels, eps_grid, suite, batch_size, device, seed, norm,
-        eot_iter=eot_iter, draws=draws,
-    )  # fmt: skip
+        model,
+        images,
+        labels,
+        eps_grid,
+        suite=suite,
+        norm=norm,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+        eot_iter=eot_iter,
+        judge=judge,
+    )
     found, result, _, _ = run_checks(
-        model, images, labels, result, device, stochastic, batch_size, seed,
+        model,
+        images,
+        labels,
+        result,
+        judge=judge,
+        device=device,
+        stochastic=stochastic,
+        batch_size=batch_size,
+        seed=seed,
         large_eps=large_eps if norm == "Linf" else None,
-    )  # fmt: skip
+    )
     results = result.to_results()
     results["clean_accuracy"] = result.survivors(0.0) / max(result.n, 1)
     results["checks"] = {name: check.to_results() for name, check in found.items()}
+    results["warnings"] = warnings_of(found)
     seconds = time.perf_counter() - started
     return EvaluationCard.from_results(
-        results, data=data, preprocessing=preprocessing, seconds=seconds
+        results, data=data, preprocessing=preprocessing, seconds=seconds, notes=notes
     )
+
+
+def _mode_notes(model: nn.Module) -> list[str]:
+    """What the card says of the model's mode: attacks and the judge run it in eval mode."""
+    training = sum(module.training for module in model.modules())
+    if not training:
+        return []
+    return [
+        f"the model was in train mode ({training} modules): it was evaluated in eval mode "
+        "(BatchNorm running statistics, dropout off) and given back in train mode"
+    ]
 
 
 def _check_suite_classes(model: nn.Module, images: torch.Tensor) -> None:
@@ -74,4 +131,4 @@ def _check_suite_classes(model: nn.Module, images: torch.Tensor) -> None:
         )
 
 
-__all__ = ["evaluate"]
+__all__ = ["PREPROCESSING", "evaluate"]

@@ -18,6 +18,7 @@ Options of :func:`evaluate_robustness`:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -37,30 +38,26 @@ from robustlab.attacks.catalogue import (
 from robustlab.attacks.row_random import example_seeds
 from robustlab.distributed import is_main_process
 from robustlab.errors import ConfigError
-from robustlab.evaluation.checks import Check
-from robustlab.evaluation.checks_run import eot_plan, run_checks
+from robustlab.evaluation.checks import Check, warnings_of
+from robustlab.evaluation.checks_run import eot_plan, masking_checks, run_checks
 from robustlab.evaluation.curve_state import resumable_curves
-from robustlab.evaluation.eot import majority_vote
-from robustlab.evaluation.fingerprint import robustness_fingerprint
+from robustlab.evaluation.fingerprint import evaluation_fingerprint
 from robustlab.evaluation.grid import EpsCurve, minimal_perturbation_point, robust_accuracy
+from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.keep import WORST_CASE, kept_pairs
 from robustlab.evaluation.kept_images import collect_adversarial
-from robustlab.evaluation.masking import (
-    GradientHealth,
-    gradient_health,
-    gradient_masking_warnings,
-    large_eps_check,
-)
-from robustlab.evaluation.resume_state import open_state
+from robustlab.evaluation.masking import GradientHealth, gradient_health, large_eps_check
+from robustlab.evaluation.resume_state import EvaluationState, open_state
 from robustlab.evaluation.sharded import gather_evaluation, shard_examples
 from robustlab.evaluation.suite import CLEAN, SUITES, WorstCaseResult, worst_case
-from robustlab.inputs import check_batch
+from robustlab.inputs import as_eps_grid, check_batch
 from robustlab.models.precision import crafting_model
-from robustlab.models.runtime import eval_device, predict
+from robustlab.models.runtime import eval_device
 
 log = logging.getLogger(__name__)
 
 WORST_CASE_RECORD = "worst_case_examples.json"
+LARGE_EPS = 0.5  # the unconstrained-attack check's Linf radius: any pixel can reach any value
 
 
 @dataclass(repr=False)
@@ -149,94 +146,198 @@ class RobustnessReport:
         return results
 
 
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Every setting that changes a curve or the worst case (what a resumed run must share)."""
+
+    attacks: dict[str, AttackSpec]
+    eps_grid: list[float]
+    batch_size: int
+    schedule: str
+    continuation_steps: int | None
+    suite: str
+    seed: int
+    eot_iter: int
+    draws: int
+    crafting_dtype: torch.dtype | None
+    kept: list[tuple[str, float]]
+
+    def fingerprint(self) -> dict:
+        """The settings as JSON-able values, for the state's fingerprint."""
+        return {
+            "eps_grid": self.eps_grid,
+            "batch_size": self.batch_size,
+            "schedule": self.schedule,
+            "continuation_steps": self.continuation_steps,
+            "suite": self.suite,
+            "seed": self.seed,
+            "keep": sorted(self.kept),
+            "attacks": {k: [s.name, s.kwargs, s.eps] for k, s in self.attacks.items()},
+            "crafting_dtype": repr(self.crafting_dtype),
+            "eot_iter": repr(self.eot_iter),
+            "draws": repr(self.draws),
+        }
+
+
+@dataclass
+class EvaluationRun:
+    """One process's evaluation under way: the model (attacks craft on ``crafting``), the judge
+    of every verdict, this process's examples (``ids``: their indices in the whole set) with
+    the judge's clean verdicts, the device, the settings and the resumable state."""
+
+    model: nn.Module
+    crafting: nn.Module
+    judge: Judge
+    images: torch.Tensor
+    labels: torch.Tensor
+    ids: torch.Tensor
+    correct: torch.Tensor
+    device: torch.device
+    settings: EvaluationSettings
+    state: EvaluationState
+
+    @property
+    def row_seeds(self) -> torch.Tensor:
+        """One seed per row, from the settings' seed and the row's index in the whole set."""
+        return example_seeds(self.settings.seed, self.ids)
+
+
 def evaluate_robustness(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
     attacks: dict[str, AttackSpec],
-    eps_grid: Sequence[float],
+    eps_grid: Sequence[float] | float,
+    *,
+    suite: str = "standard",
     batch_size: int = 256,
     device: str | torch.device | None = None,
-    large_eps: float | None = None,
+    seed: int = 0,
+    eot_iter: int | None = None,
+    draws: int | None = None,
+    large_eps: float | None = LARGE_EPS,
     check_gradients: bool = True,
     schedule: str = "continuation",
     continuation_steps: int | None = None,
-    suite: str = "standard",
-    seed: int = 0,
     keep_adversarial: Collection[tuple[str, float]] = (),
     crafting_dtype: torch.dtype | None = None,
-    eot_iter: int | None = None,
-    draws: int | None = None,
     sharded: bool = False,
     state_path: str | Path | None = None,
     resume: bool = True,
 ) -> RobustnessReport:
     """Robust accuracy of ``model`` under every attack in ``attacks`` over ``eps_grid``, then the
-    worst-case ``suite`` (seeded by ``seed``) on the examples the Linf attacks left standing:
-    ``report.worst_case`` is the per-example worst case over all of them (``"none"``: over the
-    Linf curves alone). The gradient-masking and named checks run last (``report.warnings``,
-    ``report.checks``); ``large_eps`` adds a PGD sanity run at that Linf radius. Attacks
-    without an eps (CW, DeepFool) run once, at eps = inf with their median perturbation norm.
-    ``schedule``/``continuation_steps``: how PGD covers the grid (:func:`robust_accuracy`).
-    ``keep_adversarial``, ``crafting_dtype``, ``eot_iter``/``draws``, ``sharded`` and
-    ``state_path``/``resume``: see the module docstring.
+    worst-case ``suite`` on the examples the Linf attacks left standing.
+
+    ``report.worst_case`` is the per-example worst case over all of them (``suite="none"``:
+    over the Linf curves alone); every verdict is one [`Judge`][robustlab.evaluation.judge.Judge]'s.
+    The masking and named checks run last (``report.checks``; ``report.warnings`` derive from
+    them). Attacks without an eps (CW, DeepFool) run once, at eps = inf with their median
+    perturbation norm.
+
+    Args:
+        model: any module mapping [0, 1] images to logits.
+        images: float images in [0, 1], (N, C, H, W).
+        labels: int64 labels, (N,).
+        attacks: curve key -> attack spec.
+        eps_grid: the radii (a number is a one-element grid).
+        suite: ``"standard"``, ``"fast"`` or ``"none"``.
+        batch_size: rows per forward.
+        device: where to run (default: the model's).
+        seed: seeds every row's random draws (its own, from its index).
+        eot_iter: EOT gradients per APGD step (None: 20 for a randomized forward, else 1).
+        draws: forwards whose majority is each prediction (None: 11 randomized, else 1).
+        large_eps: the Linf radius of the unconstrained-attack check (None: skip it).
+        check_gradients: measure input-gradient health (the ``zero_gradients`` check).
+        schedule: how PGD covers the grid (see `robust_accuracy`).
+        continuation_steps: see `robust_accuracy`.
+        keep_adversarial: ``(attack key, eps)`` pairs, or ``("worst_case", eps)``, whose images
+            ``report.adversarial[(key, eps)]`` keeps (CPU; `robustlab.evaluation.keep`).
+        crafting_dtype: e.g. ``torch.bfloat16``: attacks craft under autocast to it; the judge
+            decides every break on the fp32 model.
+        sharded: each process attacks its share (`robustlab.evaluation.sharded`); the checks
+            run on the main process over the gathered records.
+        state_path: a state file that makes the run resumable (one per process).
+        resume: False starts afresh even where a state exists.
     """
     if suite not in SUITES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SUITES)}")
+    eps_grid = as_eps_grid(eps_grid)
     check_batch(images, labels, eps_grid, model=model)
-    pairs = kept_pairs(keep_adversarial, _attack_grids(attacks, eps_grid), eps_grid)
+    kept = kept_pairs(keep_adversarial, _attack_grids(attacks, eps_grid), eps_grid)
     device, labels = eval_device(model, device), labels.cpu()
     stochastic, eot_iter, draws = eot_plan(model, images, device, eot_iter, draws)
-    judge = majority_vote(model, draws)  # what every prediction is, clean and adversarial
-    curves, worst, correct = _attack_shard(locals())
-    run = (images, labels, correct, batch_size, device)
-    clean = float(correct.float().mean()) if len(labels) else 0.0
+    settings = EvaluationSettings(
+        attacks,
+        eps_grid,
+        batch_size,
+        schedule,
+        continuation_steps,
+        suite,
+        seed,
+        eot_iter,
+        draws,
+        crafting_dtype,
+        kept,
+    )
+    run = _open_run(model, images, labels, settings, device, sharded, state_path, resume)
+    curves = resumable_curves(run.state, attacks, partial(_curve, run))
+    worst = _worst_case(run, curves)
+    curves, worst, correct = gather_evaluation(curves, worst, run.correct, run.ids)
+    clean = float(correct.float().mean())
     report = RobustnessReport(clean, len(labels), curves, worst_case=worst)
     if is_main_process() or not sharded:  # the other processes' reports are never written
-        _diagnose(report, model, run, check_gradients, large_eps, (stochastic, seed))
+        whole = dataclasses.replace(run, images=images, labels=labels, correct=correct)
+        _diagnose(report, whole, stochastic, large_eps, check_gradients)
     # after the checks: what their extra restarts break counts, and its images are kept
-    report.adversarial = collect_adversarial(pairs, curves, report.worst_case, images)
+    report.adversarial = collect_adversarial(kept, curves, report.worst_case, images)
     return report
 
 
-def _attack_shard(args: dict) -> tuple[dict[str, EpsCurve], WorstCaseResult, torch.Tensor]:
-    """The whole set's curves, worst case and clean-correct mask from this process's shard,
-    resumed from ``state_path``. ``args``: the arguments of :func:`evaluate_robustness`."""
-    model, judge, batch_size, device = (args[k] for k in ("model", "judge", "batch_size", "device"))
-    shard, labels, ids = shard_examples(args["images"], args["labels"], args["sharded"])
-    path = args["state_path"]
-    fingerprint = path and robustness_fingerprint(model, shard, labels, ids, args)
-    state = open_state(path, fingerprint or {}, args["resume"])
-    correct = predict(judge, shard, batch_size, device) == labels
-    run = (shard, labels, correct, batch_size, device)
-    plan = (args["schedule"], args["continuation_steps"], example_seeds(args["seed"], ids))
-    one = partial(_curve, judge, eps_grid=args["eps_grid"], run=run, schedule=plan)
-    one = partial(one, pairs=args["pairs"], crafting=crafting_model(model, args["crafting_dtype"]))
-    curves = resumable_curves(state, args["attacks"], one)
-    worst = _worst_case(
-        model, run, curves, args["eps_grid"], args["suite"], args["seed"], args["pairs"],
-        crafting_dtype=args["crafting_dtype"], eot=(args["eot_iter"], args["draws"]),
-        where=(ids, state),
-    )  # fmt: skip
-    return gather_evaluation(curves, worst, correct, ids)
+def _open_run(model, images, labels, settings, device, sharded, state_path, resume):
+    """This process's `EvaluationRun`: its shard of the examples, their clean verdicts and the
+    state (continued from ``state_path`` when it holds this very evaluation)."""
+    shard, shard_labels, ids = shard_examples(images, labels, sharded)
+    fingerprint = {}
+    if state_path:
+        config = settings.fingerprint()
+        fingerprint = evaluation_fingerprint(model, shard, shard_labels, ids, config)
+    state = open_state(state_path, fingerprint, resume)
+    judge = Judge(model, settings.draws)
+    correct = judge.predict(shard, settings.batch_size, device) == shard_labels
+    crafting = crafting_model(model, settings.crafting_dtype)
+    return EvaluationRun(
+        model, crafting, judge, shard, shard_labels, ids, correct, device, settings, state
+    )
 
 
-def _diagnose(report, model, run, check_gradients: bool, large_eps: float | None, how) -> None:
-    """The gradient-masking checks and the named checks, last: they fill ``report.warnings``
-    and ``report.checks``. ``how``: (stochastic forward, seed)."""
-    images, labels, _, batch_size, device = run
-    judge = majority_vote(model, report.worst_case.draws)
+def _diagnose(report, run: EvaluationRun, stochastic: bool, large_eps, check_gradients) -> None:
+    """The masking and named checks, last, on the whole set: they fill ``report.checks``,
+    ``report.gradient_health``, ``report.large_eps`` and ``report.warnings`` (derived from the
+    checks)."""
+    images, labels, batch_size = run.images, run.labels, run.settings.batch_size
     if check_gradients:
-        report.gradient_health = gradient_health(model, images[:batch_size], labels[:batch_size])
+        report.gradient_health = gradient_health(
+            run.model, images[:batch_size], labels[:batch_size]
+        )
     if large_eps is not None:
-        accuracy = large_eps_check(model, images, labels, eps=large_eps, judge=judge)
+        accuracy = large_eps_check(run.model, images, labels, eps=large_eps, judge=run.judge)
         report.large_eps = (float(large_eps), accuracy)
-    report.checks, report.worst_case, _, _ = run_checks(
-        model, images, labels, report.worst_case, device, how[0], batch_size, how[1],
-        report.gradient_health or check_gradients, report.large_eps,
-    )  # fmt: skip
-    masking = gradient_masking_warnings(report.curves, report.large_eps, report.gradient_health)
-    report.warnings = masking + report.worst_case.warnings
+    found, report.worst_case, _, _ = run_checks(
+        run.model,
+        images,
+        labels,
+        report.worst_case,
+        judge=run.judge,
+        device=run.device,
+        stochastic=stochastic,
+        batch_size=batch_size,
+        seed=run.settings.seed,
+        health=report.gradient_health or check_gradients,
+        large_eps=report.large_eps,
+    )
+    report.checks = found | masking_checks(report.curves)
+    report.warnings = warnings_of(report.checks)
+    report.worst_case.warnings = list(report.warnings)
     for warning in report.warnings:
         log.warning(warning)
 
@@ -249,53 +350,81 @@ def _attack_grids(attacks: dict[str, AttackSpec], eps_grid) -> dict[str, list[fl
     }
 
 
-def _curve(model, key, spec, eps_grid, run, schedule, pairs, crafting=None) -> EpsCurve:
+def _curve(run: EvaluationRun, key: str, spec: AttackSpec) -> EpsCurve:
     """One attack's curve over its grid, or its single point at eps = inf. It keeps the images
-    of its own kept ``pairs`` and, when Linf, those the worst case's kept eps need. The attack
-    crafts on ``crafting`` (default: ``model``); its breaks are judged on ``model``."""
-    crafting = model if crafting is None else crafting
-    images, labels, correct, batch_size, device = run
+    of its own kept pairs and, when Linf, those the worst case's kept eps need. The attack
+    crafts on ``run.crafting``; the judge decides its breaks."""
+    settings = run.settings
     norm = attack_norm(spec.name, spec.kwargs)
     if takes_eps(spec.name):
-        grid = spec.eps if spec.eps is not None else eps_grid
-        factory = attack_factory(spec, crafting)
-        thresholds = [e for k, e in pairs if k == key or (k == WORST_CASE and norm == "Linf")]
+        thresholds = [
+            e for k, e in settings.kept if k == key or (k == WORST_CASE and norm == "Linf")
+        ]
         curve = robust_accuracy(
-            model, images, labels, factory, grid, batch_size, device, key, correct,
-            schedule=schedule[0], continuation_steps=schedule[1], keep_adversarial=thresholds,
-            row_seeds=schedule[2] if len(schedule) > 2 else None,
-        )  # fmt: skip
-    else:
-        attack = build_attack(spec.name, crafting, **spec.kwargs)
-        point = minimal_perturbation_point(
-            model, attack, images, labels, correct, batch_size, device, key
+            run.model,
+            run.images,
+            run.labels,
+            attack_factory(spec, run.crafting),
+            spec.eps if spec.eps is not None else settings.eps_grid,
+            batch_size=settings.batch_size,
+            device=run.device,
+            name=key,
+            clean_correct=run.correct,
+            schedule=settings.schedule,
+            continuation_steps=settings.continuation_steps,
+            keep_adversarial=thresholds,
+            row_seeds=run.row_seeds,
+            judge=run.judge,
         )
-        clean = float(correct.float().mean()) if len(labels) else 0.0
-        curve = EpsCurve(spec.name, clean, len(labels), [point], schedule="single run")
+    else:
+        attack = build_attack(spec.name, run.crafting, **spec.kwargs)
+        point = minimal_perturbation_point(
+            run.judge,
+            attack,
+            run.images,
+            run.labels,
+            run.correct,
+            batch_size=settings.batch_size,
+            device=run.device,
+            name=key,
+        )
+        clean = float(run.correct.float().mean()) if len(run.labels) else 0.0
+        curve = EpsCurve(spec.name, clean, len(run.labels), [point], schedule="single run")
     curve.attack, curve.norm, curve.params = spec.name.lower(), norm, dict(spec.kwargs)
     log.info("%s: %s", key, {p.eps: round(p.accuracy, 4) for p in curve.points})
     return curve
 
 
-def _worst_case(
-    model, run, curves, eps_grid, suite, seed, pairs, crafting_dtype=None, eot=(1, 1), where=None
-) -> WorstCaseResult:
+def _worst_case(run: EvaluationRun, curves: dict[str, EpsCurve]) -> WorstCaseResult:
     """The suite on the survivors of the Linf curves, or the curves' own worst case; the suite
-    keeps the images of the worst case's kept ``pairs``."""
-    images, labels, correct, batch_size, device = run
+    keeps the images of the worst case's kept pairs."""
+    settings = run.settings
     prior = {
         key: curve.broken_eps
         for key, curve in curves.items()
         if curve.norm == "Linf" and curve.broken_eps is not None
     }
-    if suite != "none":
+    if settings.suite != "none":
         return worst_case(
-            model, images, labels, eps_grid, suite, batch_size, device, seed, prior=prior,
-            keep_adversarial=[eps for key, eps in pairs if key == WORST_CASE],
-            crafting_dtype=crafting_dtype, eot_iter=eot[0], draws=eot[1],
-            example_ids=(where or (None, None))[0], state_path=(where or (None, None))[1],
-        )  # fmt: skip
-    start = torch.where(correct, float("inf"), 0.0).double()
-    grid = sorted({float(e) for e in eps_grid})
-    record = WorstCaseResult("none", "Linf", grid, start, [None if c else CLEAN for c in correct])
+            run.model,
+            run.images,
+            run.labels,
+            settings.eps_grid,
+            suite=settings.suite,
+            batch_size=settings.batch_size,
+            device=run.device,
+            seed=settings.seed,
+            prior=prior,
+            keep_adversarial=[eps for key, eps in settings.kept if key == WORST_CASE],
+            eot_iter=settings.eot_iter,
+            judge=run.judge,
+            crafting_dtype=settings.crafting_dtype,
+            example_ids=run.ids,
+            state_path=run.state,
+        )
+    start = torch.where(run.correct, float("inf"), 0.0).double()
+    grid = sorted({float(e) for e in settings.eps_grid})
+    broken_by = [None if c else CLEAN for c in run.correct]
+    record = WorstCaseResult("none", "Linf", grid, start, broken_by)
+    record.eot_iter, record.draws = settings.eot_iter, settings.draws
     return record.combined(prior)

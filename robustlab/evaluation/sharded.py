@@ -20,6 +20,7 @@ import statistics
 import torch
 
 from robustlab.distributed import gather_objects, rank, world_size
+from robustlab.evaluation.checks import gradient_free_warnings
 from robustlab.evaluation.grid import EpsCurve, EpsPoint
 from robustlab.evaluation.stats import wilson_interval
 from robustlab.evaluation.worst_case_result import WorstCaseResult
@@ -79,7 +80,7 @@ def gather_curve(curve: EpsCurve, order: torch.Tensor) -> EpsCurve:
 
 def gather_worst_case(result: WorstCaseResult, order: torch.Tensor) -> WorstCaseResult:
     """The whole set's worst case from every shard's: records gathered, costs summed, the
-    masking warnings recomputed on the whole set."""
+    gradient-free warning recomputed on the whole set."""
     by: list[str | None] = [None] * len(order)
     gathered = [name for part in gather_objects(result.broken_by) for name in part]
     for i, name in zip(order.tolist(), gathered, strict=True):
@@ -93,7 +94,7 @@ def gather_worst_case(result: WorstCaseResult, order: torch.Tensor) -> WorstCase
         result, broken_eps=_rows(result.broken_eps, order), broken_by=by, attack_cost=cost
     )
     merged.adversarial = {t: _rows(x, order) for t, x in sorted(result.adversarial.items())}
-    merged.warnings = merged.masking_warnings()
+    merged.warnings = gradient_free_warnings(merged)
     return merged
 
 

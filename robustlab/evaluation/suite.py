@@ -33,6 +33,7 @@ did not, the gradients are suspect (masking).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -44,8 +45,9 @@ from robustlab.attacks.catalogue import build_attack
 from robustlab.attacks.row_random import example_seeds
 from robustlab.attacks.square import SQUARE_NORMS  # an L1 suite has no gradient-free check
 from robustlab.errors import ConfigError
-from robustlab.evaluation.eot import majority_vote
+from robustlab.evaluation.checks import gradient_free_warnings
 from robustlab.evaluation.fingerprint import evaluation_fingerprint, tensors_digest
+from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.keep import AdversarialKeeper
 from robustlab.evaluation.resume_state import EvaluationState, open_state
 from robustlab.evaluation.suite_waves import Runner, SuiteProgress, descend
@@ -56,19 +58,26 @@ from robustlab.evaluation.worst_case_result import (
     eps_key,
     snap_to_grid,
 )
-from robustlab.inputs import check_batch
+from robustlab.inputs import as_eps_grid, check_batch
 from robustlab.models.folding import fold_batchnorm
 from robustlab.models.precision import crafting_model
-from robustlab.models.runtime import eval_device, predict
+from robustlab.models.runtime import eval_device
 
 SUITES = ("standard", "fast", "none")
 # (APGD-CE steps, APGD-T steps, APGD-T targets, Square queries) per suite.
 SCHEDULES = {"standard": (100, 100, 9, 5000), "fast": (100, 100, 3, 1000)}
 ATTACKS = ("apgd_ce", "apgd_t", GRADIENT_FREE)  # the suite's attacks, in the order they run
+# A randomized forward: AutoAttack's "rand" protocol, APGD-CE then untargeted APGD-DLR, each
+# with EOT gradients. APGD-T's nine targets cost nine times APGD-DLR under EOT, and Square
+# accepts or rejects each query on one noisy forward, so neither adds what it costs there.
+RANDOMIZED_ATTACKS = ("apgd_ce", "apgd_dlr")
 
 
-def suite_attack_names(norm: str = "Linf") -> tuple[str, ...]:
-    """The suite's attacks under ``norm``, in the order they run."""
+def suite_attack_names(norm: str = "Linf", randomized: bool = False) -> tuple[str, ...]:
+    """The suite's attacks under ``norm``, in the order they run (``randomized``: the attacks
+    for a randomized forward)."""
+    if randomized:
+        return RANDOMIZED_ATTACKS
     return ATTACKS if norm in SQUARE_NORMS else ATTACKS[:2]
 
 
@@ -76,6 +85,7 @@ def suite_attack(
     name: str,
     model: nn.Module,
     eps: float | torch.Tensor,
+    *,
     suite: str = "standard",
     norm: str = "Linf",
     seed: int | torch.Tensor = 0,
@@ -83,53 +93,68 @@ def suite_attack(
 ):
     """The suite's attack ``name`` at ``eps`` (a float, or one radius per image); the APGDs
     average their gradient over ``eot_iter`` forwards (EOT, for randomized models)."""
-    if name not in ATTACKS:
-        raise ConfigError(f"unknown suite attack {name!r}: use one of {', '.join(ATTACKS)}")
+    if name not in ATTACKS + RANDOMIZED_ATTACKS:
+        names = ", ".join(ATTACKS + RANDOMIZED_ATTACKS[1:])
+        raise ConfigError(f"unknown suite attack {name!r}: use one of {names}")
     if suite not in SCHEDULES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SCHEDULES)}")
     ce_steps, t_steps, targets, queries = SCHEDULES[suite]
+    apgd = partial(APGD, model, eps=eps, norm=norm, seed=seed, eot_iter=eot_iter)
     if name == "apgd_ce":
-        return APGD(
-            model, eps=eps, steps=ce_steps, norm=norm, loss="ce", seed=seed, eot_iter=eot_iter
-        )
+        return apgd(steps=ce_steps, loss="ce")
+    if name == "apgd_dlr":
+        return apgd(steps=ce_steps, loss="dlr")
     if name == "apgd_t":
-        return APGD(
-            model,
-            norm,
-            eps,
-            t_steps,
-            seed=seed,
-            loss="dlr",
-            eot_iter=eot_iter,
-            targeted=True,
-            n_target_classes=targets,
-        )
+        return apgd(steps=t_steps, loss="dlr", targeted=True, n_target_classes=targets)
     return build_attack("Square", model, eps=eps, norm=norm, n_queries=queries, seed=seed)
 
 
 def suite_attacks(
-    model: nn.Module, eps: float, suite: str = "standard", norm: str = "Linf", seed: int = 0
+    model: nn.Module, eps: float, *, suite: str = "standard", norm: str = "Linf", seed: int = 0
 ) -> dict[str, object]:
     """The suite's attacks at one eps, in the order they run (no Square under L1)."""
     return {
-        name: suite_attack(name, model, eps, suite, norm, seed) for name in suite_attack_names(norm)
+        name: suite_attack(name, model, eps, suite=suite, norm=norm, seed=seed)
+        for name in suite_attack_names(norm)
     }
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """How a suite run attacks: which suite and norm, the seed, EOT and crafting precision."""
+
+    suite: str = "standard"
+    norm: str = "Linf"
+    seed: int = 0
+    eot_iter: int = 1
+    crafting_dtype: torch.dtype | None = None
+
+    def fingerprint(self) -> dict:
+        return {
+            "suite": self.suite,
+            "norm": self.norm,
+            "seed": self.seed,
+            "eot_iter": self.eot_iter,
+            "crafting_dtype": str(self.crafting_dtype),
+        }
 
 
 def worst_case(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    eps_grid: Sequence[float],
+    eps_grid: Sequence[float] | float,
+    *,
     suite: str = "standard",
+    norm: str = "Linf",
     batch_size: int = 256,
     device: str | torch.device | None = None,
     seed: int = 0,
-    norm: str = "Linf",
     prior: Mapping[str, torch.Tensor] | None = None,
     keep_adversarial: Iterable[float] = (),
     eot_iter: int = 1,
     draws: int = 1,
+    judge: Judge | None = None,
     crafting_dtype: torch.dtype | None = None,
     example_ids: torch.Tensor | None = None,
     state_path: str | Path | EvaluationState | None = None,
@@ -137,35 +162,64 @@ def worst_case(
 ) -> WorstCaseResult:
     """Worst-case robust accuracy of ``model`` under ``suite`` over ``eps_grid``.
 
-    The attacks of :func:`suite_attacks` run in order, each on the examples still unbroken,
-    from every example's frontier down (see the module docstring). ``prior``: per-example
-    broken eps (``inf``: never) of attacks that already ran (e.g. the job's PGD curves); their
-    examples are not attacked again and the result is the worst case over them and the suite.
-    Images must be floats in [0, 1]. ``keep_adversarial``: eps thresholds t whose images
-    ``result.adversarial[t]`` keeps (no extra pass): the example of the suite attack that broke
-    row i at an eps <= t, else the final iterate of the last suite attack that ran on it at the
-    largest eps <= t, else the clean image (rows broken by ``prior`` attacks are never attacked
-    here: their own runs hold them). A randomized model (:mod:`robustlab.evaluation.eot`):
-    the APGDs average ``eot_iter`` gradients per step and every prediction is the majority over
-    ``draws`` forwards. ``crafting_dtype`` (e.g. bf16): the attacks craft under autocast to it;
-    every break is still judged on the fp32 model. ``example_ids`` (row seeds), ``state_path``
-    and ``resume`` (a resumable run): see the module docstring.
+    The suite's attacks run in order, each on the examples still unbroken, from every
+    example's frontier down (see the module docstring).
+
+    Args:
+        model: any module mapping [0, 1] images to logits.
+        images: float images in [0, 1], (N, C, H, W).
+        labels: int64 labels, (N,).
+        eps_grid: the radii (a number is a one-element grid).
+        suite: ``"standard"`` or ``"fast"``.
+        norm: ``"Linf"``, ``"L2"`` or ``"L1"`` (no Square under L1).
+        batch_size: rows per forward.
+        device: where to run (default: the model's).
+        seed: the suite's seed; every row draws from its own seed derived from it.
+        prior: per-example broken eps (``inf``: never) of attacks that already ran (e.g. the
+            job's PGD curves); their examples are not attacked again and the result is the
+            worst case over them and the suite.
+        keep_adversarial: eps thresholds t whose images ``result.adversarial[t]`` keeps (no
+            extra pass): the example of the suite attack that broke row i at an eps <= t, else
+            the final iterate of the last suite attack that ran on it at the largest eps <= t,
+            else the clean image.
+        eot_iter: gradients averaged per APGD step (EOT, for a randomized forward; then the
+            randomized suite runs: APGD-CE and APGD-DLR).
+        draws: forwards whose majority is each prediction (ignored when ``judge`` is given).
+        judge: the evaluation's judge (default: ``Judge(model, draws)``).
+        crafting_dtype: e.g. bf16: the attacks craft under autocast to it; every break is
+            still judged on the fp32 model.
+        example_ids: each row's index in the whole evaluated set (its seed; default
+            ``range(N)``).
+        state_path: a state file that makes the run resumable; an existing one for the same
+            model, data and settings is continued.
+        resume: False starts afresh even where a state exists.
     """
+    eps_grid = as_eps_grid(eps_grid)
     _check(suite, images, labels, eps_grid, model)
     device, labels = eval_device(model, device), labels.cpu()
+    judge = Judge(model, draws) if judge is None else judge
+    settings = SuiteSettings(suite, norm, seed, eot_iter, crafting_dtype)
+    randomized = judge.stochastic or eot_iter > 1
     grid = sorted({float(e) for e in eps_grid})
     ids = torch.arange(len(labels)) if example_ids is None else example_ids.cpu().long()
-    state = open_state(state_path, _fingerprint(model, images, labels, ids, grid, locals()), resume)
-    judge = majority_vote(model, draws)  # breaks are judged on it; attacks craft on model
-    run_on = (judge, images, labels, batch_size, device)
-    progress = _progress(state, run_on, grid, (suite, norm, prior or {}), keep_adversarial)
+    extra = {"batch_size": batch_size, "draws": judge.draws, "keep": sorted(keep_adversarial)}
+    fingerprint = (
+        _fingerprint(model, images, labels, ids, grid, settings, prior, extra)
+        if isinstance(state_path, str | Path)
+        else {}  # no file, or a caller's state with its own fingerprint
+    )
+    state = open_state(state_path, fingerprint, resume)
+    correct = judge.predict(images, batch_size, device) == labels
+    start = _starting_result(correct, grid, suite, norm, prior or {})
+    names = suite_attack_names(norm, randomized)
+    progress = _progress(state, start, names, AdversarialKeeper(images, grid, keep_adversarial))
     crafting = crafting_model(_folded(model, images[:batch_size], device), crafting_dtype)
     seeds = example_seeds(seed, ids)  # per row: the caller's random state is left alone
-    for name in (name for name in progress.cost if name not in progress.finished):
+    for name in (name for name in names if name not in progress.finished):
         run = Runner(judge, images, labels, seeds, progress, batch_size, device, name)
         make = partial(suite_attack, name, crafting, suite=suite, norm=norm, eot_iter=eot_iter)
         descend(run, make, progress)
-    return _finished(progress, eot_iter, draws)
+    return _finished(progress, eot_iter, judge.draws)
 
 
 def _check(suite: str, images, labels, eps_grid, model) -> None:
@@ -180,17 +234,13 @@ def _folded(model: nn.Module, probe: torch.Tensor, device: torch.device) -> nn.M
     return fold_batchnorm(model, probe.to(device), channels_last=device.type == "cpu")
 
 
-def _progress(state, run_on, grid, how, keep_adversarial) -> SuiteProgress:
+def _progress(
+    state: EvaluationState, start: WorstCaseResult, names, keeper: AdversarialKeeper
+) -> SuiteProgress:
     """The suite's progress from the result before any suite attack (or from the state's saved
     progress): a zero cost per suite attack (forward_evals: images forwarded without a
-    gradient, Square's queries) and the keeper of the kept images. ``run_on``: (judge, images,
-    labels, batch size, device); ``how``: (suite, norm, prior)."""
-    judge, images, labels, batch_size, device = run_on
-    correct = predict(judge, images, batch_size, device) == labels
-    start = _starting_result(correct, grid, *how)
-    names = suite_attack_names(start.norm)
+    gradient, Square's queries) and the keeper of the kept images."""
     cost = {name: {"grad_evals": 0, "forward_evals": 0, "seconds": 0.0} for name in names}
-    keeper = AdversarialKeeper(images, grid, keep_adversarial)
     progress = SuiteProgress(state, start, cost, keeper)
     progress.restore()
     return progress
@@ -200,19 +250,14 @@ def _finished(progress: SuiteProgress, eot_iter: int, draws: int) -> WorstCaseRe
     result = progress.result
     result.attack_cost, result.eot_iter, result.draws = progress.cost, eot_iter, draws
     result.adversarial = progress.keeper.tensors
-    result.warnings = result.masking_warnings()
+    result.warnings = gradient_free_warnings(result)
     return result
 
 
-def _fingerprint(model, images, labels, ids, grid, args) -> dict[str, str]:
-    """The fingerprint of a standalone suite run (unused when a caller's state is passed)."""
-    if isinstance(args["state_path"], EvaluationState) or args["state_path"] is None:
-        return {}
-    prior = args["prior"] or {}
-    config = {k: args[k] for k in ("suite", "batch_size", "seed", "norm", "eot_iter", "draws")}
-    config |= {"grid": grid, "crafting_dtype": str(args["crafting_dtype"])}
-    config["prior"] = {k: tensors_digest([v]) for k, v in sorted(prior.items())}
-    config["keep"] = sorted(float(t) for t in args["keep_adversarial"])
+def _fingerprint(model, images, labels, ids, grid, settings, prior, extra) -> dict[str, str]:
+    """The fingerprint of a standalone suite run."""
+    config = settings.fingerprint() | extra | {"grid": grid}
+    config["prior"] = {k: tensors_digest([v]) for k, v in sorted((prior or {}).items())}
     return evaluation_fingerprint(model, images, labels, ids, config)
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import torch
-from torch import nn
 
 from robustlab.evaluation.grid import PerRowAttack, attack_survivors
+from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.keep import AdversarialKeeper
 from robustlab.evaluation.resume_state import EvaluationState
 from robustlab.evaluation.worst_case_result import WorstCaseResult
@@ -131,7 +131,7 @@ class Runner:
     its progress and (through the keeper) its images: a later attack overwrites only the rows
     it ran on."""
 
-    model: nn.Module
+    judge: Judge
     images: torch.Tensor
     labels: torch.Tensor
     seeds: torch.Tensor
@@ -161,9 +161,16 @@ class Runner:
             torch.cuda.synchronize(self.device)
         started = time.perf_counter()
         fooled, _, evals = attack_survivors(
-            self.model, attack, self.images, self.labels, alive, self.batch_size, self.device,
-            f"{self.name} wave {wave}", partial(self._batch, level=level),
-        )  # fmt: skip
+            self.judge,
+            attack,
+            self.images,
+            self.labels,
+            alive,
+            batch_size=self.batch_size,
+            device=self.device,
+            desc=f"{self.name} wave {wave}",
+            on_batch=partial(self._batch, level=level),
+        )
         if cuda:
             torch.cuda.synchronize(self.device)
         cost = self.progress.cost[self.name]

@@ -85,18 +85,6 @@ class WorstCaseResult:
         needed = max(GRADIENT_FREE_MIN_COUNT, GRADIENT_FREE_MIN_SHARE * self.n)
         return any(count >= needed for count in self.gradient_free_breaks().values())
 
-    def masking_warnings(self) -> list[str]:
-        """The masking warning of :attr:`masking` (none when it does not hold)."""
-        if not self.masking:
-            return []
-        found = {k: c for k, c in self.gradient_free_breaks().items() if c}
-        where = ", ".join(f"{count} at eps={key}" for key, count in found.items())
-        return [
-            f"gradient masking suspected: the gradient-free Square attack broke examples that "
-            f"every gradient attack missed ({where} of {self.n}); gradient attacks are failing "
-            "on this model, so trust only the worst case"
-        ]
-
     def survivors(self, eps: float) -> int:
         return int((self.broken_eps > eps).sum())
 
