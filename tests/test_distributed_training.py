@@ -1,27 +1,32 @@
-"""DDP training under torchrun (gloo, two CPU processes): the one-process weights, rank 0 alone
-writes, and one training per checkpoint identity."""
+"""DDP training under torchrun (gloo, two and three CPU processes): the one-process weights for
+any batch split, rank 0 alone writes, one training per checkpoint identity, and a retrain that
+is killed leaves the finished checkpoint it was replacing."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from robustlab.loading import load_checkpoint
 from robustlab.training.checkpoint_lock import checkpoint_lock, lock_path
+from robustlab.training.staging import staging_directory
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 # a tiny, well-conditioned run: at lr 0.05 with momentum, one process on 1 vs 2 threads already
 # differs by ~5e-2 after an epoch (ReLU masks flip on float rounding), so no equality is
-# testable there. 257 examples in batches of 51: shards of 26 and 25 rows, and a last batch
-# of 2 rows (1 + 1), so the loss weighting of uneven shards is exercised.
+# testable there. 257 examples in batches of 51: shards of 26 and 25 rows (17, 17 and 17 on
+# three), and a last batch of 2 rows: 1 + 1 on two processes, 1 + 1 + none on three.
 TINY = [
     "experiment=tiny",
     "detector=none",
@@ -78,22 +83,67 @@ def _weights(results: dict) -> dict[str, torch.Tensor]:
     return load_file(Path(results["checkpoint"]) / "model.safetensors")
 
 
-def test_two_processes_train_the_one_process_weights(tmp_path):
-    (tmp_path / "one").mkdir()
-    (tmp_path / "two").mkdir()
-    two = _train(tmp_path / "two", "out", processes=2)
-    one = _train(tmp_path / "one", "out")
-    _finish(one)
-    _finish(two)
-    single, double = _results(tmp_path / "one", "out"), _results(tmp_path / "two", "out")
-    assert single["training_cost"]["world_size"] == 1
-    assert double["training_cost"]["world_size"] == 2
-    first, second = _weights(single), _weights(double)
-    assert first.keys() == second.keys()
-    worst = max(float((first[k].double() - second[k].double()).abs().max()) for k in first)
-    assert worst < 1e-4, worst
-    # the BatchNorm statistics were synchronised: one process's running statistics
-    assert torch.allclose(first["stem.1.running_var"], second["stem.1.running_var"], atol=1e-5)
+def test_two_and_three_processes_train_the_one_process_weights(tmp_path):
+    runs = {}
+    for processes in (1, 2, 3):
+        (tmp_path / str(processes)).mkdir()
+        runs[processes] = _train(tmp_path / str(processes), "out", processes=processes)
+    for proc in runs.values():
+        _finish(proc)
+    results = {n: _results(tmp_path / str(n), "out") for n in runs}
+    assert [results[n]["training_cost"]["world_size"] for n in runs] == [1, 2, 3]
+    first = _weights(results[1])
+    for processes in (2, 3):
+        other = _weights(results[processes])
+        assert first.keys() == other.keys()
+        worst = max(float((first[k].double() - other[k].double()).abs().max()) for k in first)
+        assert worst < 1e-4, (processes, worst)
+        # the BatchNorm statistics were synchronised: one process's running statistics
+        var = "stem.1.running_var"
+        assert torch.allclose(first[var], other[var], atol=1e-5), processes
+
+
+README_DDP = (
+    "torchrun --standalone --nproc-per-node=2 --no-python robustlab-train experiment=tiny threads=1"
+)
+
+
+def test_the_readme_ddp_command_trains_a_last_batch_smaller_than_the_group(tmp_path):
+    # experiment=tiny: 257 examples in batches of 64, so the last batch has 1 row for 2 ranks
+    env = _env(tmp_path)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    command = shlex.split(README_DDP)
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    (results_file,) = (tmp_path / "outputs").rglob("results.json")
+    results = json.loads(results_file.read_text())
+    assert results["training_cost"]["world_size"] == 2
+    assert results["training_cost"]["reused_checkpoint"] is False
+    assert load_checkpoint(results["checkpoint"]) is not None
+
+
+def test_a_killed_retrain_leaves_the_finished_checkpoint(tmp_path):
+    epochs = "train.epochs=3"
+    _finish(_train(tmp_path, "first", epochs))
+    first = _results(tmp_path, "first")
+    directory = Path(first["checkpoint"])
+    before = _weights(first)
+    retrain = _train(tmp_path, "retrain", epochs, "reuse_checkpoints=false")
+    partial = staging_directory(directory) / "state" / "last.json"
+    deadline = time.monotonic() + 240
+    while not partial.exists() and retrain.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    retrain.send_signal(signal.SIGKILL)  # an epoch of the retrain is done, two are not
+    retrain.communicate(timeout=60)
+    assert partial.exists(), "the retrain never finished its first epoch"
+    # the finished checkpoint is untouched and loads as before, through the first results.json
+    after = load_file(directory / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert load_checkpoint(tmp_path / "first") is not None
+    # a later run reuses it, and drops the killed retrain's partial run
+    _finish(_train(tmp_path, "again", epochs))
+    assert _results(tmp_path, "again")["training_cost"]["reused_checkpoint"] is True
+    assert not staging_directory(directory).exists()
 
 
 def test_pgd_at_on_two_processes_only_rank0_writes(tmp_path):

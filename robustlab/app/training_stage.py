@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,6 @@ from robustlab.training import (
 )
 from robustlab.training.checkpoint import WEIGHTS_META, read_json
 from robustlab.training.checkpoint_lock import checkpoint_lock
-from robustlab.training.ddp import check_split
 from robustlab.training.fit import EpochCallback
 from robustlab.training.objectives import HeldOutCheck
 from robustlab.training.robust_monitor import (
@@ -45,6 +43,12 @@ from robustlab.training.robust_monitor import (
     catastrophic_overfitting,
     early_stopping,
     keep_last_weights,
+)
+from robustlab.training.staging import (
+    discard_staging,
+    prepare_staging,
+    publish,
+    staging_directory,
 )
 from robustlab.training.summary import TrainingSummary
 
@@ -145,13 +149,14 @@ def _train(
     device: torch.device,
     model: nn.Module,
     objective: Objective,
-    directory: Path,
+    directories: tuple[Path, Path],
     identity: dict[str, Any],
     log_metrics,
     heldout: HeldOutCheck | None,
 ) -> TrainingSummary:
+    """Train into the staging directory (``directories``: staging, final checkpoint)."""
+    staging, directory = directories
     loader = build_loader(cfg, bundle, device)
-    check_split(loader.num_examples, loader.batch_size, loader.drop_last)
     t, epochs = cfg.train, identity["epochs"]
     optimizer = build_optimizer(model, t.optimizer, t.lr, t.momentum, t.weight_decay, t.nesterov)
     scheduler = build_scheduler(
@@ -166,7 +171,7 @@ def _train(
         optimizer,
         epochs,
         scheduler=scheduler,
-        checkpoint_dir=directory,
+        checkpoint_dir=staging,
         config=identity,
         callbacks=callbacks,
         monitor=monitor,
@@ -177,8 +182,8 @@ def _train(
     warning = catastrophic_overfitting(result.history) if monitor else None
     stopping = early_stopping(result.history) if monitor else None
     if stopping is not None and is_main_process():
-        last = keep_last_weights(directory)
-        stopping.last_weights = str(last) if last else None
+        last = keep_last_weights(staging)  # published with the rest: named at its final place
+        stopping.last_weights = str(directory / last.name) if last else None
     return TrainingSummary(
         epochs=epochs,
         train_seconds=result.seconds,
@@ -211,20 +216,32 @@ def fit_or_reuse(
     """Train ``objective`` into its checkpoint directory, resuming or reusing what is there.
 
     The directory's lock lets one of several jobs with the same identity train while the
-    others wait and then reuse its checkpoint. Under DDP every rank follows rank 0's decision
-    and only rank 0 writes.
+    others wait and then reuse its checkpoint. Training happens in ``<directory>.partial``,
+    which replaces the directory atomically once the final weights are written: a retrain
+    (``reuse_checkpoints=false``) that fails or is killed leaves the finished checkpoint it
+    was replacing in place. Under DDP every rank follows rank 0's decision and only rank 0
+    writes.
     """
     model = prepare_model(build_model(cfg, bundle.info, device), device, cfg.train.compile)
     directory = checkpoint_dir(cfg, identity)
     with checkpoint_lock(directory):
         if broadcast_object(bool(cfg.reuse_checkpoints and finished_weights(directory))):
+            if is_main_process():
+                discard_staging(directory)
             return _reuse(directory, model, identity["role"])
-        if not cfg.reuse_checkpoints and directory.exists() and is_main_process():
-            log.info("reuse_checkpoints=false: retraining from scratch in %s", directory)
-            shutil.rmtree(directory)
-        barrier()  # nobody reads a resume point that rank 0 is deleting
+        if is_main_process():
+            if not cfg.reuse_checkpoints and directory.exists():
+                log.info(
+                    "reuse_checkpoints=false: retraining from scratch; %s stays until the new "
+                    "checkpoint is finished",
+                    directory,
+                )
+            prepare_staging(directory, fresh=not cfg.reuse_checkpoints)
+        barrier()  # nobody reads a resume point that rank 0 is preparing
+        staging = staging_directory(directory)
+        directories = (staging, directory)
         summary = _train(
-            cfg, bundle, device, model, objective, directory, identity, log_metrics, heldout
+            cfg, bundle, device, model, objective, directories, identity, log_metrics, heldout
         )
         meta = {
             "config": plain_config(cfg),
@@ -233,7 +250,9 @@ def fit_or_reuse(
             "results": {**summary.to_json(), "objective": objective.describe()},
         }
         if is_main_process():
-            save_weights(directory, model, meta)
+            save_weights(staging, model, meta)
+            publish(staging, directory)
+        barrier()  # the lock is released only after the new checkpoint is in place
     return TrainedModel(model, directory, summary)
 
 

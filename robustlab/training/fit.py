@@ -88,7 +88,8 @@ def _train_epoch(
         if scheduler is not None:
             scheduler.step()
         batch = labels.shape[0]
-        loss_sum += float(step.loss.detach()) * batch
+        if batch:  # an empty shard's mean loss is NaN (0 / 0) and counts for nothing
+            loss_sum += float(step.loss.detach()) * batch
         correct += int((step.logits.argmax(1) == labels).sum())
         seen += batch
         grad_evals += step.grad_evals
@@ -135,8 +136,9 @@ def fit(
     same weights as an uninterrupted one (on CPU).
 
     In a process group (torchrun, SLURM: ``robustlab.distributed``) it trains under DDP on each
-    rank's share of every global batch, BatchNorm over the global batch unless
-    ``sync_batchnorm=False``; only rank 0 writes checkpoints.
+    rank's share of every global batch (any split: a rank may hold no rows of a last batch),
+    BatchNorm over the global batch unless ``sync_batchnorm=False``; only rank 0 writes
+    checkpoints.
     """
     state = TrainingState(checkpoint_dir) if checkpoint_dir is not None else None
     config = json_safe(config) if config is not None else None
