@@ -3,9 +3,10 @@
 Every figure the package draws (the sweep report, the explanation and SE attention figures,
 the certified-vs-empirical curves) is made here: matplotlib's object API on the Agg canvas,
 never pyplot, so no global figure state or display backend is involved and nothing stays open
-after a save. :func:`save_figure` renders into a temporary file beside the target and renames it
-over the target only when rendering succeeded, so a crashed job or a figure that fails to draw
-never leaves half a PNG, nor a stray temporary file, and never clobbers an earlier good one.
+after a save. [`save_figure`][robustlab.figures.save_figure] renders into a temporary file beside
+the target and renames it over the target only when rendering succeeded, so a crashed job or a
+figure that fails to draw never leaves half a PNG, nor a stray temporary file, and never clobbers an
+earlier good one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ LINESTYLES = ["-", "--", ":", "-."]
 
 
 def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
-    """An empty ``width`` x ``height`` inch figure at :data:`DPI` on its own Agg canvas;
+    """An empty ``width`` x ``height`` inch figure at ``DPI`` on its own Agg canvas;
     ``layout=None`` leaves the placement of axes to the caller."""
     if not (width > 0 and height > 0):
         raise ValueError(f"a figure needs a positive size in inches; got {width} x {height}")
@@ -46,8 +47,9 @@ def figure_size(n_panels: int, rows: int | None = None) -> tuple[float, float]:
 
 
 def panel_grid(n_panels: int, rows: Sequence[int] | None = None) -> tuple[Figure, list[Axes]]:
-    """A figure of ``n_panels`` axes, two per row, sized by :func:`figure_size`; ``rows``:
-    panels per row, each row starting on a new line of the grid. Unused cells are hidden."""
+    """A figure of ``n_panels`` axes, two per row, sized by
+    [`figure_size`][robustlab.figures.figure_size]; ``rows``: panels per row, each row starting on a
+    new line of the grid. Unused cells are hidden."""
     cols = 1 if n_panels <= 1 else 2
     rows = list(rows) if rows else [cols] * math.ceil(max(n_panels, 1) / cols)
     fig = new_figure(*figure_size(n_panels, len(rows)))
@@ -63,7 +65,7 @@ def panel_grid(n_panels: int, rows: Sequence[int] | None = None) -> tuple[Figure
 
 
 def save_figure(fig: Figure, path: str | Path, title: str = "", description: str = "") -> Path:
-    """Render ``fig`` to the PNG ``path`` at :data:`DPI`, atomically, and release its artists.
+    """Render ``fig`` to the PNG ``path`` at ``DPI``, atomically, and release its artists.
 
     The PNG's text chunks carry ``title`` and ``description`` (what the panels show), so a
     reader or a test can tell what is drawn without looking at pixels. When rendering raises,

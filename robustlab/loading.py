@@ -6,8 +6,9 @@ that config: the same class, the same options, normalisation inside. The run dir
 job (its ``results.json`` names the checkpoint) and the path of ``model.safetensors`` itself
 lead to the same checkpoint.
 
-:func:`read_state_dict` and :func:`load_state_dict_into` load the weights of a model robustlab
-did not train (safetensors, or a state dict in a ``.pt``/``.pth`` file read with
+[`read_state_dict`][robustlab.loading.read_state_dict] and
+[`load_state_dict_into`][robustlab.loading.load_state_dict_into] load the weights of a model
+robustlab did not train (safetensors, or a state dict in a ``.pt``/``.pth`` file read with
 ``weights_only=True``).
 """
 
@@ -66,7 +67,7 @@ def checkpoint_directory(path: str | Path) -> Path:
 def checkpoint_config(directory: str | Path) -> dict[str, Any]:
     """The plain config stored beside a finished checkpoint's weights.
 
-    Raises :class:`CheckpointError` for a missing, unfinished or foreign directory.
+    Raises ``CheckpointError`` for a missing, unfinished or foreign directory.
     """
     directory = checkpoint_directory(directory)
     if not directory.is_dir():
@@ -108,8 +109,16 @@ def build_checkpoint_model(config: dict[str, Any]) -> nn.Module:
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The trained model in ``directory``: eval mode, weights loaded, normalisation inside.
 
-    ``device``: ``"cpu"`` (default), ``"cuda"``, ``"auto"``... A bad or foreign directory is
-    one :class:`robustlab.errors.CheckpointError` saying what is wrong.
+    Args:
+        directory: A checkpoint directory, its ``model.safetensors``, or a run directory whose
+            results.json names the checkpoint.
+        device: ``"cpu"`` (default), ``"cuda"``, ``"auto"``...
+
+    Returns:
+        The model, in eval mode, on ``device``.
+
+    Raises:
+        CheckpointError: A missing, unfinished, corrupt or foreign directory, saying which.
     """
     directory = checkpoint_directory(directory)
     config = checkpoint_config(directory)
@@ -153,7 +162,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load ``state`` into ``model`` exactly: every key present, none left over, every shape
-    equal; anything else is one :class:`CheckpointError` naming the first keys that differ."""
+    equal; anything else is one ``CheckpointError`` naming the first keys that differ."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

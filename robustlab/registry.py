@@ -1,9 +1,10 @@
 """One registry shape for every room, in the style of timm: register, list, create.
 
-Models, attacks, detectors, attribution methods and defenses each keep one :class:`Registry`
-and expose it as three plain functions (``register_model``/``list_models``/``create_model``
-and likewise), so a user who knows one room knows them all. An unknown name is one
-:class:`~robustlab.errors.ConfigError` line that names the nearest valid names.
+Models, attacks, detectors, attribution methods and defenses each keep one
+[`Registry`][robustlab.registry.Registry] and expose it as three plain functions
+(``register_model``/``list_models``/``create_model`` and likewise), so a user who knows one room
+knows them all. An unknown name is one [`ConfigError`][robustlab.errors.ConfigError] line that names
+the nearest valid names.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ class Registry(Generic[Entry]):
     """Named factories of one kind; names are case-insensitive and unique.
 
     ``kind`` names the kind in errors ("model", "attack"). Entries are callables (a class or a
-    factory function); :meth:`options` reads their keyword options from the signature. Lookups
-    ignore case; :meth:`names` keeps each name as it was registered (``DeepFool``).
+    factory function); ``options`` reads their keyword options from the signature. Lookups
+    ignore case; ``names`` keeps each name as it was registered (``DeepFool``).
     """
 
     def __init__(self, kind: str) -> None:

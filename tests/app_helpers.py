@@ -72,3 +72,51 @@ def compose_tiny(root, *overrides: str):
         )
     GlobalHydra.instance().clear()
     return cfg
+
+
+def saved_checkpoint(
+    directory: Path,
+    *,
+    model: str,
+    defense: str = "none",
+    seed: int = 0,
+    data: str = "digits",
+    epochs: int = 0,
+) -> Path:
+    """A checkpoint as ``robustlab-train`` writes one (weights + model.json), in seconds: for
+    commands that need a model of a known identity; ``epochs`` of plain Adam on the data's
+    training split make it a fair classifier (0: untrained)."""
+    import torch
+
+    from robustlab.data import dataset_info, load_dataset
+    from robustlab.models import create_model
+    from robustlab.training.checkpoint import save_weights
+
+    torch.manual_seed(seed)
+    info = dataset_info(data)
+    net = create_model(model, info.num_classes, info.in_channels, list(info.mean), list(info.std))
+    if epochs:
+        images, labels = load_dataset(data, split="train")
+        optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+        for _ in range(epochs):
+            for batch in torch.randperm(len(images)).split(64):
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(net(images[batch]), labels[batch]).backward()
+                optimizer.step()
+        net.eval()
+    config = {
+        "data": {
+            "name": data,
+            "root": None,
+            "val_fraction": 0.15,
+            "batch_size": 64,
+            "crop_padding": 0,
+            "horizontal_flip": False,
+            "max_train": 256,
+        },
+        "model": {"_target_": "robustlab.models.create_model", "name": model},
+        "defense": {"name": defense},
+        "seed": seed,
+    }
+    save_weights(directory, net, {"config": config, "epoch": 1})
+    return directory

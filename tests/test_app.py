@@ -43,6 +43,7 @@ def test_train_writes_the_results_contract(trained_run):
     }
     assert {"train", "evaluate"} <= set(results["timing_s"])
     assert isinstance(results["warnings"], list)
+    assert results["logger_mode"] == "offline"
 
 
 def test_wandb_offline_run_carries_the_summary(trained_run):
@@ -67,6 +68,7 @@ def test_eval_entry_reproduces_the_pipeline_numbers(trained_run):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     evaluated = job_results(root / "eval")[0]
+    assert evaluated["logger_mode"] == "disabled"  # logger=none
     assert evaluated["clean_accuracy"] == results["clean_accuracy"]
     assert evaluated["robust_accuracy"]["fgsm"] == results["robust_accuracy"]["fgsm"]
     assert evaluated["attack_schedule"]["pgd"] == "full"

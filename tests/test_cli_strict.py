@@ -76,3 +76,36 @@ def test_every_experiment_composes_with_either_logger():
     with pytest.raises(Exception) as caught:
         check_command_line(task, ["experiment=tradeoff", "explain=none", "+explain.k=3"])
     assert error_line(caught.value).startswith("unknown key explain.k")
+
+
+def test_help_lists_options_not_their_schemas(tmp_path):
+    proc = run_console("robustlab-eval", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("robustlab-eval is powered by Hydra.")
+    groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert "defense: distillation, fast_at," in groups and "trades" in groups
+    assert "_schema" not in groups and "experiment_defense" not in groups
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["defense=trades_schema"],
+        ["-m", "defense=none,trades_schema"],
+        ["+attack@eval.attacks.x=pgd_schema"],
+    ],
+    ids=["option", "sweep-choice", "added-option"],
+)
+def test_a_schema_entry_is_refused_like_an_unknown_option(args):
+    import inspect
+
+    from robustlab.app.cli import check_command_line, error_line
+    from robustlab.app.schema import register_schemas
+    from robustlab.app.train import _train
+
+    register_schemas()
+    with pytest.raises(Exception) as caught:
+        check_command_line(inspect.unwrap(_train), args)
+    line = error_line(caught.value)
+    assert line.startswith("unknown option ") and "_schema: did you mean" in line, line
+    assert "_schema," not in line.split("(options of")[1]

@@ -61,10 +61,10 @@ def test_table_names_the_winner_its_lead_and_the_adaptive_effect():
     lines = detection_table(results).splitlines()
     assert lines[0].startswith("| attack | winner |") and "| LID |" in lines[0]
     pgd, cw = lines[2].split(" | "), lines[3].split(" | ")
-    assert pgd[1] == "MSP baseline" and pgd[2] == "+0.040, +0.170 over Mahalanobis"
-    assert "**0.990 / 0.970**" in lines[2]  # the winner's cell is bold
-    assert "Mahalanobis 0.950→0.700, 2.0%→25.0%" in lines[2]
-    assert cw[1] == "Mahalanobis" and cw[2] == "+0.070, +0.300 over MSP baseline"
+    assert pgd[1] == "MSP baseline" and pgd[2] == "+0.04, +0.17 over Mahalanobis"
+    assert "**0.99 / 0.97**" in lines[2]  # the winner's cell is bold
+    assert "Mahalanobis 0.95→0.70, 2.0%→25.0%" in lines[2]
+    assert cw[1] == "Mahalanobis" and cw[2] == "+0.07, +0.30 over MSP baseline"
     assert cw[4] == "—"  # LID not fitted on CW
 
 

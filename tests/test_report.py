@@ -176,9 +176,9 @@ def test_aggregate_mean_and_sample_std_over_seeds(sweep: Path) -> None:
     assert len(rows) == len(records) and columns[0] == "job"
 
 
-def _assert_png(path: Path, n_panels: int) -> None:
+def _assert_png(path: Path, n_panels: int, size: tuple[float, float] | None = None) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = figures.figure_size(n_panels)
+    width, height = size or figures.figure_size(n_panels)
     image = matplotlib.image.imread(path)
     assert image.shape[:2] == (round(height * figures.DPI), round(width * figures.DPI))
 
@@ -189,7 +189,7 @@ def test_plots_are_valid_pngs_of_the_expected_size(sweep: Path, tmp_path: Path) 
     # no job kept per-example detection scores, so there is no ROC figure
     assert set(names) == {"robust_vs_eps.png", "tradeoff_frontier.png"}
     _assert_png(names["robust_vs_eps.png"], 2)  # pgd and fgsm; cw has no numeric eps
-    _assert_png(names["tradeoff_frontier.png"], 1)
+    _assert_png(names["tradeoff_frontier.png"], 1, plots.WIDE_FIGURE)  # room for the legend
     assert "Detection ROC: skipped, no job kept per-example detection scores" in (
         paths.summary.read_text()
     )

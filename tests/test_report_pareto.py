@@ -115,7 +115,7 @@ def test_the_tradeoff_legend_names_no_frontier_line_it_does_not_draw(tmp_path, m
     real_save = plots_module.save_figure
 
     def capture(fig, path, *args):
-        legend = fig.axes[0].get_legend()
+        legend = fig.legends[0] if fig.legends else None
         legends.append([t.get_text() for t in legend.get_texts()] if legend else [])
         return real_save(fig, path, *args)
 
@@ -156,3 +156,75 @@ def test_the_summary_says_per_attack_which_detector_wins_and_why_one_has_none(tm
     assert f"No detection, no ROC panel: {skip}" in summary
     warnings = summary[summary.index("## Warnings") :]
     assert warnings.count(skip) == 1  # reported twice by the stage, listed once
+
+
+def _drawn(monkeypatch, module) -> list:
+    """The figures ``module`` saves, rendered, before they are cleared."""
+    figures = []
+    real_save = module.save_figure
+
+    def capture(fig, path, *args):
+        fig.canvas.draw()
+        legend = fig.legends[0]
+        inside = fig.bbox.contains(*legend.get_window_extent().p0) and fig.bbox.contains(
+            *legend.get_window_extent().p1
+        )
+        colours = {
+            tuple(c)
+            for ax in fig.axes
+            for coll in ax.collections
+            for c in coll.get_facecolors()
+            if c[3] > 0
+        }
+        figures.append(
+            {"legend_inside": inside, "colours": colours, "ylim": fig.axes[0].get_ylim()}
+        )
+        return real_save(fig, path, *args)
+
+    monkeypatch.setattr(module, "save_figure", capture)
+    return figures
+
+
+def test_pareto_plot_colours_each_defense_and_keeps_its_legend_in_the_figure(tmp_path, monkeypatch):
+    from robustlab.report import pareto
+
+    figures = _drawn(monkeypatch, pareto)
+    root = _search_sweep(tmp_path / "s", [(0.9, 0.3), (0.8, 0.4), (0.7, 0.5), (0.6, 0.1)])
+    for job in ("2", "3"):  # a search over two defenses
+        path = root / job / "results.json"
+        path.write_text(path.read_text().replace('"trades"', '"pgd_at"'))
+    write_report(root, tmp_path / "out")
+    [figure] = figures
+    assert figure["legend_inside"], "the legend is cut at the figure's edge"
+    assert len(figure["colours"]) == 2, "one colour per defense"
+
+
+def test_tradeoff_plot_colours_models_of_one_defense_and_an_all_zero_axis_starts_at_0(
+    tmp_path, monkeypatch
+):
+    figures = _drawn(monkeypatch, plots_module)
+    root = tmp_path / "s"
+    _job(root, "0", 0.9, 0.0, ["model=resnet20"])
+    _job(root, "1", 0.8, 0.0, ["model=se_resnet20"])
+    path = root / "1" / "results.json"
+    path.write_text(path.read_text().replace('"resnet20"', '"se_resnet20"'))
+    write_report(root, tmp_path / "out")
+    tradeoff = figures[-1]
+    assert tradeoff["legend_inside"]
+    assert len(tradeoff["colours"]) == 2, "one defense: one colour per model"
+    assert tradeoff["ylim"] == (0.0, 0.1)
+
+
+def test_a_tie_for_best_is_reported_as_a_tie(tmp_path):
+    root = tmp_path / "s"
+    _job(root, "0", 0.9, 0.0, ["defense.beta=1"])
+    _job(root, "1", 0.8, 0.0, ["defense.beta=2"])
+    _job(tmp_path / "t", "0", 0.9, 0.4, ["defense.beta=1"])
+    _job(tmp_path / "t", "1", 0.8, 0.4, ["defense.beta=2"])
+    broken = write_report(root, tmp_path / "out").summary.read_text()
+    best = broken.split("## Best configuration per eps (worst_case)")[1].split("##")[0]
+    assert "| none: all 2 at 0 |" in best
+    tied = write_report(tmp_path / "t", tmp_path / "out-t").summary.read_text()
+    best = tied.split("## Best configuration per eps (worst_case)")[1].split("##")[0]
+    row = next(line for line in best.splitlines() if line.startswith("| digits | 0.1 |"))
+    assert "tie: " in row and "defense.beta=1" in row and "defense.beta=2" in row

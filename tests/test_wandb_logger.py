@@ -75,9 +75,34 @@ def test_a_failing_wandb_turns_the_logger_into_a_no_op(tmp_path, monkeypatch):
     monkeypatch.setattr(wandb, "init", refuse)
     logger = WandbLogger("robustlab-test", {}, mode="online", directory=tmp_path)
     assert not logger.active
+    assert logger.mode == "disabled: RuntimeError: no network, no API key"
     logger.log_epoch({"loss": 1.0})
     logger.log_results(RESULTS)
     logger.finish(1)
+
+
+def test_online_without_an_account_falls_back_to_offline_and_says_why(tmp_path, monkeypatch):
+    # no API key anywhere W&B looks: the environment, ~/.netrc, its settings folder
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logger = WandbLogger("robustlab-test", {"seed": 0}, mode="online", directory=tmp_path)
+    assert logger.active and logger.offline_dir is not None
+    assert logger.mode.startswith("fell back to offline: "), logger.mode
+    assert "API key" in logger.mode and "\n" not in logger.mode
+    logger.log_results(RESULTS)
+    logger.finish(0)
+    assert list(logger.offline_dir.glob("run-*.wandb")), "the numbers are kept offline"
+
+
+def test_the_mode_of_a_run_that_started_is_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logger = WandbLogger("robustlab-test", {}, mode="offline", directory=tmp_path)
+    assert logger.mode == "offline"
+    logger.finish(0)
+    assert WandbLogger("p", {}, mode="disabled").mode == "disabled"
 
 
 def test_disabled_logger_starts_nothing(tmp_path):

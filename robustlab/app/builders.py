@@ -1,5 +1,5 @@
 """Turn config nodes into library objects and plain values: the data, the model, the defense,
-the attack specifications and what every stage after training shares (:class:`StageInputs`).
+the attack specifications and what every stage after training shares (``StageInputs``).
 
 Each stage module reads its own node only (``evaluation_stage``: ``eval``, ``detection_stage``:
 ``detector``, ...); what a stage needs from another comes in as plain values, wired by the

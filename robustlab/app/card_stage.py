@@ -9,19 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from robustlab.evaluation.card import EvaluationCard
+from robustlab.models.layers.normalize import NO_PREPROCESSING
 from robustlab.tracking.wandb_logger import WandbLogger
 
 log = logging.getLogger(__name__)
-
-PREPROCESSING = "inside the model: it takes [0, 1] images and normalises them itself"
-
 
 def job_card(payload: dict[str, Any]) -> EvaluationCard | None:
     """The card of a job's results.json object, or None when the job evaluated nothing."""
     if "worst_case" not in payload.get("robust_accuracy", {}):
         return None
     seconds = payload.get("timing_s", {}).get("evaluate")
-    preprocessing = str(payload.get("preprocessing", PREPROCESSING))
+    preprocessing = str(payload.get("preprocessing", NO_PREPROCESSING))
     return EvaluationCard.from_results(payload, preprocessing=preprocessing, seconds=seconds)
 
 
@@ -39,4 +37,4 @@ def publish_card(payload: dict[str, Any], out: Path, logger: WandbLogger) -> lis
     return written
 
 
-__all__ = ["PREPROCESSING", "job_card", "publish_card"]
+__all__ = ["job_card", "publish_card"]

@@ -12,7 +12,7 @@ from robustlab.app.cli import strict_main
 from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.evaluation_stage import evaluate_stage
 from robustlab.app.jobs import run_job
-from robustlab.app.saved_model import run_saved_model_job
+from robustlab.app.saved_model import check_saved_identity, run_saved_model_job
 
 
 def run_evaluation(cfg: DictConfig, out: Path) -> dict[str, Any]:
@@ -30,8 +30,9 @@ def _evaluate(cfg: DictConfig) -> Any:
 
 
 def main() -> None:
-    """The console entry point: a strict command line, then the Hydra app."""
-    strict_main(_evaluate)
+    """The console entry point: a strict command line (that does not contradict the
+    checkpoint), then the Hydra app."""
+    strict_main(_evaluate, check_job=check_saved_identity)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from robustlab.distributed import broadcast_object, is_main_process, rank, world
 from robustlab.errors import ConfigError
 from robustlab.evaluation import InputNoise, RobustnessReport, evaluate_robustness
 from robustlab.evaluation.l0 import L0Report, l0_robustness
+from robustlab.models.layers.normalize import NO_PREPROCESSING, describe_preprocessing
 from robustlab.models.precision import amp_dtype
 from robustlab.models.runtime import model_device
 
@@ -28,17 +29,21 @@ class EvaluationReport(RobustnessReport):
 
     l0: L0Report | None = None
     world_size: int = 1  # the processes that evaluated (sharded under torchrun/SLURM)
+    preprocessing: str = NO_PREPROCESSING  # what the model does to its [0, 1] inputs
 
     @classmethod
-    def extend(cls, report: RobustnessReport, l0: L0Report | None) -> EvaluationReport:
-        """``report`` with the L0 curves added."""
+    def extend(
+        cls, report: RobustnessReport, l0: L0Report | None, preprocessing: str
+    ) -> EvaluationReport:
+        """``report`` with the L0 curves and the model's preprocessing added."""
         fields_ = {f.name: getattr(report, f.name) for f in fields(report)}
-        return cls(**fields_, l0=l0, world_size=world_size())
+        return cls(**fields_, l0=l0, world_size=world_size(), preprocessing=preprocessing)
 
     def to_results(self) -> dict:
-        """The eps-grid fields with the L0 fields merged into the same keys, and the number of
-        processes (``evaluation.world_size``)."""
+        """The eps-grid fields with the L0 fields merged into the same keys, the number of
+        processes (``evaluation.world_size``) and the model's preprocessing (for the card)."""
         results = super().to_results() | {"evaluation": {"world_size": self.world_size}}
+        results["preprocessing"] = self.preprocessing
         for key, value in (self.l0.to_results() if self.l0 is not None else {}).items():
             results[key] = results.get(key, {}) | value if isinstance(value, dict) else value
         return results
@@ -100,7 +105,7 @@ def evaluate_stage(
         l0 = l0_robustness(
             inputs.model, l0_images, l0_labels, l0_specs, list(ev.l0.budgets), ev.batch_size
         )
-    return EvaluationReport.extend(report, l0)
+    return EvaluationReport.extend(report, l0, describe_preprocessing(inputs.model))
 
 
 def l0_attacks(ev: DictConfig) -> dict[str, AttackSpec]:

@@ -63,7 +63,7 @@ def explain_stage(
 ) -> ExplanationReport:
     """Attribution fragility, faithfulness, the sanity check, the SE attention shift and, with
     ``explain.inversion``, the feature inversion of every stage, on the evaluation's test subset
-    (``inputs.test``) at ``eps`` (:func:`explain_eps`); the figures go beside results.json."""
+    (``inputs.test``) at ``eps`` (``explain_eps``); the figures go beside results.json."""
     images, labels = inputs.test
     # the stage explains the first correctly classified examples; a margin covers misclassified
     count = min(len(images), 2 * ex.max_examples + 32)

@@ -83,7 +83,9 @@ def run_stage(job: JobResults, name: str, stage: Callable[[], R]) -> R:
 
 def publish_results(job: JobResults, out: Path, logger: WandbLogger) -> dict[str, Any]:
     """Write the job's results.json atomically (and the files its stages keep beside it, e.g.
-    the per-example worst-case record), and send the same numbers to W&B."""
+    the per-example worst-case record), and send the same numbers to W&B; results.json says
+    what the W&B run actually did (``logger_mode``)."""
+    job.identity.logger_mode = logger.mode
     payload = results_payload(job)
     written: list[Path] = []
     for result in job.stages.values():

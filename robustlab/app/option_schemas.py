@@ -4,7 +4,7 @@
 Defense schemas are the registered defenses' option dataclasses (``robustlab.training``) plus
 their ``name``: a new defense brings its schema with its registration. The other groups' option
 schemas are the dataclasses below, stored under ``<option>_schema`` in their group. The
-detector options share one schema (:class:`DetectorConfig`): their keys are the same.
+detector options share one schema (``DetectorConfig``): their keys are the same.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Published Linf budgets are fractions of the 8-bit pixel range (8/255). Written a
 they drift: 0.031 is 7.9/255, and a TRADES model evaluated at 0.031 instead of 8/255 reads
 0.7 points more robust (fra31/auto-attack#54). ``frac`` divides in Python, so the value is
 exactly ``8 / 255`` and its results.json key is ``repr(8 / 255)``.
+
+``${run_name:${paths.checkpoint},${model.name},${defense.name}}`` names a run directory after
+the model it runs on: for ``robustlab-eval``/``-detect`` that is the checkpoint's model and
+defense (and seed, as a fourth argument), whatever the config's defaults say.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from numbers import Real
 
 from omegaconf import OmegaConf
 
-from robustlab.errors import ConfigError
+from robustlab.errors import ConfigError, RobustlabError
+from robustlab.loading import checkpoint_config
 
 FRACTION = "frac"
+RUN_NAME = "run_name"
 
 
 def frac(numerator: Real, denominator: Real) -> float:
@@ -30,9 +36,25 @@ def frac(numerator: Real, denominator: Real) -> float:
     return numerator / denominator
 
 
+def run_name(checkpoint: str | None, model: str, defense: str, seed: int | None = None) -> str:
+    """``<model>_<defense>`` (``_s<seed>`` when ``seed`` is given) of a run directory: the
+    checkpoint's own when one is given and readable, else the config's."""
+    if checkpoint is not None:
+        try:
+            saved = checkpoint_config(checkpoint)
+        except RobustlabError:  # the job itself reports the bad checkpoint, in one line
+            saved = {}
+        model = saved.get("model", {}).get("name", model)
+        defense = saved.get("defense", {}).get("name", defense)
+        seed = saved.get("seed", seed) if seed is not None else None
+    return f"{model}_{defense}" if seed is None else f"{model}_{defense}_s{seed}"
+
+
 def register_resolvers() -> None:
-    """Make ``${frac:a,b}`` available to every config this process composes or resolves."""
+    """Make ``${frac:a,b}`` and ``${run_name:...}`` available to every config this process
+    composes or resolves."""
     OmegaConf.register_new_resolver(FRACTION, frac, replace=True)
+    OmegaConf.register_new_resolver(RUN_NAME, run_name, replace=True)
 
 
 # Registered on import as well: a launcher's worker process (joblib, submitit) resolves the

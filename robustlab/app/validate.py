@@ -4,6 +4,7 @@ from the schema's field metadata, the combinations of groups; every job of a swe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
@@ -22,6 +23,14 @@ from robustlab.training.objectives.registry import check_value
 
 # the node Hydra adds to a config composed for a run or a sweep (not part of the schema)
 HYDRA_NODE = "hydra"
+# an app's own check of one job: its config (no hydra node) and its command-line overrides
+JobCheck = Callable[[DictConfig, list[str]], None]
+
+
+def job_config(cfg: DictConfig) -> DictConfig:
+    """The config a job sees: ``cfg`` without the ``hydra`` node (whose run directory
+    interpolates values only Hydra resolves)."""
+    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != HYDRA_NODE])
 
 
 def unknown_key_message(path: str, key: str, valid: list[str], option: str | None = None) -> str:
@@ -101,9 +110,9 @@ def validate_config(cfg: DictConfig) -> None:
         )
 
 
-def validate_sweep(config: DictConfig) -> None:
+def validate_sweep(config: DictConfig, *, check_job: JobCheck | None = None) -> None:
     """Compose and check every job of a multirun before any starts (raises ConfigError or the
-    composition's error, with a note naming the job).
+    composition's error, with a note naming the job); ``check_job``: the app's own check.
 
     The sweep's jobs are the basic sweeper's combinations of ``hydra.sweeper.params`` and the
     command-line overrides; each is composed as Hydra will compose it and range-checked, so a
@@ -117,7 +126,10 @@ def validate_sweep(config: DictConfig) -> None:
     for batch in BasicSweeper.split_arguments(overrides, None):
         for job_overrides in batch:
             try:
-                validate_config(loader.load_sweep_config(config, list(job_overrides)))
+                job = loader.load_sweep_config(config, list(job_overrides))
+                validate_config(job)
+                if check_job is not None:
+                    check_job(job_config(job), list(job_overrides))
             except Exception as err:
                 err.add_note(f"sweep job {' '.join(job_overrides)}")
                 raise
@@ -136,4 +148,3 @@ def _bounds_only(parser: OverridesParser, text: str) -> str:
     else:
         return text
     return f"{override.get_key_element()}={','.join(dict.fromkeys(str(end) for end in ends))}"
-

@@ -1,12 +1,15 @@
 """Certified robustness: lower bounds on the distance to the decision boundary, beside the
 upper bounds that attacks give.
 
-- :class:`Smooth`: randomized smoothing (Cohen et al. 2019), certified L2 radii.
-- :func:`operator_norm`, :func:`lipschitz_bound`, :func:`margin_certificate`: spectral norms of
-  convolutions by power iteration (the im2col matrix never built), the product bound of a
-  network and the margin certificate (Tsuzuku et al. 2018).
-- :func:`min_norm_perturbations`: the smallest L2 / Linf adversarial perturbation an attack (FMN,
-  Pintor et al. 2021) finds per example, and the robust-accuracy-vs-eps curve it implies.
+- [`Smooth`][robustlab.certify.Smooth]: randomized smoothing (Cohen et al. 2019), certified L2
+  radii.
+- ``operator_norm``, [`lipschitz_bound`][robustlab.certify.lipschitz_bound],
+  [`margin_certificate`][robustlab.certify.margin_certificate]: spectral norms of convolutions by
+  power iteration (the im2col matrix never built), the product bound of a network and the margin
+  certificate (Tsuzuku et al. 2018).
+- [`min_norm_perturbations`][robustlab.certify.min_norm_perturbations]: the smallest L2 / Linf
+  adversarial perturbation an attack (FMN, Pintor et al. 2021) finds per example, and the
+  robust-accuracy-vs-eps curve it implies.
 
 No Hydra, OmegaConf or W&B here.
 """

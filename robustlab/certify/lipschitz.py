@@ -5,7 +5,7 @@ The bound is the product of per-layer bounds along the network:
 
 - input normalisation ``(x - mean) / std``: ``max_c 1 / std_c``;
 - convolution / linear layer with the BatchNorm after it folded in: its spectral norm
-  (:func:`robustlab.certify.operator_norm`); a lone BatchNorm:
+  (``robustlab.certify.operator_norm``); a lone BatchNorm:
   ``max_c |gamma_c| / sqrt(var_c + eps)``;
 - ReLU, flatten, identity: 1; average pooling: its operator norm (``1 / sqrt(HW)`` for global
   pooling); max pooling: ``sqrt(prod_d ceil(k_d / s_d))`` (each input sits in at most that many

@@ -1,7 +1,7 @@
 """Certified accuracy vs L2 radius next to the empirical robust accuracy, per model/defense.
 
-Made and saved through :mod:`robustlab.figures` (the Agg canvas, one DPI, an atomic save, so a
-reader never sees half a figure).
+Made and saved through [`robustlab.figures`][robustlab.figures] (the Agg canvas, one DPI, an atomic
+save, so a reader never sees half a figure).
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ def _keyed(curve: Mapping[float, float]) -> dict[str, float]:
 
 @dataclass
 class SmoothingResult:
-    """Per-example output of :meth:`Smooth.certify` with its settings."""
+    """Per-example output of [`Smooth.certify`][robustlab.certify.Smooth.certify] with its
+    settings."""
 
     sigma: float
     n0: int

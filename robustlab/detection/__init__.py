@@ -3,9 +3,11 @@ of Lee et al. (2018), kernel density + Bayesian uncertainty (Feinman et al. 2017
 intrinsic dimensionality (Ma et al. 2018), the max-softmax baseline, detection metrics,
 evaluation protocols and a detector-aware attack.
 
-Detectors by name: :func:`create_detector`, :func:`list_detectors`, :func:`register_detector`
-(for your own); :func:`load_detector` reads back whichever detector ``detector.save(path)``
-wrote (safetensors + JSON, never pickle).
+Detectors by name: [`create_detector`][robustlab.detection.create_detector],
+[`list_detectors`][robustlab.detection.list_detectors],
+[`register_detector`][robustlab.detection.register_detector] (for your own);
+[`load_detector`][robustlab.detection.load_detector] reads back whichever detector
+``detector.save(path)`` wrote (safetensors + JSON, never pickle).
 """
 
 from robustlab.detection.adaptive import AdaptiveDetectorLoss, adaptive_attack

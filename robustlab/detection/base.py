@@ -16,9 +16,9 @@ app take any of them:
 A subclass implements ``fit``, ``layer_scores``, ``differentiable_layer_scores`` and the three
 storage hooks (``_state``, ``_restore``, ``_feature_widths``); the ensemble and scoring live
 here once. This interface knows neither its subclasses nor the file format: a concrete detector
-gets ``save``/``load`` from :class:`robustlab.detection.storage.SaveLoadMixin` and a name from
-:func:`robustlab.detection.register_detector`, through which ``create_detector(name)`` and
-``load_detector(path, model)`` find it.
+gets ``save``/``load`` from ``robustlab.detection.storage.SaveLoadMixin`` and a name from
+[`robustlab.detection.register_detector`][robustlab.detection.register_detector], through which
+``create_detector(name)`` and ``load_detector(path, model)`` find it.
 """
 
 from __future__ import annotations

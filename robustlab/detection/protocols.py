@@ -36,7 +36,8 @@ ENSEMBLE_KEYS = ("ensemble_weights", "intercept")
 
 @dataclass
 class DetectionProtocol:
-    """Which entries :func:`evaluate_detection` measures, and how.
+    """Which entries [`evaluate_detection`][robustlab.detection.evaluate_detection] measures, and
+    how.
 
     ``known``: attack keys of the known-attack protocol (default: every attack). ``unseen``:
     keys tested with the ensemble fitted on ``fit_on`` (default: every attack but ``fit_on``;

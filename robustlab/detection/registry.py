@@ -1,8 +1,8 @@
 """Detectors by name, for configs (``detector=mahalanobis | kd_bu | lid``) and saved files.
 
 The one module that imports every concrete detector: each is registered here under its
-``name`` (the name its saved files and results carry), so neither the :class:`Detector`
-interface nor the storage format needs to know them.
+``name`` (the name its saved files and results carry), so neither the
+[`Detector`][robustlab.detection.Detector] interface nor the storage format needs to know them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ DETECTORS: Registry[DetectorClass] = Registry("detector")
 
 
 def register_detector(name: str) -> Callable[[DetectorClass], DetectorClass]:
-    """Decorator that makes a :class:`Detector` subclass available as ``create_detector(name)``.
+    """Decorator that makes a [`Detector`][robustlab.detection.Detector] subclass available as
+    ``create_detector(name)``.
 
     ``name`` is also the class's ``name`` (what saved files and results carry): an unnamed
     class takes it, a class named otherwise is an error.
@@ -44,7 +45,8 @@ def register_detector(name: str) -> Callable[[DetectorClass], DetectorClass]:
 
 
 def list_detectors() -> list[str]:
-    """Names accepted by :func:`create_detector`, in registration order."""
+    """Names accepted by [`create_detector`][robustlab.detection.create_detector], in registration
+    order."""
     return DETECTORS.names()
 
 

@@ -7,10 +7,11 @@ different saves (a crash between the two renames) is refused instead of silently
 value read back is checked: a foreign or tampered file is one ``CheckpointError``, never code
 run or a crash deep inside scoring.
 
-This module knows the file format and the :class:`Detector` interface, never a concrete
-detector: :class:`SaveLoadMixin` gives each concrete class its ``save``/``load``, and
-:func:`robustlab.detection.load_detector` (in the registry, which knows every detector by
-name) loads whichever detector a directory holds.
+This module knows the file format and the [`Detector`][robustlab.detection.Detector] interface,
+never a concrete detector: [`SaveLoadMixin`][robustlab.detection.SaveLoadMixin] gives each concrete
+class its ``save``/``load``, and
+[`robustlab.detection.load_detector`][robustlab.detection.load_detector] (in the registry, which
+knows every detector by name) loads whichever detector a directory holds.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ LEGACY_DETECTOR = "mahalanobis"
 
 class SaveLoadMixin:
     """``save(path)`` and ``load(path, model)`` for a concrete detector, listed before
-    :class:`Detector` among its bases (``class MyDetector(SaveLoadMixin, Detector)``)."""
+    [`Detector`][robustlab.detection.Detector] among its bases (``class MyDetector(SaveLoadMixin,
+    Detector)``)."""
 
     def save(self: Detector, path: str | Path) -> None:
         """Write ``path/detector.safetensors`` and ``path/detector.json`` (atomic, no pickle)."""

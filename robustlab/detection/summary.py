@@ -1,4 +1,8 @@
-"""What the detection stage reports: metrics per (attack, eps, protocol), as a typed result."""
+"""What the detection stage reports: metrics per (attack, eps, protocol), as a typed result.
+
+Each entry's AUROC comes with its 95% DeLong interval (``auroc_ci``) computed from the kept
+scores, and an AUROC below chance is a warning: both say how far a detection number goes.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from robustlab.detection.auroc_interval import below_chance, delong_interval
 from robustlab.detection.storage import write_detection_scores
 
 
@@ -57,7 +62,8 @@ SCORES_FILE = "detection_scores.safetensors"
 
 @dataclass
 class DetectionReport:
-    """Detection metrics per entry (see :func:`robustlab.detection.evaluate_detection`).
+    """Detection metrics per entry, as
+    [`evaluate_detection`][robustlab.detection.evaluate_detection] returns them.
 
     ``detectors``: the detectors evaluated, the first being the primary one whose entries
     results.json keeps under ``"detection"`` (the others under ``"detectors"``). ``scores``: the
@@ -82,21 +88,27 @@ class DetectionReport:
         return [key.label for key in self.entries if key.detector == detector]
 
     def by_detector(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """``{detector: {label: metrics}}`` for every detector evaluated."""
+        """``{detector: {label: metrics}}`` for every detector evaluated, each AUROC with its
+        95% DeLong interval (``auroc_ci``) where its scores were kept."""
         table: dict[str, dict[str, dict[str, Any]]] = {}
         for key, entry in self.entries.items():
-            table.setdefault(key.detector, {})[key.label] = dict(entry)
+            curves = self.scores.get(key.label, {})
+            shown = _with_interval(entry, curves.get(key.detector))
+            if isinstance(entry.get("baseline_msp"), dict):
+                shown["baseline_msp"] = _with_interval(entry["baseline_msp"], curves.get("msp"))
+            table.setdefault(key.detector, {})[key.label] = shown
         return table
 
     def to_results(self) -> dict[str, Any]:
         """``{"detection": {label: metrics}}`` of the primary detector, ``"detectors"`` with every
-        detector's when there are several, and the stage's warnings."""
+        detector's when there are several, and the stage's warnings (an AUROC below chance
+        among them)."""
         table = self.by_detector()
         primary = self.detectors[0] if self.detectors else next(iter(table), None)
         results: dict[str, Any] = {"detection": table.get(primary, {})}
         if len(table) > 1:
             results["detectors"] = table
-        return results | {"warnings": list(self.warnings)}
+        return results | {"warnings": list(self.warnings) + below_chance_warnings(table)}
 
     def save_artifacts(self, directory: str | Path) -> list[Path]:
         """Per-example scores beside results.json (``detection_scores.safetensors``), from which
@@ -106,3 +118,24 @@ class DetectionReport:
         path = Path(directory) / SCORES_FILE
         write_detection_scores(path, self.scores)
         return [path]
+
+
+def _with_interval(
+    entry: dict[str, Any], scores: tuple[torch.Tensor, torch.Tensor] | None
+) -> dict[str, Any]:
+    """A copy of ``entry`` with ``auroc_ci`` when it has an AUROC and its scores are kept."""
+    shown = dict(entry)
+    if entry.get("auroc") is not None and scores is not None and all(len(s) for s in scores):
+        shown["auroc_ci"] = list(delong_interval(*scores))
+    return shown
+
+
+def below_chance_warnings(table: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """One warning per detector entry whose AUROC is below 0.5 (its score is inverted)."""
+    return [
+        f"detection AUROC below chance: {detector} on {label} scores {entry['auroc']:.2f} "
+        "(clean inputs score higher than adversarial ones)"
+        for detector, entries in table.items()
+        for label, entry in entries.items()
+        if below_chance(entry.get("auroc"))
+    ]

@@ -1,7 +1,7 @@
 """One entry point for every attribution method: ``attribute(model, images, method=...)``.
 
 Each method lives in its own module as ``fn(model, images, target, **options) -> (N, H, W)``,
-registered by name (:mod:`robustlab.explain.registry`); this module resolves the target class,
+registered by name (``robustlab.explain.registry``); this module resolves the target class,
 batches, runs the model in eval mode with its parameters frozen (nothing accumulates in
 ``.grad``) and keeps everything on the model's device.
 """
@@ -55,9 +55,9 @@ def attribute(
     """Attribution maps (N, H, W) of ``target`` (default: the predicted class) for [0, 1] images.
 
     ``method``: saliency, smoothgrad, ig, cam, gradcam, gradcampp or any registered one (see
-    :func:`list_attributions`); ``options`` are that method's (see :func:`attribution_options`),
-    e.g. ``steps`` for ig or ``stage`` for gradcam. Raw values, on the model's device;
-    normalise only for display.
+    [`list_attributions`][robustlab.explain.list_attributions]); ``options`` are that method's (see
+    [`attribution_options`][robustlab.explain.attribution_options]), e.g. ``steps`` for ig or
+    ``stage`` for gradcam. Raw values, on the model's device; normalise only for display.
     """
     fn = create_attribution(method, **options)
     check_images(images, dtype=model_dtype(model))

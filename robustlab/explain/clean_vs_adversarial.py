@@ -195,7 +195,7 @@ def explain_robustness(
     ``adv_images[i]`` is the adversarial example of ``clean_images[i]``. ``target``:
     "predicted" explains each input's predicted class (the adversarial class once fooled),
     "label" the true class on both. ``k`` defaults to an eighth of the pixels;
-    ``method_options`` override :data:`DEFAULT_OPTIONS` per method. Random draws are seeded
+    ``method_options`` override ``DEFAULT_OPTIONS`` per method. Random draws are seeded
     by ``seed`` without changing the caller's random state. The SE attention shift uses the
     first ``se_max_examples`` pairs, whatever their prediction: one forward pass each.
     """

@@ -3,8 +3,9 @@ Networks").
 
 (x - x') * integral_0^1 d f_c(x' + a (x - x')) / dx da, with the integral approximated by
 ``steps`` Gauss-Legendre points (captum's ``IntegratedGradients``), summed over colour channels.
-Signed. Completeness: the map sums to f_c(x) - f_c(x'); :func:`completeness_error` measures how
-far the approximation is from that, to choose ``steps``.
+Signed. Completeness: the map sums to f_c(x) - f_c(x');
+[`completeness_error`][robustlab.explain.completeness_error] measures how far the approximation is
+from that, to choose ``steps``.
 """
 
 from __future__ import annotations

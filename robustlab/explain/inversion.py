@@ -1,10 +1,11 @@
 """What a layer keeps of its input: feature inversion and class visualisation.
 
-:func:`invert` reconstructs inputs from one layer's features,
+[`invert`][robustlab.explain.invert] reconstructs inputs from one layer's features,
 ``x* = argmin_x ||f_l(x) - f_l(x0)||^2 / ||f_l(x0)||^2 + weight * R(x)`` (Mahendran & Vedaldi
-2015); :func:`visualize_class` maximises one class logit from seed images under the same prior
-(the "image synthesis" of Engstrom et al. 2019, "Adversarial Robustness as a Prior for Learned
-Representations", whose robust models invert and synthesise perceptually aligned images).
+2015); [`visualize_class`][robustlab.explain.visualize_class] maximises one class logit from seed
+images under the same prior (the "image synthesis" of Engstrom et al. 2019, "Adversarial Robustness
+as a Prior for Learned Representations", whose robust models invert and synthesise perceptually
+aligned images).
 
 The optimiser is Adam with projection onto the [0, 1] box after every step, with a cosine
 learning-rate decay. Projection keeps every iterate a valid image, works batched on any device

@@ -1,8 +1,8 @@
 """The per-job explanation grid: clean and adversarial inputs and each method's maps of both.
 
-Made and saved through :mod:`robustlab.figures` (the Agg canvas, one DPI, an atomic save, so a
-crashed job never leaves half a PNG). The grid is one mosaic image (each tile coloured by its
-own colour map) rather than dozens of axes, which keeps a figure well under a second. The clean
+Made and saved through [`robustlab.figures`][robustlab.figures] (the Agg canvas, one DPI, an atomic
+save, so a crashed job never leaves half a PNG). The grid is one mosaic image (each tile coloured by
+its own colour map) rather than dozens of axes, which keeps a figure well under a second. The clean
 and the adversarial map of a pair share one colour scale, so they can be compared by eye; the
 normalisation is for display only.
 """
@@ -69,7 +69,7 @@ def _mosaic(rows: list[list[np.ndarray]], gap_x: int, gap_y: int) -> np.ndarray:
 def plot_explanations(shown: ExplanationDisplay | None, path: str | Path) -> Path | None:
     """Grid of the first explained examples: clean | adversarial | perturbation | each method's
     map of both inputs (with the pair's Spearman ρ). None when there is nothing to show
-    (``shown``: an :class:`ExplanationReport`'s ``display``)."""
+    (``shown``: an [`ExplanationReport`][robustlab.explain.ExplanationReport]'s ``display``)."""
     if shown is None or len(shown.clean) == 0 or not shown.maps:
         return None
     height, width = shown.clean.shape[-2:]

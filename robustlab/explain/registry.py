@@ -2,7 +2,7 @@
 
 A method is ``fn(model, images, target, **options) -> (N, H, W)`` in a module of its own that
 registers it (``@register_attribution("ig", rank_by_magnitude=True)``); its keyword options
-are read from its signature. :func:`robustlab.explain.attribute` is the front door that
+are read from its signature. ``robustlab.explain.attribute`` is the front door that
 batches, resolves targets and freezes the model around any of them.
 """
 
@@ -40,7 +40,8 @@ def register_attribution(
 
 
 def list_attributions() -> list[str]:
-    """Names accepted by :func:`create_attribution` and ``attribute(method=...)``, sorted."""
+    """Names accepted by [`create_attribution`][robustlab.explain.create_attribution] and
+    ``attribute(method=...)``, sorted."""
     return sorted(ATTRIBUTIONS.names())
 
 
@@ -53,7 +54,7 @@ def create_attribution(name: str, **options: object) -> Callable[..., Tensor]:
     """The method ``name`` with ``options`` bound: ``fn(model, images, target) -> (N, H, W)``.
 
     An unknown name or option is one ConfigError line naming the valid ones. The returned
-    callable is the raw method: :func:`robustlab.explain.attribute` adds batching and targets.
+    callable is the raw method: ``robustlab.explain.attribute`` adds batching and targets.
     """
     fn = ATTRIBUTIONS.get(name)
     ATTRIBUTIONS.check_options(name, options, skip=_FIXED_ARGS)

@@ -72,7 +72,7 @@ def dead_blocks(excitations: dict[str, Tensor], active: dict[str, Tensor]) -> li
 
 
 def dead_se_blocks(model: nn.Module, images: Tensor, batch_size: int = 256) -> list[str]:
-    """The dead SE blocks (:func:`dead_blocks`) of ``model`` over ``images``."""
+    """The dead SE blocks (``dead_blocks``) of ``model`` over ``images``."""
     return dead_blocks(*record_se_activity(model, images, batch_size))
 
 

@@ -20,7 +20,7 @@ from robustlab.explain.se_attention import (
 class BlockShift:
     """One SE block: per-example excitations (N, C) clean/adversarial and the class-wise
     channel-correlation matrices (K, C, C). ``dead``: its excitation does not depend on the
-    input (see :func:`~robustlab.explain.se_attention.dead_se_blocks`), so its zero shift
+    input (see ``dead_se_blocks``), so its zero shift
     says nothing about robustness."""
 
     name: str

@@ -35,7 +35,7 @@ class ExplanationReport:
     """Per-method, per-example scores of clean vs adversarial explanations.
 
     ``scores[method]`` holds (N,) tensors: ``topk_intersection``, ``spearman`` (clean vs
-    adversarial importance), the four :data:`FAITHFULNESS_KEYS` and ``sanity_spearman`` (trained
+    adversarial importance), the four ``FAITHFULNESS_KEYS`` and ``sanity_spearman`` (trained
     vs randomised model). ``random_baseline`` has the faithfulness AUCs of a random ranking.
     """
 

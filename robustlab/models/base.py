@@ -72,7 +72,7 @@ class FeatureClassifier(nn.Module):
         return features
 
     def forward_head(self, last_feature: Tensor) -> Tensor:
-        """Logits from the last entry of :meth:`forward_features`."""
+        """Logits from the last entry of ``forward_features``."""
         return self.head(last_feature)
 
     def forward(self, x: Tensor) -> Tensor:

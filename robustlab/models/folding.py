@@ -9,7 +9,7 @@ thread). On the CPU the copy can also hold its weights channels-last, whose conv
 up to 6% faster there at these shapes (``bench_eval.py`` prints that ratio too). The logits agree to
 float rounding; the copy is checked on a probe batch, and anything that cannot be traced or
 does not agree falls back to the model itself. Breaks found on the copy are judged on the
-original model (see :func:`robustlab.evaluation.suite.worst_case`), so rounding never counts as a
+original model (see ``robustlab.evaluation.suite.worst_case``), so rounding never counts as a
 success.
 """
 

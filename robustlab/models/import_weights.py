@@ -118,8 +118,9 @@ def import_weights(
     """A robustlab ``name`` model (eval mode) holding the reference checkpoint at ``path``.
 
     ``mean``/``std`` are the normalisation the reference applied outside its model (None for
-    RobustBench WideResNets, which take [0, 1]); ``options`` go to :func:`create_model`
-    (e.g. ``depth``/``widen_factor``). Classes and input channels are read from the file.
+    RobustBench WideResNets, which take [0, 1]); ``options`` go to
+    [`create_model`][robustlab.models.create_model] (e.g. ``depth``/``widen_factor``). Classes and
+    input channels are read from the file.
     """
     rules = _layout(name)
     state = map_keys(read_state_dict(path), rules)

@@ -26,7 +26,7 @@ def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
 
 
 def list_models() -> list[str]:
-    """Names accepted by :func:`create_model`, sorted."""
+    """Names accepted by [`create_model`][robustlab.models.create_model], sorted."""
     return sorted(MODELS.names())
 
 
@@ -46,7 +46,8 @@ def create_model(
     """Build a registered model that takes [0, 1] images and returns logits.
 
     ``mean``/``std`` (per channel, or one value for all) are stored as buffers and applied
-    inside ``forward``; ``kwargs`` are the model's options (see :func:`model_options`).
+    inside ``forward``; ``kwargs`` are the model's options (see
+    [`model_options`][robustlab.models.model_options]).
     """
     factory = MODELS.get(name)
     for arg, value in (("num_classes", num_classes), ("in_channels", in_channels)):

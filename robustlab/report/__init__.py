@@ -1,13 +1,13 @@
 """The sweep report: a sweep folder's results read back, into tables, plots and a summary.
 
-:func:`write_report` is the one entry (behind ``robustlab-report`` and the end-of-sweep Hydra
-callback). It reads every job's ``results.json`` (:mod:`robustlab.report.records`), groups jobs
-by configuration across seeds (:mod:`robustlab.report.tables`), draws the PNG figures
-(:mod:`robustlab.report.plots`, through :mod:`robustlab.figures`) and writes ``summary.md``
-(:mod:`robustlab.report.markdown`). Per-job tracking (the results contract and the W&B logger)
-lives in :mod:`robustlab.tracking`. Importing this package needs no torch: only the detection
-ROC figure of jobs that kept per-example scores (:mod:`robustlab.report.detection_plots`)
-imports it, when it is drawn.
+[`write_report`][robustlab.report.write_report] is the one entry (behind ``robustlab-report`` and
+the end-of-sweep Hydra callback). It reads every job's ``results.json``
+(``robustlab.report.records``), groups jobs by configuration across seeds
+(``robustlab.report.tables``), draws the PNG figures (``robustlab.report.plots``, through
+[`robustlab.figures`][robustlab.figures]) and writes ``summary.md`` (``robustlab.report.markdown``).
+Per-job tracking (the results contract and the W&B logger) lives in ``robustlab.tracking``.
+Importing this package needs no torch: only the detection ROC figure of jobs that kept per-example
+scores (``robustlab.report.detection_plots``) imports it, when it is drawn.
 """
 
 from robustlab.report.detection_table import detection_table

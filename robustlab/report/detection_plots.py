@@ -4,7 +4,7 @@
 baseline on the same axes, from per-example scores: the false-positive rate on a log scale
 (detectors differ at low FPR, where they are used) and the TPR axis cut to the range where the
 curves differ, with the 95%-TPR operating point marked. ``plot_sweep_roc`` draws one row per
-configuration of a sweep. Who wins, in words, is :mod:`robustlab.report.detection_table`.
+configuration of a sweep. Who wins, in words, is ``robustlab.report.detection_table``.
 
 Per-example scores are kept beside results.json in a safetensors file
 (``write_detection_scores`` / ``read_detection_scores``); no pickle. This module needs torch,

@@ -4,6 +4,10 @@
 attack and protocol (detectors and the max-softmax baseline), its lead over the runner-up,
 every AUROC / TNR@95, and what the adaptive attack does to each detector. Plain dictionaries
 in, Markdown out: no torch, no matplotlib.
+
+An AUROC is shown with its 95% DeLong interval when results.json has one (``auroc_ci``), to
+two decimals unless the interval is narrower than that, and flagged when below chance; equal
+AUROCs are a tie, not a win. ``job_detection_table`` is the table ``robustlab-detect`` prints.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from robustlab.report.markdown_table import markdown_table
 
+CHANCE = 0.5  # the AUROC of a score that ignores its input (the report imports no torch)
 LABELS = {"mahalanobis": "Mahalanobis", "kd_bu": "KD+BU", "lid": "LID", "msp": "MSP baseline"}
 
 
@@ -91,10 +96,13 @@ def _winner(ranked: list[tuple[str, dict]]) -> list[str]:
         return ["—", "—"]
     if len(ranked) == 1:
         return [label(ranked[0][0]), "—"]
+    tied = [name for name, entry in ranked if entry["auroc"] == ranked[0][1]["auroc"]]
+    if len(tied) > 1:  # equal AUROCs: no detector wins
+        return ["tie: " + ", ".join(map(label, tied)), "—"]
     (best, top), (second, runner) = ranked[0], ranked[1]
-    lead = f"+{top['auroc'] - runner['auroc']:.3f}"
+    lead = f"+{top['auroc'] - runner['auroc']:.2f}"
     if top.get("tnr_at_tpr95") is not None and runner.get("tnr_at_tpr95") is not None:
-        lead += f", {top['tnr_at_tpr95'] - runner['tnr_at_tpr95']:+.3f}"
+        lead += f", {top['tnr_at_tpr95'] - runner['tnr_at_tpr95']:+.2f}"
     return [label(best), f"{lead} over {label(second)}"]
 
 
@@ -102,8 +110,57 @@ def _metric_cell(entry: dict, ranked: list[tuple[str, dict]]) -> str:
     if not entry or entry.get("auroc") is None:
         return "—"
     tnr = entry.get("tnr_at_tpr95")
-    text = f"{entry['auroc']:.3f} / " + ("—" if tnr is None else f"{tnr:.3f}")
-    return f"**{text}**" if ranked and entry is ranked[0][1] else text
+    text = f"{auroc_text(entry)} / " + ("—" if tnr is None else f"{tnr:.2f}")
+    leads = ranked and entry is ranked[0][1] and _winner(ranked)[0].startswith(label(ranked[0][0]))
+    return f"**{text}**" if leads else text
+
+
+def auroc_text(entry: Mapping[str, object]) -> str:
+    """``0.86 [0.74, 0.99]`` (the 95% interval, when known), three decimals only when the
+    interval is that narrow; ``0.32 (below chance)`` for an inverted score."""
+    auroc, interval = entry["auroc"], entry.get("auroc_ci")
+    narrow = interval is not None and interval[1] - interval[0] < 0.01
+    digits = 3 if narrow else 2
+    text = f"{auroc:.{digits}f}"
+    if interval is not None:
+        text += f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+    return text + (" (below chance)" if auroc < CHANCE else "")
+
+
+def job_detection_table(results: Mapping[str, object], *, detector: str = "detector") -> str:
+    """The detection summary of one job's results.json object: per detector and entry, the
+    AUROC with its interval, TNR@95, the clean and adversarial examples it rests on.
+
+    Args:
+        results: A job's results.json object.
+        detector: The name of the detector whose entries are under ``"detection"`` (used when
+            there is no ``"detectors"`` key, i.e. one detector ran).
+    """
+    tables = results.get("detectors") or {detector: results.get("detection") or {}}
+    header = ["detector", "attack", "AUROC [95% CI]", "TNR@95", "clean / adv. examples"]
+    rows = []
+    for name, entries in tables.items():
+        for key, entry in entries.items():
+            if entry.get("auroc") is None:
+                rows.append([label(name), _entry_name(key), "—", "—", _counts(entry)])
+                continue
+            tnr = entry.get("tnr_at_tpr95")
+            tnr_text = "—" if tnr is None else f"{tnr:.2f}"
+            rows.append(
+                [label(name), _entry_name(key), auroc_text(entry), tnr_text, _counts(entry)]
+            )
+    return "\n".join(markdown_table(header, rows)).rstrip()
+
+
+def _entry_name(key: str) -> str:
+    """``pgd@0.1|unseen(fgsm@0.1)`` as ``pgd@0.1, unseen (fitted on fgsm@0.1)``."""
+    attack, _, fitted = key.partition("|unseen(")
+    return f"{attack}, unseen (fitted on {fitted.removesuffix(')')})" if fitted else attack
+
+
+def _counts(entry: Mapping[str, object]) -> str:
+    clean, adversarial = entry.get("n_clean"), entry.get("n_adversarial")
+    return "—" if clean is None or adversarial is None else f"{clean} / {adversarial}"
 
 
 def _adaptive_cell(cells: Mapping[str, dict]) -> str:
@@ -113,7 +170,7 @@ def _adaptive_cell(cells: Mapping[str, dict]) -> str:
         if adaptive.get("auroc") is None or entry.get("auroc") is None:
             continue
         evasion = (entry.get("evasion_rate"), adaptive.get("evasion_rate"))
-        text = f"{label(name)} {entry['auroc']:.3f}→{adaptive['auroc']:.3f}"
+        text = f"{label(name)} {entry['auroc']:.2f}→{adaptive['auroc']:.2f}"
         if None not in evasion:
             text += f", {100 * evasion[0]:.1f}%→{100 * evasion[1]:.1f}%"
         parts.append(text)

@@ -95,13 +95,11 @@ def _attack_table(
     return markdown_table(header, rows)
 
 
-def _rank(group: ConfigGroup, column: str) -> tuple[float, float]:
-    clean = group.mean("clean_accuracy")
-    return group.mean(column), -1.0 if clean is None else clean
-
-
-def best_per_eps(groups: Sequence[ConfigGroup], attack: str) -> list[tuple[str, str, ConfigGroup]]:
-    """(dataset, eps, best group): highest robust accuracy; ties go to higher clean accuracy.
+def best_per_eps(
+    groups: Sequence[ConfigGroup], attack: str
+) -> list[tuple[str, str, list[ConfigGroup]]]:
+    """(dataset, eps, best groups): the highest robust accuracy, every configuration that
+    reaches it (a tie names them all; the clean accuracy does not break it).
 
     A configuration with a gradient-masking warning is never named best: its robust accuracy
     may only say that the attacks failed, not that the model resists them.
@@ -114,8 +112,19 @@ def best_per_eps(groups: Sequence[ConfigGroup], attack: str) -> list[tuple[str, 
             column = robust_column(attack, eps)
             candidates = [g for g in mine if g.mean(column) is not None]
             if candidates:
-                best.append((dataset, eps, max(candidates, key=lambda g: _rank(g, column))))
+                top = max(g.mean(column) for g in candidates)
+                best.append((dataset, eps, [g for g in candidates if g.mean(column) == top]))
     return best
+
+
+def _best_label(tied: Sequence[ConfigGroup], column: str) -> str:
+    """The winner's label; ``tie: a, b`` when several reach the top, and no winner at all when
+    the top is 0 (every configuration broken)."""
+    if tied[0].mean(column) == 0.0:
+        return f"none: all {len(tied)} at 0" if len(tied) > 1 else f"none: {tied[0].label} at 0"
+    if len(tied) > 1:
+        return "tie: " + ", ".join(g.label for g in tied)
+    return tied[0].label
 
 
 def _flagged_above(groups: Sequence[ConfigGroup], best: ConfigGroup, column: str) -> str:
@@ -137,12 +146,12 @@ def _best_section(groups: Sequence[ConfigGroup], attack: str) -> list[str]:
         (
             dataset,
             eps,
-            g.label,
-            format_percent(g.stats.get(robust_column(attack, eps))),
-            format_percent(g.stats.get("clean_accuracy")),
-            _flagged_above(groups, g, robust_column(attack, eps)),
+            _best_label(tied, robust_column(attack, eps)),
+            format_percent(tied[0].stats.get(robust_column(attack, eps))),
+            MISSING if len(tied) > 1 else format_percent(tied[0].stats.get("clean_accuracy")),
+            _flagged_above(groups, tied[0], robust_column(attack, eps)),
         )
-        for dataset, eps, g in best
+        for dataset, eps, tied in best
     ]
     header = ["dataset", "eps", "best", f"{attack} accuracy", "clean", "higher but flagged"]
     lines += [

@@ -27,7 +27,7 @@ def norm_from_key(key: str) -> str:
 def recorded_norms(payload: Mapping, curves: Iterable[str]) -> dict[str, str]:
     """Each curve's norm in a results.json object: its ``robust_accuracy_norm`` entry; in files
     written before that record existed, the worst-case block's norm for ``worst_case``, else
-    the norm the key names (:func:`norm_from_key`)."""
+    the norm the key names (``norm_from_key``)."""
     record = payload.get("robust_accuracy_norm")
     known = {
         str(key): norm

@@ -5,7 +5,9 @@ the sweep's ``multirun.yaml`` (``hydra.sweeper.objectives``); the report then dr
 the front the search found and, given a grid sweep of the same study (``beta_sweep``), the
 grid's frontier at the same number of trials, and compares the two by hypervolume: the area of
 the clean x robust unit square the front dominates (higher is better; reference point 0, 0).
-Jobs flagged for gradient masking are drawn hollow and never sit on a front. No torch here.
+Jobs flagged for gradient masking are drawn hollow and never sit on a front. Each job's colour
+is its defense (its model when the sweep has one defense), its marker the set it belongs to;
+the legend sits in the figure. No torch here.
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ from pathlib import Path
 
 import yaml
 
-from robustlab.figures import new_figure, save_figure
+from robustlab.figures import COLORS, new_figure, save_figure
 from robustlab.report.markdown_table import markdown_table
-from robustlab.report.plots import PlotOutcome, pareto_front
+from robustlab.report.plots import (
+    LEGEND,
+    WIDE_FIGURE,
+    PlotOutcome,
+    accuracy_limits,
+    pareto_front,
+)
 from robustlab.report.records import RunRecord, as_eps_key
 from robustlab.report.tables import job_variants
 from robustlab.tracking.results import MASKING_PREFIX
@@ -28,13 +36,16 @@ ROBUST_PREFIX = "robust_accuracy/"  # the W&B summary key of a curve: robust_acc
 
 @dataclass
 class ParetoPoint:
-    """One finished job: its two objectives, whether a masking warning flags it, its knobs."""
+    """One finished job: its two objectives, whether a masking warning flags it, its knobs,
+    its defense and model."""
 
     job: str
     clean: float
     robust: float
     flagged: bool
     variant: str = ""
+    defense: str = ""
+    model: str = ""
 
 
 def search_objective(sweep_dir: str | Path) -> tuple[str, str] | None:
@@ -61,11 +72,10 @@ def sweep_points(records: Sequence[RunRecord], attack: str, eps: str) -> list[Pa
         robust = record.robust_accuracy.get(attack, {}).get(eps)
         if record.ok and record.clean_accuracy is not None and robust is not None:
             flagged = any(w.startswith(MASKING_PREFIX) for w in record.warnings)
-            points.append(
-                ParetoPoint(
-                    record.job, record.clean_accuracy, robust, flagged, variants[record.job]
-                )
-            )
+            point = ParetoPoint(record.job, record.clean_accuracy, robust, flagged)
+            point.variant = variants[record.job]
+            point.defense, point.model = record.defense or "", record.model or ""
+            points.append(point)
     return points
 
 
@@ -84,28 +94,55 @@ def hypervolume(points: Sequence[ParetoPoint]) -> float:
     return area
 
 
-def _draw_set(ax, points: Sequence[ParetoPoint], name: str, color: str, marker: str) -> None:
-    trusted = [p for p in points if not p.flagged]
-    flagged = [p for p in points if p.flagged]
-    ax.scatter(
-        [p.clean for p in trusted],
-        [p.robust for p in trusted],
-        s=30,
-        marker=marker,
-        color=color,
-        alpha=0.45,
-        label=f"{name}: {len(points)} jobs",
-    )
-    if flagged:
-        ax.scatter(
-            [p.clean for p in flagged],
-            [p.robust for p in flagged],
-            s=40,
-            marker=marker,
-            facecolors="white",
-            edgecolors=color,
-            label=f"{name}: masking? (off the front)",
-        )
+def colour_key(points: Sequence[ParetoPoint]) -> str:
+    """``"defense"``, or ``"model"`` when the points share one defense but not one model."""
+    defenses, models = {p.defense for p in points}, {p.model for p in points}
+    return "model" if len(defenses) == 1 and len(models) > 1 else "defense"
+
+
+@dataclass
+class Colouring:
+    """The colour of each job: by ``key`` (``defense`` or ``model``), one colour per value."""
+
+    key: str
+    colours: dict[str, str]
+
+    @classmethod
+    def of(cls, points: Sequence[ParetoPoint]) -> Colouring:
+        key = colour_key(points)
+        values = dict.fromkeys(getattr(p, key) for p in points)
+        return cls(key, {v: COLORS[i % len(COLORS)] for i, v in enumerate(values)})
+
+
+def _draw_set(
+    ax, points: Sequence[ParetoPoint], name: str, colouring: Colouring, marker: str
+) -> None:
+    """The jobs of one set (filled, or hollow when flagged), one colour per defense or model,
+    and the set's front as a dark line."""
+    for value, colour in colouring.colours.items():
+        mine = [p for p in points if getattr(p, colouring.key) == value]
+        trusted = [p for p in mine if not p.flagged]
+        if trusted:
+            ax.scatter(
+                [p.clean for p in trusted],
+                [p.robust for p in trusted],
+                s=30,
+                marker=marker,
+                color=colour,
+                alpha=0.6,
+                label=f"{name}: {value or '?'} ({len(trusted)} jobs)",
+            )
+        flagged = [p for p in mine if p.flagged]
+        if flagged:
+            ax.scatter(
+                [p.clean for p in flagged],
+                [p.robust for p in flagged],
+                s=40,
+                marker=marker,
+                facecolors="white",
+                edgecolors=colour,
+                label=f"{name}: {value or '?'}, masking? (off the front)",
+            )
     best = front(points)
     if best:
         label = f"{name} front ({len(best)} point{'s' if len(best) > 1 else ''}), "
@@ -116,8 +153,9 @@ def _draw_set(ax, points: Sequence[ParetoPoint], name: str, color: str, marker: 
             [p.robust for p in best],
             linestyle=style,
             marker=marker,
-            markersize=8,
-            color=color,
+            markersize=9,
+            markerfacecolor="none",
+            color="black",
             label=label,
             zorder=3,
         )
@@ -134,15 +172,21 @@ def plot_pareto(
     title = f"Pareto front (clean vs {attack} @ eps {eps})"
     if not search:
         return PlotOutcome(title, None, f"no finished job has clean and {attack}@{eps} results")
-    fig = new_figure(9.0, 4.5)  # wide: the legend sits right of the axes, off the points
+    fig = new_figure(*WIDE_FIGURE)
     ax = fig.subplots()
-    _draw_set(ax, search, "search", "C0", "o")
+    everything = [*search, *(grid or [])]
+    colouring = Colouring.of(everything)
+    _draw_set(ax, search, "search", colouring, "o")
     if grid:
-        _draw_set(ax, grid, "grid", "C1", "s")
+        _draw_set(ax, grid, "grid", colouring, "s")
     ax.set(xlabel="clean accuracy", ylabel=f"robust accuracy ({attack}, eps={eps})")
-    ax.set_title(f"{title}\nhollow = gradient masking suspected", fontsize=10)
+    ax.set_ylim(*accuracy_limits([p.robust for p in everything]))
+    ax.set_title(
+        f"{title}\ncolour = {colouring.key}; hollow = gradient masking suspected",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.legend(**LEGEND)
     return PlotOutcome(title, save_figure(fig, path, title))
 
 

@@ -1,8 +1,9 @@
 """PNG plots of a sweep, drawn from configuration groups (mean ± std over seeds).
 
-Figures are made and saved through :mod:`robustlab.figures` (one style, one DPI, atomic
-save). Each function writes one PNG or, when the sweep has nothing to draw, returns why it did
-not.
+Figures are made and saved through [`robustlab.figures`][robustlab.figures] (one style, one
+DPI, atomic save). Each function writes one PNG or, when the sweep has nothing to draw, returns
+why it did not. Legends sit in the figure, right of the axes (never cut at its edge); colour
+tells apart whichever of defense and model the sweep varies; an accuracy axis starts at 0.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustlab.figures import COLORS, LINESTYLES, panel_grid, save_figure
+from robustlab.figures import COLORS, LINESTYLES, new_figure, panel_grid, save_figure
 from robustlab.report.norms import WORST_CASES, budget_axis, curves_by_norm
 from robustlab.report.tables import (
     MASKING_MARK,
@@ -36,19 +37,42 @@ def _finite_eps(eps: str) -> bool:
     return math.isfinite(eps_order(eps)[0])
 
 
+MARKERS = ["o", "s", "^", "D", "v", "P"]
+LEGEND = {"loc": "outside right upper", "fontsize": 7}  # in the figure, right of the axes
+WIDE_FIGURE = (9.0, 4.5)  # inches of a one-panel plot whose legend takes the figure's right
+
+
+def style_keys(groups: Sequence[ConfigGroup]) -> tuple[str, str]:
+    """``(colour key, line key)``: colour by defense, line style (and marker) by model, unless
+    the sweep has one defense and several models (then colour by model), so that the
+    configurations never all share one colour."""
+    defenses = {g.defense for g in groups}
+    models = {g.model for g in groups}
+    return ("model", "defense") if len(defenses) == 1 and len(models) > 1 else ("defense", "model")
+
+
 def _styles(groups: Sequence[ConfigGroup]) -> dict[int, dict]:
-    """Colour by defense, line style by model: a sweep of models x defenses reads at a glance.
-    A masking-flagged configuration gets hollow markers."""
-    defenses = list(dict.fromkeys(g.defense for g in groups))
-    models = list(dict.fromkeys(g.model for g in groups))
+    """Per configuration: its colour, line style and marker (see ``style_keys``). A
+    masking-flagged configuration gets hollow markers."""
+    colour_key, line_key = style_keys(groups)
+    colours = list(dict.fromkeys(getattr(g, colour_key) for g in groups))
+    lines = list(dict.fromkeys(getattr(g, line_key) for g in groups))
     return {
         id(g): {
-            "color": COLORS[defenses.index(g.defense) % len(COLORS)],
-            "linestyle": LINESTYLES[models.index(g.model) % len(LINESTYLES)],
+            "color": COLORS[colours.index(getattr(g, colour_key)) % len(COLORS)],
+            "linestyle": LINESTYLES[lines.index(getattr(g, line_key)) % len(LINESTYLES)],
+            "marker": MARKERS[lines.index(getattr(g, line_key)) % len(MARKERS)],
             "markerfacecolor": "white" if g.masking else None,
         }
         for g in groups
     }
+
+
+def accuracy_limits(values: Sequence[float]) -> tuple[float, float]:
+    """Axis limits for accuracies: from 0, to a little above the largest (at least 0.1, at
+    most 1.02), so an all-zero axis reads 0..0.1, not -0.04..0.04."""
+    top = max(values, default=0.0)
+    return 0.0, min(1.02, max(0.1, 1.1 * top + 0.02))
 
 
 def _curve(group: ConfigGroup, attack: str) -> tuple[list[float], list[float], list[float]]:
@@ -92,16 +116,18 @@ def plot_robust_curves(groups: Sequence[ConfigGroup], path: str | Path) -> PlotO
             xs, ys, errs = _curve(group, attack)
             if xs:
                 style = styles[id(group)]
-                ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=group.label, **style)
+                ax.errorbar(xs, ys, yerr=errs, capsize=3, label=group.label, **style)
         worst = attack == WORST_CASES.get(norm)
         name = f"worst case over the {norm} attacks" if worst else attack
         ax.set(title=f"{norm}: {name}", xlabel=budget_axis(norm), ylabel="accuracy")
         ax.set_ylim(0.0, 1.02)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, **LEGEND)
+    colour_key, line_key = style_keys(groups)
     fig.suptitle(
         "Accuracy vs budget, one row per threat model (0 = clean; mean ± std over seeds; "
-        f"colour = defense, line = model; hollow = {MASKING_MARK})",
+        f"colour = {colour_key}, line = {line_key}; hollow = {MASKING_MARK})",
         fontsize=9,
     )
     description = "; ".join(f"{ax.get_title()} [{ax.get_xlabel()}]" for ax in axes)
@@ -153,7 +179,8 @@ def plot_tradeoff_frontier(
         return PlotOutcome(
             title, None, f"no configuration has both clean and {attack}@{eps} results"
         )
-    fig, (ax,) = panel_grid(1)
+    fig = new_figure(*WIDE_FIGURE)
+    ax = fig.subplots()
     _scatter_configs(ax, points, column, _styles(groups))
     trusted = [(g.mean("clean_accuracy"), g.mean(column)) for g in points if not g.masking]
     front = [trusted[i] for i in pareto_front(trusted)]
@@ -161,13 +188,17 @@ def plot_tradeoff_frontier(
         xs, ys = [x for x, _ in front], [y for _, y in front]
         ax.plot(xs, ys, "--", color="gray", label="Pareto frontier", zorder=2)
     ax.set(xlabel="clean accuracy", ylabel=f"robust accuracy ({attack}, eps={eps})")
+    ax.set_ylim(*accuracy_limits([g.mean(column) for g in points]))
+    colour_key, line_key = style_keys(groups)
     ax.set_title(
-        f"Clean vs robust accuracy at {attack} eps={eps}\nmarker area ∝ training time", fontsize=10
+        f"Clean vs robust accuracy at {attack} eps={eps}\nmarker area ∝ training time, "
+        f"colour = {colour_key}, marker = {line_key}",
+        fontsize=10,
     )
     ax.grid(alpha=0.3)
     # a legend instead of text beside the markers: good configurations cluster and their
     # labels would overlap; legend markers get one size so the list stays readable
-    legend = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    legend = fig.legend(**LEGEND)
     for handle in legend.legend_handles:
         if hasattr(handle, "set_sizes"):
             handle.set_sizes([40])
@@ -181,9 +212,8 @@ def _scatter_configs(ax, points: Sequence[ConfigGroup], column: str, styles: dic
     for group, seconds in zip(points, times, strict=True):
         x, y = group.mean("clean_accuracy"), group.mean(column)
         size = 40 + 360 * seconds / longest if seconds and longest else 60
-        color = styles[id(group)]["color"]
+        color, marker = styles[id(group)]["color"], styles[id(group)]["marker"]
         face = "white" if group.masking else color
-        marker = "o" if styles[id(group)]["linestyle"] == "-" else "s"
         ax.scatter(
             [x],
             [y],

@@ -148,22 +148,8 @@ def pareto_part(
     return [plot], pareto_section(search, attack, eps, grid)
 
 
-def write_report(
-    sweep_dir: str | Path,
-    out_dir: str | Path | None = None,
-    main_attack: str | None = None,
-    frontier_eps: float | str | None = None,
-    grid_dir: str | Path | None = None,
-) -> ReportPaths:
-    """Summarise the Hydra sweep in ``sweep_dir`` into ``out_dir`` (default ``sweep_dir/report``).
-
-    ``main_attack`` ranks configurations (default: the per-example worst case when the jobs
-    have it, else PGD); ``frontier_eps`` is the eps of the trade-off plot
-    (default: the median eps most configurations were evaluated at). ``grid_dir``: a grid
-    sweep whose frontier the Pareto front is compared with (:func:`pareto_part`). Raises
-    RobustlabError when a folder does not exist or holds no job.
-    """
-    sweep = Path(sweep_dir)
+def _sweep_records(sweep: Path) -> list[RunRecord]:
+    """Every job of the sweep folder; RobustlabError when it does not exist or holds none."""
     if not sweep.is_dir():
         raise RobustlabError(
             f"sweep folder {sweep} does not exist; pass a multirun output folder "
@@ -175,6 +161,36 @@ def write_report(
             f"no job found under {sweep}: expected <job>/results.json or Hydra job folders "
             "(with .hydra/); pass a multirun output folder"
         )
+    return records
+
+
+def write_report(
+    sweep_dir: str | Path,
+    out_dir: str | Path | None = None,
+    main_attack: str | None = None,
+    frontier_eps: float | str | None = None,
+    grid_dir: str | Path | None = None,
+) -> ReportPaths:
+    """Summarise a Hydra sweep into CSV tables, PNG plots and ``summary.md``.
+
+    Args:
+        sweep_dir: The sweep folder (the one holding ``multirun.yaml`` and a folder per job).
+        out_dir: Where the report goes (default: ``sweep_dir/report``).
+        main_attack: The attack that ranks configurations (default: the per-example worst
+            case when the jobs have it, else PGD).
+        frontier_eps: The eps of the trade-off plot (default: the median eps most
+            configurations were evaluated at).
+        grid_dir: A grid sweep of the same study whose frontier the Pareto front is compared
+            with.
+
+    Returns:
+        The paths of the files written.
+
+    Raises:
+        RobustlabError: A folder does not exist or holds no job.
+    """
+    sweep = Path(sweep_dir)
+    records = _sweep_records(sweep)
     out = Path(out_dir) if out_dir is not None else sweep / "report"
     out.mkdir(parents=True, exist_ok=True)
     jobs_csv = write_csv(out / JOBS_CSV, *build_table(records))

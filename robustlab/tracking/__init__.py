@@ -1,10 +1,10 @@
 """Per-job tracking: the results contract and the W&B logger.
 
 A job's typed stage results become one ``results.json`` object through
-:func:`results_payload` (written atomically by :func:`write_results`), and the same numbers,
-flattened by :func:`summary_metrics`, go to Weights & Biases through :class:`WandbLogger`
+``results_payload`` (written atomically by ``write_results``), and the same numbers,
+flattened by ``summary_metrics``, go to Weights & Biases through ``WandbLogger``
 (offline by default; wandb is imported inside its methods only). The sweep report
-(:mod:`robustlab.report`) reads the same schema back.
+([`robustlab.report`][robustlab.report]) reads the same schema back.
 """
 
 from robustlab.tracking.results import (

@@ -4,10 +4,11 @@ One section per threat model (robust accuracy vs eps: the worst case and each at
 ``robust_vs_eps/<norm>/...`` rows every job logs), a section for the trade-off (clean vs
 worst-case scatter, parallel coordinates over the swept knobs and the accuracies), and the
 runs table pinned to the columns that say how far to trust a run (masking flag, warnings, the
-evaluation card's trust line). :func:`workspace_spec` builds and validates the workspace
+evaluation card's trust line). ``workspace_spec`` builds and validates the workspace
 offline (pydantic validates every panel, and the wire model is what ``save`` would send);
-:func:`save_workspace` needs an API key and the network. wandb-workspaces imports wandb, so
-this module is, with :mod:`robustlab.tracking.wandb_logger`, the only one that may.
+``save_workspace`` needs an API key and the network. wandb-workspaces imports wandb, so
+this module is, with [`robustlab.tracking.wandb_logger`][robustlab.tracking.wandb_logger], the only
+one that may.
 """
 
 from __future__ import annotations

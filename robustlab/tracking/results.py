@@ -1,11 +1,13 @@
 """The results contract: a job's typed stage results -> ``results.json`` and the W&B summary.
 
 Every stage of a job returns a dataclass with ``to_results()`` (its fragment of results.json)
-and ``warnings``: training a :class:`robustlab.training.TrainingSummary`, evaluation a
-:class:`robustlab.evaluation.RobustnessReport`, detection a
-:class:`robustlab.detection.DetectionReport`, and so on. :func:`results_payload` is the ONE
-place that assembles them into the results.json object, :func:`summary_metrics` the one that
-flattens that object for W&B, and :mod:`robustlab.report.records` reads the same schema back.
+and ``warnings``: training a
+[`robustlab.training.TrainingSummary`][robustlab.training.TrainingSummary], evaluation a
+[`robustlab.evaluation.RobustnessReport`][robustlab.evaluation.RobustnessReport], detection a
+[`robustlab.detection.DetectionReport`][robustlab.detection.DetectionReport], and so on.
+[`results_payload`][robustlab.tracking.results.results_payload] is the ONE place that assembles them
+into the results.json object, [`summary_metrics`][robustlab.tracking.results.summary_metrics] the
+one that flattens that object for W&B, and ``robustlab.report.records`` reads the same schema back.
 
 Schema history: version 1 files (no ``schema_version`` key) carry the same keys; version 2
 adds ``schema_version`` and, with newer stages, more keys. Keys are added, never renamed.
@@ -32,7 +34,13 @@ class StageResult(Protocol):
 
 @dataclass
 class JobIdentity:
-    """The keys that name a job, known before anything runs."""
+    """The keys that name a job, known before anything runs.
+
+    ``dataset`` is the data set the job ran on; ``train_dataset`` is set only when the model
+    was trained on another one (``robustlab-eval data=...`` on a data set of the same shape).
+    ``logger_mode`` is what the W&B run actually did: ``online``, ``offline``, ``disabled`` or
+    ``fell back to offline: <reason>``.
+    """
 
     dataset: str
     model: str
@@ -41,9 +49,12 @@ class JobIdentity:
     overrides: list[str] = field(default_factory=list)
     job_dir: str | None = None
     device: str | None = None
+    train_dataset: str | None = None
+    logger_mode: str | None = None
 
     def to_results(self) -> dict[str, Any]:
-        """The identity keys of results.json (``device`` only when known)."""
+        """The identity keys of results.json (``device``, ``train_dataset`` and
+        ``logger_mode`` only when known)."""
         keys = {
             "dataset": self.dataset,
             "model": self.model,
@@ -52,8 +63,12 @@ class JobIdentity:
             "overrides": list(self.overrides),
             "job_dir": self.job_dir,
         }
-        if self.device is not None:
-            keys["device"] = self.device
+        optional = {
+            "device": self.device,
+            "train_dataset": self.train_dataset,
+            "logger_mode": self.logger_mode,
+        }
+        keys.update({key: value for key, value in optional.items() if value is not None})
         return keys
 
 

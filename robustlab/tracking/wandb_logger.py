@@ -18,7 +18,25 @@ log = logging.getLogger(__name__)
 
 
 class WandbLogger:
-    """One W&B run per pipeline job; safe to use when W&B is unavailable."""
+    """One W&B run per pipeline job; safe to use when W&B is unavailable.
+
+    Args:
+        project: The W&B project.
+        config: The job's resolved config, as plain containers.
+        mode: ``"offline"`` (default: no account needed), ``"online"`` or ``"disabled"``.
+        group: The W&B group (a sweep's runs share one).
+        job_type: The command the run came from (``train``, ``eval``, ``detect``).
+        name: The run's display name.
+        tags: The run's tags.
+        directory: Where W&B keeps the run's files (the job's directory).
+        log_checkpoints: Whether ``log_checkpoint`` uploads checkpoints as artifacts.
+
+    Attributes:
+        mode: What the run actually does, as results.json records it: ``"online"``,
+            ``"offline"``, ``"disabled"``, ``"fell back to offline: <reason>"`` (an online run
+            that could not start, e.g. without an API key) or ``"disabled: <reason>"``.
+        offline_dir: An offline run's folder, the argument of ``wandb sync`` (else None).
+    """
 
     def __init__(
         self,
@@ -34,32 +52,42 @@ class WandbLogger:
     ) -> None:
         self.log_checkpoints = log_checkpoints
         self._run = None
-        # an offline run's folder, the argument of ``wandb sync`` (None when not offline)
+        self.mode = mode
         self.offline_dir: Path | None = None
         if mode == "disabled":
             return
+        if directory is not None:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        settings = dict(
+            project=project,
+            config=config,
+            group=group,
+            job_type=job_type,
+            name=name,
+            tags=tags,
+            dir=str(directory) if directory is not None else None,
+        )
         try:
-            import wandb
-
-            if directory is not None:
-                Path(directory).mkdir(parents=True, exist_ok=True)
-            self._run = wandb.init(
-                project=project,
-                config=config,
-                mode=mode,
-                group=group,
-                job_type=job_type,
-                name=name,
-                tags=tags,
-                dir=str(directory) if directory is not None else None,
-                reinit="finish_previous",
-                settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
-            )
+            self._run = _init_run(mode, settings)
         except Exception as err:  # W&B must never take a run down with it
-            log.warning("W&B disabled for this run (%s: %s)", type(err).__name__, err)
-            self._run = None
-        if self._run is not None and mode == "offline":
+            reason = _reason(err)
+            if mode != "online":
+                log.warning("W&B disabled for this run (%s)", reason)
+                self.mode = f"disabled: {reason}"
+                return
+            # an online run that cannot start (no API key, no network) still keeps its numbers
+            log.warning("W&B online run failed (%s): logging offline instead", reason)
+            self._start_offline(settings, reason)
+        if self._run is not None and self.mode != "online":
             self.offline_dir = Path(self._run.dir).parent  # <dir>/wandb/offline-run-*/files
+
+    def _start_offline(self, settings: dict[str, Any], reason: str) -> None:
+        try:
+            self._run = _init_run("offline", settings)
+            self.mode = f"fell back to offline: {reason}"
+        except Exception as err:
+            log.warning("W&B disabled for this run (%s)", _reason(err))
+            self.mode = f"disabled: {_reason(err)}"
 
     @property
     def active(self) -> bool:
@@ -163,3 +191,20 @@ class WandbLogger:
         """Always called (try/finally) so a crashed job still closes its run."""
         self._safely("finish the run", self._run.finish if self._run else None, exit_code=exit_code)
         self._run = None
+
+
+def _init_run(mode: str, settings: dict[str, Any]) -> Any:
+    import wandb
+
+    return wandb.init(
+        mode=mode,
+        reinit="finish_previous",
+        settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+        **settings,
+    )
+
+
+def _reason(err: Exception) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    first = next((line for line in str(err).splitlines() if line.strip()), "")
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__

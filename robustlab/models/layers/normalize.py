@@ -59,3 +59,15 @@ class Normalize(nn.Module):
         mean = [round(v, 4) for v in self.mean.flatten().tolist()]
         std = [round(v, 4) for v in self.std.flatten().tolist()]
         return f"mean={mean}, std={std}"
+
+
+NO_PREPROCESSING = "none: the model takes [0, 1] images"
+
+
+def describe_preprocessing(model: nn.Module) -> str:
+    """What ``model`` does to its [0, 1] inputs before its layers, for an evaluation card: the
+    per-channel normalisation of its first `Normalize` layer, or none."""
+    for module in model.modules():
+        if isinstance(module, Normalize):
+            return f"normalised inside the model: (x - mean) / std, {module.extra_repr()}"
+    return NO_PREPROCESSING
