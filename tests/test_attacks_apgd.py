@@ -118,6 +118,6 @@ def test_one_radius_per_image(model, digits, norm):  # noqa: F811
     assert torch.equal(adv[radii == 0], images[radii == 0])
     assert (sizes[radii == eps] > eps / 2).any()
     with pytest.raises(ValueError, match="one eps per image"):
-        APGD(model, eps=radii[:5])(images, labels)
+        APGD(model, eps=radii[:5], norm=norm)(images, labels)
     with pytest.raises(ConfigError):
         APGD(model, eps=torch.tensor([0.1, -0.1]))

@@ -19,7 +19,6 @@ from robustlab.attacks import (
     attack_options,
     build_attack,
     catalogue,
-    create_attack,
     list_attacks,
     register_attack,
     takes_eps,
@@ -117,10 +116,10 @@ def test_a_registered_attack_is_created_listed_and_checked(model, digits, own_ca
     assert register_attack("UniformNoise")(uniform_noise) is uniform_noise
     assert list_attacks()[-1] == "UniformNoise" and takes_eps("uniformnoise")
     assert attack_options("UNIFORMNOISE") == {"eps": 0.1, "seed": 0}
-    adv = create_attack("uniformnoise", model, eps=0.05)(images, labels)
+    adv = build_attack("uniformnoise", model, eps=0.05)(images, labels)
     assert 0 < (adv - images).abs().max() <= 0.05 + 1e-6
     with pytest.raises(ConfigError, match="steps"):
-        create_attack("UniformNoise", model, steps=3)
+        build_attack("UniformNoise", model, steps=3)
     with pytest.raises(ValueError, match="already registered"):
         register_attack("FGSM")(uniform_noise)
 
@@ -131,11 +130,11 @@ def test_variants_fix_their_options_and_torchattacks_names_take_the_prefix(model
     assert set(pgd) - set(l2) == {"norm"}
     apgd_t = attack_options("apgd_t")
     assert "targeted" not in apgd_t and apgd_t["loss"] == "dlr"
-    assert create_attack("apgd_t", model, steps=2).target_classes == 9  # APGD-T: 9 targets
+    assert build_attack("apgd_t", model, steps=2).target_classes == 9  # APGD-T: 9 targets
     assert attack_options("CW") == {"c": 1, "kappa": 0, "steps": 50, "lr": 0.01, "targeted": False}
-    cw = create_attack("torchattacks.CW", model, steps=2)
+    cw = build_attack("torchattacks.CW", model, steps=2)
     assert cw.attack.__class__ is torchattacks.CW and cw.name == "CW"
-    ported = create_attack("torchattacks.pgd", model, steps=2)
+    ported = build_attack("torchattacks.pgd", model, steps=2)
     assert ported.attack.__class__ is torchattacks.PGD and ported.name == "torchattacks.PGD"
     assert (
         attack_norm("PGDL2") == attack_norm("pgd_l2") == "L2" == attack_norm("pgd", {"norm": "L2"})
@@ -143,17 +142,17 @@ def test_variants_fix_their_options_and_torchattacks_names_take_the_prefix(model
 
 
 def test_torchattacks_names_give_robustlab_classes(model, digits):  # noqa: F811
-    """A name of torchattacks.__all__ gives the class robustlab.attacks exports under it: the
-    native one (PGDL2, APGDT, MultiAttack) or the adapter; the port of a native one keeps
-    its torchattacks.<Name> prefix."""
-    assert type(create_attack("PGDL2", model, steps=2)) is robustlab.attacks.PGDL2
-    assert type(create_attack("APGDT", model, steps=2)) is robustlab.attacks.APGDT
-    assert create_attack("torchattacks.PGDL2", model).attack.__class__ is torchattacks.PGDL2
-    assert create_attack("torchattacks.APGDT", model).attack.__class__ is torchattacks.APGDT
-    cw = create_attack("CW", model, steps=2)
-    assert isinstance(cw, robustlab.attacks.CW) and cw.supported_mode == ["default", "targeted"]
-    parts = [create_attack("fgsm", model, eps=0.05), create_attack("BIM", model, eps=0.05)]
-    multi = create_attack("MultiAttack", model, attacks=parts)
+    """A name of torchattacks.__all__ gives robustlab's native class of that name (PGDL2,
+    APGDT, MultiAttack) or the adapter; the port of a native one keeps its torchattacks.<Name>
+    prefix."""
+    assert type(build_attack("PGDL2", model, steps=2)) is robustlab.attacks.PGDL2
+    assert type(build_attack("APGDT", model, steps=2)) is robustlab.attacks.APGDT
+    assert build_attack("torchattacks.PGDL2", model).attack.__class__ is torchattacks.PGDL2
+    assert build_attack("torchattacks.APGDT", model).attack.__class__ is torchattacks.APGDT
+    cw = build_attack("CW", model, steps=2)
+    assert isinstance(cw, catalogue.ported.CW) and cw.supported_mode == ["default", "targeted"]
+    parts = [build_attack("fgsm", model, eps=0.05), build_attack("BIM", model, eps=0.05)]
+    multi = build_attack("MultiAttack", model, attacks=parts)
     assert isinstance(multi, robustlab.attacks.MultiAttack) and multi.attacks == parts
     assert attack_options("MultiAttack") == {"attacks": inspect.Parameter.empty, "verbose": False}
     for name in torchattacks.__all__:

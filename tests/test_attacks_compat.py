@@ -8,7 +8,9 @@ import torchattacks
 
 import robustlab.attacks
 import robustlab.evaluation
+import robustlab.torchattacks
 from robustlab.attacks import FGSM, PGD, load_adversarial
+from robustlab.errors import InputError
 from tests.attack_fixtures import digits, model  # noqa: F401  (pytest fixtures)
 
 
@@ -42,24 +44,41 @@ def torchattacks_script(library, net, images, labels, path):
 
 
 def test_script_runs_with_only_the_import_changed(model, digits, tmp_path):  # noqa: F811
+    """The drop-in gives torchattacks' results under the same seed, file included."""
     images, labels = digits[0][:64], digits[1][:64]
-    ours = torchattacks_script(robustlab.attacks, model, images, labels, tmp_path / "ours")
+    torch.manual_seed(0)
+    ours = torchattacks_script(robustlab.torchattacks, model, images, labels, tmp_path / "ours")
+    torch.manual_seed(0)
     theirs = torchattacks_script(torchattacks, model, images, labels, tmp_path / "theirs.pt")
     with torch.no_grad():
         predict = lambda x: model(x).argmax(1)  # noqa: E731
         for key in ("by_label", "by_function"):
-            for result in (ours, theirs):
-                adv, target = result[key]
-                assert (predict(adv) == target).float().mean() > 0.8
-        assert (predict(ours["random"]) != labels).float().mean() > 0.8
+            adv, target = ours[key]
+            assert (predict(adv) == target).float().mean() > 0.8
+            torch.testing.assert_close(adv, theirs[key][0], rtol=0, atol=1e-6)
+        for key in ("least_likely", "random", "untargeted", "logits"):
+            torch.testing.assert_close(ours[key], theirs[key], rtol=0, atol=1e-6)
         assert (predict(ours["untargeted"]) != labels).float().mean() > 0.9
-    assert torch.equal(ours["logits"], theirs["logits"])
-    assert abs(ours["robust"] - theirs["robust"]) <= 100 * 3 / 64
+    assert ours["robust"] == theirs["robust"]
     saved = load_adversarial(tmp_path / "ours")
     assert saved["adv_inputs"].shape == images.shape and torch.equal(saved["labels"], labels)
     # torchattacks' own format: a torch.save dict that loads without unpickling code
     raw = torch.load(tmp_path / "ours", weights_only=True)
-    assert raw["save_type"] == "float" and torch.equal(raw["adv_inputs"], saved["adv_inputs"])
+    reference = torch.load(tmp_path / "theirs.pt", weights_only=True)
+    assert raw.keys() == reference.keys() and raw["save_type"] == "float"
+    torch.testing.assert_close(raw["adv_inputs"], reference["adv_inputs"], rtol=0, atol=1e-6)
+
+
+def test_robustlab_pgd_keeps_the_script_surface(model, digits, tmp_path):  # noqa: F811
+    """robustlab.attacks.PGD takes the same calls, with robustlab's defaults (early stop)."""
+    images, labels = digits[0][:64], digits[1][:64]
+    ours = torchattacks_script(robustlab.attacks, model, images, labels, tmp_path / "ours")
+    with torch.no_grad():
+        predict = lambda x: model(x).argmax(1)  # noqa: E731
+        adv, target = ours["by_label"]
+        assert (predict(adv) == target).float().mean() > 0.8
+        assert (predict(ours["untargeted"]) != labels).float().mean() > 0.9
+    assert torch.equal(ours["logits"], model(images).detach())
 
 
 def test_a_safetensors_path_gets_safetensors(model, digits, tmp_path):  # noqa: F811
@@ -102,3 +121,34 @@ def test_inputs_outside_the_contract_are_one_value_error(model, digits, bad):  #
             attack(bad(images), labels)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         robustlab.evaluation.worst_case(model, bad(images), labels, [0.1], suite="fast")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda m: FGSM(m),
+        lambda m: PGD(m, steps=2),
+        lambda m: robustlab.attacks.APGD(m, steps=2),
+        lambda m: robustlab.attacks.Square(m, n_queries=2),
+        lambda m: robustlab.attacks.build_attack("CW", m, steps=2),  # the adapter
+    ],
+    ids=["FGSM", "PGD", "APGD", "Square", "CW"],
+)
+def test_labels_outside_the_model_classes_are_one_input_error(model, digits, build):  # noqa: F811
+    images, labels = digits[0][:8], digits[1][:8].clone()
+    labels[3] = 10
+    with pytest.raises(InputError, match=r"labels must lie in \[0, 10\)") as info:
+        build(model)(images, labels)
+    assert "\n" not in str(info.value) and "row 3" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["FGSM", "PGD", "APGD", "Square"])
+def test_a_linf_eps_in_255_units_is_one_input_error(model, name):  # noqa: F811
+    cls = getattr(robustlab.attacks, name)
+    with pytest.raises(InputError, match="write 8/255, not 8") as info:
+        cls(model, eps=8)
+    assert "\n" not in str(info.value)
+    if name != "FGSM":  # an L2 radius of 8 is a radius
+        assert cls(model, eps=8, norm="L2").eps == 8
+    # torchattacks takes any eps, and so does the drop-in
+    assert getattr(robustlab.torchattacks, name)(model, eps=8).eps == 8

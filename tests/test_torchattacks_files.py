@@ -7,7 +7,8 @@ import torch
 import torchattacks
 
 import robustlab.attacks
-from robustlab.attacks import load_adversarial
+import robustlab.torchattacks
+from robustlab.attacks import build_attack, load_adversarial
 from tests.attack_fixtures import digits, model  # noqa: F401  (pytest fixtures)
 
 EPS = 0.1
@@ -62,12 +63,14 @@ def test_torchattacks_file_read_by_load_adversarial(model, digits, tmp_path):  #
     assert (saved["adv_inputs"] - saved["clean_inputs"]).abs().max() <= EPS + 1e-6
 
 
-def test_an_adapted_attack_and_multiattack_save_the_same_format(model, digits, tmp_path):  # noqa: F811
+def test_adapted_attacks_and_multiattack_save_the_same_format(model, digits, tmp_path):  # noqa: F811
     loader = batches(digits)
     mixed = robustlab.attacks.MultiAttack(
         [robustlab.attacks.FGSM(model, eps=EPS), torchattacks.FGSM(model, eps=2 * EPS)]
     )
-    for attack in (robustlab.attacks.MIFGSM(model, eps=EPS, steps=3), mixed):
+    by_name = build_attack("MIFGSM", model, eps=EPS, steps=3)  # robustlab's adapter
+    drop_in = robustlab.torchattacks.MIFGSM(model, eps=EPS, steps=3)
+    for attack in (by_name, drop_in, mixed):
         attack.save(loader, tmp_path / "adv.pt", verbose=False)
         raw = torch.load(tmp_path / "adv.pt", weights_only=True)
         assert raw["adv_inputs"].shape == (24, 1, 8, 8) and torch.equal(

@@ -1,151 +1,204 @@
-"""torchattacks' base-class surface on robustlab's attacks: normalisation, device, repr,
-supported modes, and the wrappers (MultiAttack mixed, LGV through the adapter)."""
+"""``robustlab.torchattacks`` has torchattacks' public surface, compared programmatically with
+the installed torchattacks: names, submodules, signatures and defaults, public methods and
+attributes, the errors of unsupported modes and the training-mode handling."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import re
+import subprocess
+import sys
+
 import pytest
 import torch
-import torchattacks
+import torchattacks as reference
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import robustlab.attacks
-from robustlab.attacks import build_attack
-from robustlab.errors import ConfigError
-from robustlab.models import Normalize
-from tests.attack_fixtures import digits, digits_split, model  # noqa: F401  (pytest fixtures)
-
-MEAN, STD = [0.3], [0.4]
-EPS = 0.1
+import robustlab.torchattacks as torchattacks
+from robustlab.errors import InputError
+from tests.torchattacks_fixtures import cifar_shaped, cifar_shaped_model
 
 
-def normalised(images: torch.Tensor) -> torch.Tensor:
-    return (images - MEAN[0]) / STD[0]
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    return cifar_shaped_model()
 
 
-class TakesNormalised(nn.Module):
-    """The trained digits model as a torchattacks user has it: trained on normalised inputs,
-    with no normalisation inside (no robustlab ``Normalize``)."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x * STD[0] + MEAN[0])
+def build(library, name: str, model: nn.Module):
+    """An instance built as a script would, with the few arguments a wrapper needs."""
+    if name == "MultiAttack":
+        return library.MultiAttack([library.FGSM(model), library.PGD(model, steps=1)])
+    if name == "LGV":
+        images, labels = cifar_shaped(8, seed=2)
+        return library.LGV(model, DataLoader(TensorDataset(images, labels)), verbose=False)
+    return getattr(library, name)(model)
 
 
-def seeded(attack, images, labels, seed=0):
-    torch.manual_seed(seed)
-    return attack(images, labels)
+def test_the_namespace_is_torchattacks():
+    assert torchattacks.__all__ == reference.__all__ and len(torchattacks.__all__) == 39
+    assert torchattacks.__wrapper__ == reference.__wrapper__
+    assert torchattacks.__version__ == reference.__version__
+    public = {name for name in vars(torchattacks) if not name.startswith("_")}
+    assert public - set(torchattacks.__all__) <= {"attack", "attacks", "wrappers"} | {
+        "adapted",
+        "guard",
+        "native",
+    }
 
 
-@pytest.mark.parametrize(
-    "build",
-    [
-        lambda lib, m: lib.FGSM(m, eps=EPS),
-        lambda lib, m: lib.MIFGSM(m, eps=EPS, steps=3),
-        lambda lib, m: (
-            lib.PGD(m, eps=EPS, alpha=0.03, steps=4, early_stop=False)
-            if lib is robustlab.attacks
-            else lib.PGD(m, eps=EPS, alpha=0.03, steps=4)
-        ),
-    ],
-    ids=["native-fgsm", "adapted-mifgsm", "native-pgd"],
-)
-def test_set_normalization_used_matches_torchattacks(model, digits, build):  # noqa: F811
-    """A model without internal normalisation, normalised inputs: robustlab's attack takes and
-    returns what torchattacks' does (same seed)."""
-    images, labels = normalised(digits[0][:32]), digits[1][:32]
-    net = TakesNormalised(model).eval()
-    ours, theirs = build(robustlab.attacks, net), build(torchattacks, net)
-    for attack in (ours, theirs):
-        attack.set_normalization_used(mean=MEAN, std=STD)
-    expected = seeded(theirs, images, labels)
-    torch.testing.assert_close(seeded(ours, images, labels), expected, rtol=0, atol=1e-5)
-    assert expected.min() < 0  # normalised space, not [0, 1]
-    assert ours.normalization_used is not None and "normalization_used=True" in repr(ours)
+@pytest.mark.parametrize("name", reference.__all__)
+def test_each_submodule_is_importable_under_the_same_path(name):
+    path = getattr(reference, name).__module__.removeprefix("torchattacks.")
+    module = importlib.import_module(f"robustlab.torchattacks.{path}")
+    assert getattr(module, name) is getattr(torchattacks, name)
 
 
-def test_the_model_sees_normalised_images(model, digits):  # noqa: F811
-    seen = []
-    handle = model.register_forward_pre_hook(
-        lambda _m, inputs: seen.append(float(inputs[0].detach().min()))
-    )
-    try:
-        attack = robustlab.attacks.FGSM(model, eps=EPS)
-        attack.set_normalization_used(MEAN, STD)
-        attack(normalised(digits[0][:8]), digits[1][:8])
-    finally:
-        handle.remove()
-    assert seen and all(value == pytest.approx(-MEAN[0] / STD[0]) for value in seen)
+@pytest.mark.parametrize("name", reference.__all__)
+def test_signature_and_defaults_are_torchattacks(name):
+    """Names, order, kinds and defaults (robustlab's native classes add type hints)."""
+
+    def parameters(cls):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
+
+    assert parameters(getattr(torchattacks, name)) == parameters(getattr(reference, name))
 
 
-def test_a_model_that_normalises_inside_gets_a_warning_not_twice(model, digits):  # noqa: F811
-    inside = nn.Sequential(Normalize(1, MEAN, STD), model).eval()
-    images, labels = digits[0][:16], digits[1][:16]
-    for build in (robustlab.attacks.FGSM, robustlab.attacks.BIM):
-        attack = build(inside, eps=EPS)
-        with pytest.warns(UserWarning, match="normalises its inputs inside"):
-            attack.set_normalization_used(MEAN, STD)
-        adv = attack(normalised(images), labels)
-        expected = normalised(build(inside, eps=EPS)(images, labels))
-        torch.testing.assert_close(adv, expected, rtol=0, atol=1e-5)
+def _surface(attack) -> tuple[set[str], dict[str, object]]:
+    methods = {n for n in dir(attack) if not n.startswith("_") and callable(getattr(attack, n))}
+    values = {
+        key: value
+        for key, value in vars(attack).items()
+        if not key.startswith("_") and not isinstance(value, nn.Module | list | DataLoader)
+    }
+    return methods, values
 
 
-def test_device_modes_logits_and_repr(model, digits):  # noqa: F811
-    images = digits[0][:8]
-    native, adapted = robustlab.attacks.PGD(model), robustlab.attacks.CW(model)
-    assert native.supported_mode == ["default", "targeted"]
-    assert adapted.supported_mode == torchattacks.CW(model).supported_mode
-    assert robustlab.attacks.APGDT(model).supported_mode == ["default"]
-    for attack in (native, adapted):
-        attack.set_device("cpu")
-        assert torch.device(attack.device) == torch.device("cpu")
-        attack.set_model_training_mode(model_training=False)
-        torch.testing.assert_close(attack.get_logits(images), model(images).detach())
-    assert repr(adapted) == repr(adapted.attack)
-    text = repr(native)
-    assert text.startswith("PGD(model_name=TinyCNN, device=cpu, ")
-    assert "eps=0.0313" in text and "attack_mode=default" in text
-    native.set_mode_targeted_least_likely(quiet=True)
-    assert native.targeted and "attack_mode=targeted(least-likely)" in repr(native)
-
-
-def accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    with torch.no_grad():
-        return (net(images).argmax(1) == labels).float().mean().item()
-
-
-def test_multiattack_mixes_robustlab_and_torchattacks(model, digits):  # noqa: F811
-    images, labels = digits[0][:48], digits[1][:48]
-    attacks = [
-        robustlab.attacks.FGSM(model, eps=0.05),  # native
-        robustlab.attacks.CW(model, c=1, steps=10),  # adapted
-        torchattacks.FGSM(model, eps=0.15),  # plain torchattacks
-    ]
-    mixed = robustlab.attacks.MultiAttack(attacks)
-    adv = mixed(images, labels)
-    alone = [accuracy(model, attack(images, labels), labels) for attack in attacks]
-    assert accuracy(model, adv, labels) <= min(alone) < accuracy(model, images, labels)
-    by_name = build_attack("MultiAttack", model, attacks=attacks)
-    torch.testing.assert_close(by_name(images, labels), adv)
-    with pytest.raises(ConfigError, match="same model|model given"):
-        build_attack("MultiAttack", nn.Linear(64, 10), attacks=attacks)
-    with pytest.raises(ValueError, match="two or more"):
-        robustlab.attacks.MultiAttack(attacks[:1])
-    with pytest.raises(ConfigError, match="default"):
-        mixed.set_mode_targeted_random()
-
-
-def test_lgv_works_through_the_adapter(model, digits):  # noqa: F811
-    train_x, train_y, _, _ = digits_split()
-    loader = DataLoader(TensorDataset(train_x[:128], train_y[:128]), batch_size=16)
-    images, labels = digits[0][:16], digits[1][:16]
+@pytest.mark.parametrize("name", reference.__all__)
+def test_public_methods_and_attributes_are_torchattacks(name, model):
     torch.manual_seed(0)
-    lgv = robustlab.attacks.LGV(model, loader, verbose=False)  # defaults: 10 epochs x 4
-    adv = lgv(images, labels)
-    assert len(lgv.list_models) == 10 * 4 and lgv.model is model
-    assert (adv - images).abs().max() <= 8 / 255 + 1e-6  # the default BIM budget
-    assert accuracy(model, adv, labels) <= accuracy(model, images, labels)
-    assert not model.training and all(p.grad is None for p in model.parameters())
+    ours, theirs = build(torchattacks, name, model), build(reference, name, model)
+    assert isinstance(ours, torchattacks.attack.Attack) and isinstance(
+        ours, reference.attack.Attack
+    )
+    our_methods, our_values = _surface(ours)
+    their_methods, their_values = _surface(theirs)
+    assert our_methods == their_methods
+    assert our_values.keys() == their_values.keys()
+    for key, value in their_values.items():
+        if not callable(value) and not torch.is_tensor(value):
+            assert our_values[key] == value, key
+    assert sorted(vars(ours)) == sorted(vars(theirs))
+    assert ours.supported_mode == theirs.supported_mode
+    assert ours.model_name == theirs.model_name
+
+    def shown(attack) -> str:  # repr without the addresses of the objects it shows
+        return re.sub(r" at 0x[0-9a-f]+", "", repr(attack))
+
+    assert shown(ours) == shown(theirs)
+
+
+def test_every_base_class_member_is_there():
+    assert issubclass(torchattacks.attack.Attack, reference.attack.Attack)
+    assert not hasattr(reference, "Attack") and not hasattr(torchattacks, "Attack")
+    members = {n for n in dir(reference.attack.Attack) if not n.startswith("__")}
+    assert members <= set(dir(torchattacks.attack.Attack))
+    for name in ("get_mode", "get_target_label", "normalize", "inverse_normalize", "to_type"):
+        assert callable(getattr(torchattacks.attack.Attack, name))
+
+
+@pytest.mark.parametrize("name", ["APGD", "APGDT", "MultiAttack", "DeepFool"])
+def test_unsupported_targeted_mode_raises_as_in_torchattacks(name, model):
+    ours, theirs = build(torchattacks, name, model), build(reference, name, model)
+    for attack in (ours, theirs):
+        with pytest.raises(ValueError, match="Targeted mode is not supported"):
+            attack.set_mode_targeted_random(quiet=True)
+
+
+class Probe(nn.Module):
+    """The stand-in with BatchNorm and Dropout, recording their modes at each forward that
+    takes a gradient (robustlab's input check adds one no-grad forward in eval mode)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = cifar_shaped_model()
+        self.drop = nn.Dropout(0.0)
+        self.seen: list[tuple[bool, bool, bool]] = []
+
+    def forward(self, x):
+        if torch.is_grad_enabled():
+            self.seen.append((self.training, self.net[1].training, self.drop.training))
+        return self.drop(self.net(x))
+
+
+@pytest.mark.parametrize("flags", [(True, False, False), (True, True, True), (False, True, True)])
+@pytest.mark.parametrize("name", ["PGD", "BIM"])  # native, adapted
+def test_training_mode_during_the_attack_is_torchattacks(name, flags):
+    images, labels = cifar_shaped(4, seed=3)
+    seen = {}
+    for library in (torchattacks, reference):
+        probe = Probe().eval()
+        atk = getattr(library, name)(probe, steps=2)
+        atk.set_model_training_mode(*flags)
+        atk(images, labels)
+        seen[library] = set(probe.seen)
+        # robustlab gives the model back as it came; torchattacks leaves it in train mode
+        assert probe.training is (library is reference and flags[0])
+    assert seen[torchattacks] == seen[reference]
+    assert seen[torchattacks] == {(flags[0], flags[0] and flags[1], flags[0] and flags[2])}
+
+
+def test_the_model_comes_back_as_it_came(model):
+    """torchattacks' CW steps its optimizer after ``cost.backward()``, which fills the
+    parameters' gradients; train-mode BatchNorm would move its running statistics."""
+    images, labels = cifar_shaped(4, seed=3)
+    running = model[1].running_mean.clone()
+    atk = torchattacks.CW(model, steps=2)
+    atk.set_model_training_mode(model_training=True, batchnorm_training=True)
+    atk(images, labels)
+    assert all(p.grad is None for p in model.parameters()) and not model.training
+    assert torch.equal(model[1].running_mean, running)
+
+
+@pytest.mark.parametrize("name", ["PGD", "CW"])
+def test_inputs_outside_the_contract_are_one_input_error(name, model):
+    images, labels = cifar_shaped(4, seed=3)
+    atk = getattr(torchattacks, name)(model)
+    with pytest.raises(InputError, match=r"\[0, 1\]") as info:
+        atk(images * 255, labels)
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match=r"labels must lie in \[0, 10\)") as info:
+        atk(images, labels + 10)
+    assert "\n" not in str(info.value)
+    atk.set_normalization_used(mean=[0.5] * 3, std=[0.25] * 3)
+    assert atk((images - 0.5) / 0.25, labels).min() < 0  # normalized inputs are in contract
+
+
+def test_robustlab_attacks_keeps_its_own_api_only():
+    """The torchattacks names live in the drop-in; robustlab.attacks exports robustlab's
+    attacks (some named as torchattacks names them) and its catalogue."""
+    names = set(robustlab.attacks.__all__)
+    assert {"build_attack", "list_attacks", "register_attack"} <= names
+    assert "create_attack" not in names
+    assert names & set(reference.__all__) == {
+        "FGSM",
+        "PGD",
+        "PGDL2",
+        "APGD",
+        "APGDT",
+        "Square",
+        "MultiAttack",
+    }
+    assert not any(hasattr(robustlab.attacks, n) for n in ("CW", "DeepFool", "AutoAttack"))
+
+
+def test_importing_the_drop_in_imports_no_app_or_tracking_stack():
+    code = (
+        "import sys, robustlab.torchattacks; "
+        "print(sorted({'hydra', 'omegaconf', 'wandb', 'optuna', 'pandas', 'torchvision'} "
+        "& set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

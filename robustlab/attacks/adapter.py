@@ -1,8 +1,8 @@
 """Run any torchattacks attack under robustlab's guarantees, with torchattacks' own surface.
 
 :class:`TorchattacksAttack` builds the torchattacks class it adapts (``port``) from exactly the
-arguments torchattacks takes, so ``robustlab.attacks.CW(model, c=1, steps=50)`` reads as in a
-torchattacks script. Every method and attribute of the port (``set_mode_targeted_random``,
+arguments torchattacks takes, so ``build_attack("CW", model, c=1, steps=50)`` takes
+torchattacks' options. Every method and attribute of the port (``set_mode_targeted_random``,
 ``get_logits``, ``supported_mode``, ``eps``, ...) is reached through the adapter; setting one
 of the port's attributes (``atk.steps = 5``) sets it on the port. The adapter adds what robustlab
 promises: the model's modes, BN statistics and parameter gradients are restored (some ports
@@ -23,7 +23,7 @@ from torch import nn
 from robustlab import inputs as input_checks
 from robustlab.attacks.base import AttackResult, is_success, perturbation_norm
 from robustlab.attacks.compat import TorchattacksSurface
-from robustlab.models.runtime import model_context, model_device
+from robustlab.models.inference import model_context, model_device
 
 L2_ATTACKS = {"cw", "pgdl2", "deepfool", "eaden", "pgdrsl2"}
 
@@ -112,6 +112,8 @@ class TorchattacksAttack(TorchattacksSurface):
         input_checks.check_images(self._unit(inputs))
         if labels is not None:
             input_checks.check_labels(labels, len(inputs))
+            classes = input_checks.output_classes(self.model, self._model_input(self._unit(inputs)))
+            input_checks.check_labels(labels, len(inputs), classes)
         inputs = inputs.detach().to(self.device)
         labels = labels.detach().to(self.device) if labels is not None else None
         mode = "train" if getattr(self.attack, "_model_training", False) else "eval"

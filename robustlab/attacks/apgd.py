@@ -131,6 +131,7 @@ class APGD(IterativeAttack):
         self.alpha = self.step_factor * self.eps
         # L1: the protocol's step (IterativeAttack.step) is the first step of a run
         self.l1_quantile = 1.0 - L1_INITIAL_SPARSITY
+        self._check_pixel_eps()
 
     def checkpoints(self) -> list[int]:
         """Iterations (0-based) after which the step-size rule is checked."""

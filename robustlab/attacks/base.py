@@ -26,7 +26,7 @@ from robustlab.attacks.losses import (
 )
 from robustlab.attacks.normalization import NormalizedModel
 from robustlab.errors import ConfigError
-from robustlab.models.runtime import check_model_mode, model_context, model_device
+from robustlab.models.inference import check_model_mode, model_context, model_device
 
 
 @dataclass
@@ -80,6 +80,9 @@ class Attack(TorchattacksCompat):
     """
 
     norm = "Linf"
+    # A Linf eps >= 1 on [0, 1] images is refused (written in 0-255 units by mistake); the
+    # torchattacks drop-in turns this off, since torchattacks accepts any eps.
+    guard_pixel_eps = True
 
     def __init__(
         self,
@@ -97,6 +100,12 @@ class Attack(TorchattacksCompat):
         self.model_mode = check_model_mode(model_mode)
         self.train_modules = {"batchnorm": True, "dropout": True}
         self.device = model_device(model)
+
+    def _check_pixel_eps(self) -> None:
+        """InputError for a Linf eps >= 1; call once ``norm`` and ``eps`` are final."""
+        if self.guard_pixel_eps and self.norm == "Linf":
+            radii = self.eps.flatten().tolist() if torch.is_tensor(self.eps) else [self.eps]
+            inputs.check_linf_radii(radii)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Adversarial images for ``images`` (like ``torchattacks.Attack.__call__``; normalised
@@ -152,6 +161,9 @@ class Attack(TorchattacksCompat):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         inputs.check_images(images, dtype=inputs.model_dtype(self.model))
         inputs.check_labels(labels, len(images))
+        # one single-image forward gives the model's classes: an out-of-range label is one
+        # InputError line rather than an index error deep inside the loss
+        inputs.check_labels(labels, len(images), inputs.output_classes(self.model, images))
         # detach() + to() never writes into the caller's tensors.
         images = images.detach().to(self.device)
         labels = labels.detach().to(self.device, torch.long)

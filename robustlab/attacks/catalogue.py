@@ -1,11 +1,12 @@
-"""The attack catalogue: register, list and create attacks by name, as for every room.
+"""The attack catalogue: register, list and build attacks by name (`build_attack`).
 
 Native attacks (FGSM, PGD, its L2 variant, APGD, APGD-T, Square) are registered beside each
 other below; every name of ``torchattacks.__all__`` follows (``DeepFool``, ``MIFGSM``,
-``PGDL2``, ``MultiAttack``), as the class ``robustlab.attacks.<Name>`` (native or adapted,
-:mod:`robustlab.attacks.ported`). A native attack takes the name of the torchattacks port it
-replaces (``apgd``, ``PGDL2``); the port stays reachable as ``torchattacks.<Name>`` (e.g.
-``torchattacks.APGD``). Names ignore case.
+``PGDL2``, ``MultiAttack``): robustlab's native class of that name, or the torchattacks class
+through robustlab's adapter (`robustlab.attacks.ported`). A native attack takes the name of
+the torchattacks port it replaces (``apgd``, ``PGDL2``); the port stays reachable as
+``torchattacks.<Name>`` (e.g. ``torchattacks.APGD``). Names ignore case. The classes
+themselves, under torchattacks' names and defaults, are `robustlab.torchattacks`.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ _MODEL = ("model",)
 
 
 def register_attack(name: str) -> Callable[[AttackFactory], AttackFactory]:
-    """Decorator that makes ``factory(model, **options)`` available as ``create_attack(name,
+    """Decorator that makes ``factory(model, **options)`` available as ``build_attack(name,
     model, **options)``; the factory's keyword parameters are the attack's options."""
     return ATTACKS.register(name)
 
 
 def list_attacks() -> list[str]:
-    """Names accepted by :func:`create_attack`: native ones first, then torchattacks classes."""
+    """Names accepted by `build_attack`: native ones first, then torchattacks classes."""
     return ATTACKS.names()
 
 
@@ -75,10 +76,10 @@ def attack_norm(name: str, kwargs: Mapping[str, object] | None = None) -> str:
     return str(kwargs.get("norm", attack_options(name).get("norm", "Linf")))
 
 
-def create_attack(name: str, model: nn.Module, **kwargs: object) -> object:
-    """Create an attack by name: ``fgsm``, ``pgd``, ``pgd_l2``, ``apgd``, ``apgd_t`` (APGD-T,
+def build_attack(name: str, model: nn.Module, **kwargs: object) -> object:
+    """Build an attack by name: ``fgsm``, ``pgd``, ``pgd_l2``, ``apgd``, ``apgd_t`` (APGD-T,
     targeted DLR), ``square`` or any torchattacks class (``torchattacks.APGD`` /
-    ``torchattacks.Square`` for its ports); see :func:`list_attacks`.
+    ``torchattacks.Square`` for its ports); see `list_attacks`.
 
     Every returned attack takes ``(images, labels)`` in [0, 1], returns adversarial images on
     the model's device, offers ``run`` (an :class:`AttackResult`) and restores the model. An
@@ -88,10 +89,6 @@ def create_attack(name: str, model: nn.Module, **kwargs: object) -> object:
     factory = ATTACKS.get(key)
     ATTACKS.check_options(key, kwargs, skip=_MODEL)
     return factory(model, **kwargs)
-
-
-#: The design contract's torchattacks-style name for :func:`create_attack` (the same function).
-build_attack = create_attack
 
 
 def _with_signature(
@@ -214,7 +211,7 @@ def attack_factory(spec: AttackSpec, model: nn.Module) -> Callable[[float], obje
             steps = int(options_now.get("steps", options["steps"]))
             alpha = madry_step_size(eps, steps) if step_size is None else step_size * eps
             options_now["alpha"] = alpha
-        return create_attack(spec.name, model, eps=eps, **options_now)
+        return build_attack(spec.name, model, eps=eps, **options_now)
 
     make(0.0)  # fail on a bad option before any time is spent
     return make
@@ -228,7 +225,6 @@ __all__ = [
     "attack_norm",
     "attack_options",
     "build_attack",
-    "create_attack",
     "list_attacks",
     "register_attack",
     "takes_eps",

@@ -1,6 +1,7 @@
-"""torchattacks' ``Attack`` surface on robustlab's attacks.
+"""torchattacks' ``Attack`` method names on robustlab's own attacks.
 
-A script written for torchattacks runs with only its import changed: the targeted modes
+robustlab's attacks answer the calls a torchattacks user makes, with robustlab's defaults
+(the exact torchattacks classes and defaults are `robustlab.torchattacks`): the targeted modes
 (``set_mode_targeted_by_label``, ``_random``, ``_least_likely``, ``_by_function``),
 ``set_mode_default``, ``set_model_training_mode``, ``set_normalization_used``, ``set_device``,
 ``get_logits``, ``supported_mode``, ``save(loader, path)`` (torchattacks' file format,
@@ -18,7 +19,7 @@ from torch import nn
 
 from robustlab.attacks import normalization, saving
 from robustlab.errors import ConfigError
-from robustlab.models.runtime import model_context
+from robustlab.models.inference import model_context
 
 # How far outside [0, 1] an inverse-normalised pixel may be and still count as inside.
 ROUNDING = 1e-5

@@ -46,6 +46,7 @@ class FGSM(Attack):
         model_mode: str = "eval",
     ):
         super().__init__(model, eps, loss=loss, targeted=targeted, model_mode=model_mode)
+        self._check_pixel_eps()
 
     def _craft(
         self, images: torch.Tensor, labels: torch.Tensor, need_success: bool

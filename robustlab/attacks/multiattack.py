@@ -8,7 +8,7 @@ import torch
 
 from robustlab.attacks.compat import TorchattacksSurface
 from robustlab.errors import ConfigError
-from robustlab.models.runtime import model_device
+from robustlab.models.inference import model_device
 
 
 class MultiAttack(TorchattacksSurface):

@@ -93,6 +93,7 @@ class PGD(IterativeAttack):
         self.restarts = restarts
         self.early_stop = bool(early_stop)
         self.l1_quantile = float(l1_quantile)
+        self._check_pixel_eps()
 
     @property
     def continuable(self) -> bool:

@@ -1,5 +1,6 @@
 """Every name torchattacks 3.5 exports (``torchattacks.__all__``, wrappers included), with
-torchattacks' constructor signature, positional and keyword alike.
+torchattacks' constructor signature, positional and keyword alike, for robustlab's catalogue
+(`robustlab.attacks.build_attack`); the drop-in classes themselves are `robustlab.torchattacks`.
 
 :data:`NATIVE` names robustlab's own implementations (:mod:`robustlab.attacks.fgsm`,
 ``pgd``, ``apgd``, ``apgdt``, ``square``, ``multiattack``); :data:`ADAPTED` names the

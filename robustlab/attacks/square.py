@@ -118,7 +118,7 @@ class Square(Attack):
         if loss != "margin":
             raise ConfigError(
                 f"native Square minimises the margin loss only, got loss={loss!r}; use "
-                "create_attack('torchattacks.Square', model, loss='ce') for the port's CE loss"
+                "build_attack('torchattacks.Square', model, loss='ce') for the port's CE loss"
             )
         counts = (n_queries, n_restarts)
         if not all(isinstance(k, int) and k >= 1 for k in counts) or not 0 < p_init <= 1:
@@ -132,6 +132,7 @@ class Square(Attack):
         self.seed = row_random.check_seed(seed)
         self.resc_schedule, self.verbose = bool(resc_schedule), bool(verbose)
         self.forward_evals = 0
+        self._check_pixel_eps()
 
     def _craft(
         self, images: torch.Tensor, labels: torch.Tensor, need_success: bool

@@ -1,0 +1,1 @@
+"""The drop-in's attacks, one module each, named as torchattacks names them."""
