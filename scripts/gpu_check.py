@@ -32,8 +32,8 @@ from robustlab.attacks.pgd import PGD
 from robustlab.data.cifar10 import write_cifar10_batches
 from robustlab.evaluation.suite import worst_case
 from robustlab.models import create_model
-from robustlab.models.precision import AMP_DTYPE, prepare_model
-from robustlab.models.runtime import predict
+from robustlab.models.acceleration import AMP_DTYPE, prepare_model
+from robustlab.models.inference import predict
 
 EPS = 8 / 255
 RECIPES = ("cifar10_fast_at", "cifar10_pgd_at", "cifar10_trades")
@@ -148,7 +148,7 @@ def suite_runs(sizes: Sizes, device: torch.device) -> None:
     grid, results = list(sizes.grid), {}
     for label, dtype in (("fp32", None), ("bf16", AMP_DTYPE)):
         started = time.perf_counter()
-        result = worst_case(model, images, labels, grid, sizes.suite, crafting_dtype=dtype)
+        result = worst_case(model, images, labels, grid, suite=sizes.suite, crafting_dtype=dtype)
         seconds = time.perf_counter() - started
         results[label] = (result.accuracy, seconds)
         print(
