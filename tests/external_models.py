@@ -31,3 +31,38 @@ def fitted_mlp(
 
 
 NOT_A_MODEL = 3
+
+
+class LogitNoise(nn.Module):
+    """Gaussian noise on the logits at every call, in train and eval mode alike (a randomized
+    defense of the kind published evaluations meet); no parameters."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.sigma = sigma
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits + self.sigma * torch.randn_like(logits)
+
+
+class NoisyFlatten(nn.Flatten):
+    """Flatten with Gaussian noise on the input pixels first (input-noise defenses)."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.sigma = sigma
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return super().forward(images + self.sigma * torch.randn_like(images))
+
+
+def noisy_logit_mlp(width: int = 8, sigma: float = 1.0) -> nn.Sequential:
+    """``mlp(width)`` with noise on its logits (the same state-dict keys as ``mlp``)."""
+    return nn.Sequential(*mlp(width), LogitNoise(sigma))
+
+
+def noisy_input_mlp(width: int = 8, sigma: float = 0.25) -> nn.Sequential:
+    """``mlp(width)`` with noise on its inputs (the same state-dict keys as ``mlp``)."""
+    net = mlp(width)
+    net[0] = NoisyFlatten(sigma)
+    return net

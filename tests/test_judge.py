@@ -13,21 +13,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
+from robustlab.app.external_model import build_external_model
 from robustlab.attacks import FGSM, PGD, AttackSpec
 from robustlab.attacks.geometry import madry_step_size
+from robustlab.data import dataset_info, load_dataset, stratified_subset
 from robustlab.evaluation import (
     InputNoise,
     Judge,
     MajorityVote,
+    evaluate,
     evaluate_robustness,
     robust_accuracy,
     worst_case,
 )
+from tests.app_helpers import compose_tiny, job_results, run_console
+from tests.external_models import fitted_mlp
 
+ROOT = Path(__file__).resolve().parents[1]
 SIGMA = 0.005  # input noise
 EPS = (0.02, 0.06)
 
@@ -141,3 +150,68 @@ def test_every_verdict_of_a_randomized_model_is_a_majority():
     # one noisy forward calls many examples wrong; the 101-draw vote (a fresh one agrees) not
     assert one_draw.accuracy[-1] < judged.accuracy[-1] - 0.15
     assert judged.clean_accuracy == pytest.approx(clean, abs=0.05) and clean > 0.9
+
+
+EOT = 4  # the paths' agreement is under test, not the attack's strength: a short EOT
+NOISY_FACTORIES = {
+    "input": ("tests.external_models:noisy_input_mlp", "+model.kwargs.sigma=0.25"),
+    "logit": ("tests.external_models:noisy_logit_mlp", "+model.kwargs.sigma=1.5"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("noise", sorted(NOISY_FACTORIES))
+def test_cli_library_and_full_schedule_agree_on_a_randomized_model(noise, tmp_path):
+    """The command line's default schedule (PGD as an eps-continuation stream), the library's
+    `evaluate_robustness(schedule="full")` and `evaluate()` give one majority-judged answer."""
+    images, labels = load_dataset("digits", split="train")
+    fitted = fitted_mlp(images, labels)
+    weights = tmp_path / "mlp.safetensors"
+    save_file(fitted.state_dict(), str(weights))
+    mean, std = float(images.mean()), float(images.std())
+    factory, sigma = NOISY_FACTORIES[noise]
+    proc = run_console(
+        "robustlab-eval",
+        "model=external",
+        f"model.factory={factory}",
+        sigma,
+        f"model.weights={weights}",
+        f"model.mean=[{mean}]",
+        f"model.std=[{std}]",
+        "experiment=tiny",
+        "detector=none",
+        "logger=none",
+        "eval.max_examples=40",
+        "eval.eps=[0.05]",
+        f"eval.eot_iter={EOT}",
+        cwd=tmp_path,
+        timeout=600,
+        PYTHONPATH=str(ROOT),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (cli,) = job_results(tmp_path / "outputs")
+    assert cli["worst_case"]["eot"]["draws"] > 1 and cli["attack_schedule"]["pgd"] == "full"
+    assert cli["checks"]["stochastic_forward"]["status"] == "pass"
+
+    test_x, test_y = stratified_subset(*load_dataset("digits", split="test"), 40, seed=0)
+    cfg = compose_tiny(tmp_path, "model=external", f"model.factory={factory}", sigma)
+    cfg.model.weights, cfg.model.mean, cfg.model.std = str(weights), [mean], [std]
+    model = build_external_model(cfg.model, dataset_info("digits"), torch.device("cpu"))
+    specs = {"pgd": AttackSpec("pgd", {"steps": 3, "step_size": 0.5})}
+    library = evaluate_robustness(
+        model,
+        test_x,
+        test_y,
+        specs,
+        [0.05],
+        suite="fast",
+        schedule="full",
+        large_eps=None,
+        eot_iter=EOT,
+    )
+    card = evaluate(model, test_x, test_y, [0.05], suite="fast", large_eps=None, eot_iter=EOT)
+    cli_worst = cli["robust_accuracy"]["worst_case"]["0.05"]
+    low, high = cli["robust_accuracy_ci"]["worst_case"]["0.05"]
+    for other in (library.worst_case.accuracy[0], card.worst_case["0.05"]):
+        assert low <= other <= high, (cli_worst, other)
+    assert abs(cli["clean_accuracy"] - card.clean_accuracy) <= 0.1

@@ -17,9 +17,9 @@ from robustlab.distributed import broadcast_object, is_main_process, rank, world
 from robustlab.errors import ConfigError
 from robustlab.evaluation import InputNoise, RobustnessReport, evaluate_robustness
 from robustlab.evaluation.l0 import L0Report, l0_robustness
+from robustlab.models.acceleration import amp_dtype
+from robustlab.models.inference import model_device
 from robustlab.models.layers.normalize import NO_PREPROCESSING, describe_preprocessing
-from robustlab.models.precision import amp_dtype
-from robustlab.models.runtime import model_device
 
 
 @dataclass(repr=False)  # RobustnessReport's short summary, not every curve and tensor

@@ -2,8 +2,8 @@
 cards. Threat model, clean and worst-case accuracy with 95% intervals per eps, which attack
 first broke how many examples, the cost, every named check, and one plain-language line.
 
-A card is read from the results.json fields of an evaluation (:meth:`EvaluationCard.
-from_results`), so the pipeline's results.json and :func:`robustlab.evaluation.evaluate` give
+A card is read from the results.json fields of an evaluation (`EvaluationCard.
+from_results`), so the pipeline's results.json and `robustlab.evaluation.evaluate` give
 the same card.
 """
 
@@ -27,7 +27,7 @@ class EvaluationCard:
 
     ``worst_case[eps key]``: the per-example worst case over every attack run (eps keys are
     ``repr(float(eps))``); ``ci[eps key]``: its 95% Wilson interval; ``checks[name]``: a
-    :class:`~robustlab.evaluation.checks.Check`. ``draws`` > 1: a randomized model, each
+    `Check`. ``draws`` > 1: a randomized model, each
     prediction the majority over ``draws`` forwards, attacked with ``eot_iter`` EOT gradients.
     """
 

@@ -1,10 +1,10 @@
-"""Named checks of an evaluation: each a :class:`Check` (``"pass"`` | ``"warn"`` and a detail).
+"""Named checks of an evaluation: each a `Check` (``"pass"`` | ``"warn"`` and a detail).
 
 AutoAttack's automatic checks (a random forward, softmax outputs, zero gradients) with the
 masking symptoms of Carlini et al. (2019) and cheap indicators of attack failure of Pintor et
 al. (NeurIPS 2022). What each means and what to do is in the docs' "How far to trust a robust
 accuracy" page. The attack-side checks (incomplete optimisation, restarts) are in
-:mod:`robustlab.evaluation.checks_optimization`; :func:`run_checks` runs them all.
+`robustlab.evaluation.checks_optimization`; `run_checks` runs them all.
 
 A NaN or inf INPUT is an input error (refused before any check), never a masking symptom.
 """

@@ -22,10 +22,15 @@ from robustlab.evaluation.checks_optimization import RESTART_KEY, optimization_c
 from robustlab.evaluation.eot import DRAWS, EOT_ITER, is_stochastic
 from robustlab.evaluation.grid import EpsCurve
 from robustlab.evaluation.judge import Judge
-from robustlab.evaluation.masking import GradientHealth, gradient_health, large_eps_check
+from robustlab.evaluation.masking import (
+    GRADIENT_SAMPLE,
+    GradientHealth,
+    gradient_health,
+    large_eps_check,
+)
 from robustlab.evaluation.suite import SCHEDULES
 from robustlab.evaluation.worst_case_result import WorstCaseResult
-from robustlab.models.runtime import model_context
+from robustlab.models.inference import model_context
 
 STOCHASTIC_PROBE = 16  # images forwarded twice to tell a randomized model
 
@@ -98,7 +103,7 @@ def run_checks(
     Returns:
         (checks, worst case, health or None, large eps).
     """
-    probe, probe_labels = images[:batch_size], labels[:batch_size]
+    probe, probe_labels = images[:GRADIENT_SAMPLE], labels[:GRADIENT_SAMPLE]
     with torch.no_grad(), model_context(model, "eval"):
         outputs = model(probe.to(device))
     if health is True:

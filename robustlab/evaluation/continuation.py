@@ -1,14 +1,14 @@
 """Eps continuation: one iterative-attack stream over a whole eps grid.
 
-The default schedule of :func:`robust_accuracy` for native PGD (any continuable
-:class:`~robustlab.attacks.iterative.IterativeAttack`, driven through its public ``start``,
+The default schedule of `robust_accuracy` for native PGD (any continuable
+`IterativeAttack`, driven through its public ``start``,
 ``gradient``, ``step`` and ``project`` only). Every example starts at the
 smallest eps with the attack's own budget (random start, ``steps`` steps of size ``alpha``).
 An example that is fooled leaves, with that eps as its first fooled eps. One that survives
 moves up to the next eps: its perturbation is stretched to the new radius (the direction that
 survived the smaller ball, now on the larger boundary) and attacked for ``continuation_steps``
 more steps, with the step size scaled up so that the short budget still covers the ball
-(:func:`~robustlab.attacks.geometry.madry_step_size` applied to the steps actually taken); and
+(`madry_step_size` applied to the steps actually taken); and
 so on up the grid. Survivors are attacked at every eps, as in the eps-by-eps schedule, but each
 larger eps resumes from the strongest point found so far instead of starting over from noise.
 
@@ -39,7 +39,7 @@ from robustlab.attacks.row_random import keyed_start
 from robustlab.errors import ConfigError
 from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.keep import AdversarialKeeper
-from robustlab.runtime import progress_bar
+from robustlab.progress import progress_bar
 
 # Examples held under attack at once, in batches: more than one lets the scheduler choose whom
 # to serve, a bound keeps the memory of the images held on the device in check.

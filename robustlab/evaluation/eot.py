@@ -5,14 +5,14 @@ gives every attack a different model at each call. Gradients of one draw then po
 the next draw does not follow, and one-draw attacks overstate robustness (Athalye et al. 2018,
 Expectation over Transformation). The evaluation therefore:
 
-- detects it (:func:`is_stochastic`: two eval-mode forwards of the same images differ);
+- detects it (`is_stochastic`: two eval-mode forwards of the same images differ);
 - crafts with APGD averaging its gradient over ``eot_iter`` draws per step, as AutoAttack's
   ``version="rand"`` does (APGD-CE and APGD-T with ``eot_iter=20``);
 - judges every prediction, clean and adversarial, by the MAJORITY over ``draws`` forwards
-  (:class:`MajorityVote`, ties to the class of highest mean probability): an example is robust
+  (`MajorityVote`, ties to the class of highest mean probability): an example is robust
   at eps when the majority class of its adversarial is still the label.
 
-:class:`InputNoise` wraps a model with Gaussian input noise at inference, e.g. a model trained
+`InputNoise` wraps a model with Gaussian input noise at inference, e.g. a model trained
 with ``defense=gaussian_noise`` evaluated with its noise on.
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robustlab.models.runtime import model_context
+from robustlab.models.inference import model_context
 
 EOT_ITER = 20  # AutoAttack's rand version
 DRAWS = 11  # odd: a two-class vote has no tie

@@ -2,7 +2,7 @@
 which examples of the whole set they are) and the evaluation's settings.
 
 A resumable evaluation stores them with its state and refuses a state whose fingerprints differ
-(:mod:`robustlab.evaluation.resume_state`): a state is never reused for another model, other
+(`robustlab.evaluation.resume_state`): a state is never reused for another model, other
 data or other settings.
 """
 

@@ -26,8 +26,8 @@ from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.keep import AdversarialKeeper
 from robustlab.evaluation.stats import wilson_interval
 from robustlab.inputs import as_eps_grid, check_batch
-from robustlab.models.runtime import eval_device
-from robustlab.runtime import progress
+from robustlab.models.inference import eval_device
+from robustlab.progress import progress
 
 AttackFactory = Callable[[float], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from robustlab.evaluation.eot import MajorityVote
-from robustlab.models.precision import AutocastModel
-from robustlab.models.runtime import model_context
+from robustlab.models.acceleration import AutocastModel
+from robustlab.models.inference import model_context
 
 
 class Judge:

@@ -15,8 +15,8 @@ Per threshold ``t``, row i holds:
 - the clean image for an example never attacked (misclassified clean, or t below the grid).
 
 The per-example worst case over several attacks (``("worst_case", eps)`` of
-:func:`~robustlab.evaluation.evaluate_robustness`) is gathered once the run is over, by
-:mod:`robustlab.evaluation.kept_images`.
+`evaluate_robustness`) is gathered once the run is over, by
+`robustlab.evaluation.kept_images`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The kept adversarial images of a finished evaluation, gathered from its curves and suite.
 
 The per-example worst case over several attacks (``("worst_case", eps)`` of
-:func:`~robustlab.evaluation.evaluate_robustness`) takes each row from the attack that broke it
+`evaluate_robustness`) takes each row from the attack that broke it
 first, at the smallest eps; a survivor of all of them gets the worst-case suite's last attack's
 final iterate, or without a suite the first Linf curve's. This sits above the grid evaluator
-and the suite (it reads their results), while :mod:`robustlab.evaluation.keep`, which they
+and the suite (it reads their results), while `robustlab.evaluation.keep`, which they
 fill during the run, sits below them.
 """
 

@@ -2,7 +2,7 @@
 
 The L0 size of a perturbation is the number of changed pixels, counted over spatial positions:
 a pixel changed in any of its channels counts once. The catalogue's sparse attacks
-(torchattacks' SparseFool, JSMA, OnePixel, through :func:`robustlab.attacks.build_attack`) take
+(torchattacks' SparseFool, JSMA, OnePixel, through `robustlab.attacks.build_attack`) take
 no pixel budget; they either minimise the number of pixels or cap it by their own option. So
 each attack runs once per example, and its measured pixel count places it on the curve: an
 example is robust at budget ``k`` unless it is misclassified clean, or an attack produced a
@@ -31,8 +31,8 @@ from torch import nn
 from robustlab.attacks import AttackSpec, build_attack
 from robustlab.errors import ConfigError
 from robustlab.inputs import check_batch
-from robustlab.models.runtime import eval_device, predict
-from robustlab.runtime import progress_bar
+from robustlab.models.inference import eval_device, predict
+from robustlab.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class L0Curve:
 
 @dataclass
 class L0Report:
-    """Clean accuracy and one :class:`L0Curve` per attack, plus the per-example worst case."""
+    """Clean accuracy and one `L0Curve` per attack, plus the per-example worst case."""
 
     clean_accuracy: float
     n: int
@@ -168,7 +168,7 @@ def l0_robustness(
 ) -> L0Report:
     """Accuracy under each sparse attack, and their per-example worst case, per pixel budget.
 
-    ``attacks``: key -> :class:`AttackSpec` (built with ``build_attack``) or any callable
+    ``attacks``: key -> `AttackSpec` (built with ``build_attack``) or any callable
     ``attack(images, labels) -> adv_images``; default: SparseFool, JSMA and OnePixel. ``tol``:
     a channel counts as changed when it moved by more than ``tol`` (0: any change at all).
     """

@@ -15,7 +15,11 @@ from robustlab.attacks.pgd import PGD
 from robustlab.evaluation.grid import robust_accuracy
 from robustlab.evaluation.judge import Judge
 from robustlab.inputs import check_images
-from robustlab.models.runtime import model_context, model_device
+from robustlab.models.inference import model_context, model_device
+
+# The examples whose input gradients the zero_gradients check reads: the first ones, however
+# the evaluation batches, so that the library and the command line read the same sample.
+GRADIENT_SAMPLE = 256
 
 
 @dataclass
@@ -83,4 +87,4 @@ def large_eps_check(
     return curve.points[0].accuracy
 
 
-__all__ = ["GradientHealth", "gradient_health", "large_eps_check"]
+__all__ = ["GRADIENT_SAMPLE", "GradientHealth", "gradient_health", "large_eps_check"]

@@ -16,9 +16,8 @@ from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.robustness import LARGE_EPS
 from robustlab.evaluation.suite import worst_case
 from robustlab.inputs import as_eps_grid, check_batch, check_linf_radii, output_classes
-from robustlab.models.runtime import eval_device
-
-PREPROCESSING = "none: the model takes [0, 1] images"
+from robustlab.models.inference import eval_device
+from robustlab.models.layers.normalize import describe_preprocessing
 
 
 def evaluate(
@@ -36,7 +35,7 @@ def evaluate(
     draws: int | None = None,
     large_eps: float | None = LARGE_EPS,
     data: str = "unknown",
-    preprocessing: str = PREPROCESSING,
+    preprocessing: str | None = None,
 ) -> EvaluationCard:
     """Worst-case robust accuracy of ANY model over ``eps_grid``, with every named check.
 
@@ -60,7 +59,8 @@ def evaluate(
         draws: None: 11 for a randomized forward, else 1.
         large_eps: the Linf radius of the unconstrained-attack check (None: skip it).
         data: how the card names the data.
-        preprocessing: what the model does to its inputs, for the card.
+        preprocessing: what the model does to its inputs, for the card (None: read off
+            the model: its first `Normalize` layer, or none).
 
     Returns:
         The evaluation card: clean and worst-case accuracy with 95% intervals, the checks
@@ -105,6 +105,7 @@ def evaluate(
     results["clean_accuracy"] = result.survivors(0.0) / max(result.n, 1)
     results["checks"] = {name: check.to_results() for name, check in found.items()}
     results["warnings"] = warnings_of(found)
+    preprocessing = describe_preprocessing(model) if preprocessing is None else preprocessing
     seconds = time.perf_counter() - started
     return EvaluationCard.from_results(
         results, data=data, preprocessing=preprocessing, seconds=seconds, notes=notes
@@ -131,4 +132,4 @@ def _check_suite_classes(model: nn.Module, images: torch.Tensor) -> None:
         )
 
 
-__all__ = ["PREPROCESSING", "evaluate"]
+__all__ = ["evaluate"]

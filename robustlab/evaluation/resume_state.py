@@ -90,12 +90,12 @@ class EvaluationState:
         return self.sections[section], self.tensors.get(section, {})
 
     def put(self, section: str, meta: dict[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
-        """Replace ``section`` (in memory; :meth:`save` writes)."""
+        """Replace ``section`` (in memory; `save` writes)."""
         self.sections[section] = meta
         self.tensors[section] = {k: v.detach().cpu().clone() for k, v in tensors.items()}
 
     def due(self) -> bool:
-        """Whether a throttled :meth:`save` would write now."""
+        """Whether a throttled `save` would write now."""
         return self.path is not None and time.monotonic() - self._last_save >= self.every
 
     def save(self, force: bool = False) -> bool:

@@ -1,19 +1,19 @@
 """Evaluate a model against several attacks over an eps grid and summarise for results.json.
 
-Options of :func:`evaluate_robustness`:
+Options of `evaluate_robustness`:
 
 - ``keep_adversarial``: ``(attack key, eps)`` pairs, or ``("worst_case", eps)``, whose images
-  ``report.adversarial[(key, eps)]`` keeps (CPU; :mod:`robustlab.evaluation.keep`): the
+  ``report.adversarial[(key, eps)]`` keeps (CPU; `robustlab.evaluation.keep`): the
   model's accuracy on them is the robust accuracy at eps.
 - ``crafting_dtype`` (e.g. ``torch.bfloat16``): attacks craft under autocast to it, and every
   example they find is re-checked on the fp32 model before it counts
-  (:mod:`robustlab.evaluation.precision`).
+  (`robustlab.evaluation.precision`).
 - A randomized forward is detected and evaluated with EOT (``eot_iter``, ``draws``: see
-  :func:`robustlab.evaluation.evaluate`); the named checks (:mod:`robustlab.evaluation.checks`)
+  `robustlab.evaluation.evaluate`); the named checks (`robustlab.evaluation.checks`)
   fill ``report.checks``.
-- ``sharded``: each process attacks its share (:mod:`robustlab.evaluation.sharded`); the checks
+- ``sharded``: each process attacks its share (`robustlab.evaluation.sharded`); the checks
   run on the main process. ``state_path``: a state file that makes the run resumable
-  (:mod:`robustlab.evaluation.resume_state`; one per process), ``resume=False`` starts afresh.
+  (`robustlab.evaluation.resume_state`; one per process), ``resume=False`` starts afresh.
 """
 
 from __future__ import annotations
@@ -46,13 +46,18 @@ from robustlab.evaluation.grid import EpsCurve, minimal_perturbation_point, robu
 from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.keep import WORST_CASE, kept_pairs
 from robustlab.evaluation.kept_images import collect_adversarial
-from robustlab.evaluation.masking import GradientHealth, gradient_health, large_eps_check
+from robustlab.evaluation.masking import (
+    GRADIENT_SAMPLE,
+    GradientHealth,
+    gradient_health,
+    large_eps_check,
+)
 from robustlab.evaluation.resume_state import EvaluationState, open_state
 from robustlab.evaluation.sharded import gather_evaluation, shard_examples
 from robustlab.evaluation.suite import CLEAN, SUITES, WorstCaseResult, worst_case
 from robustlab.inputs import as_eps_grid, check_batch
-from robustlab.models.precision import crafting_model
-from robustlab.models.runtime import eval_device
+from robustlab.models.acceleration import crafting_model
+from robustlab.models.inference import eval_device
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +71,7 @@ class RobustnessReport:
     suite's and the curves'), masking diagnostics and warnings.
 
     ``adversarial[(key, eps)]``: the adversarial images kept for later stages (see
-    ``keep_adversarial`` of :func:`evaluate_robustness`); never part of :meth:`to_results`.
+    ``keep_adversarial`` of `evaluate_robustness`); never part of `to_results`.
     """
 
     clean_accuracy: float
@@ -316,8 +321,9 @@ def _diagnose(report, run: EvaluationRun, stochastic: bool, large_eps, check_gra
     checks)."""
     images, labels, batch_size = run.images, run.labels, run.settings.batch_size
     if check_gradients:
+        sample = slice(0, GRADIENT_SAMPLE)
         report.gradient_health = gradient_health(
-            run.model, images[:batch_size], labels[:batch_size]
+            run.model, images[sample], labels[sample], batch_size
         )
     if large_eps is not None:
         accuracy = large_eps_check(run.model, images, labels, eps=large_eps, judge=run.judge)

@@ -21,8 +21,8 @@ breaking eps is known in closed form.
 Every row draws its random numbers from its own seed, derived from the suite's ``seed`` and
 the row's ``example_ids`` entry (its index in the whole evaluated set; default ``range(N)``): a
 shard of the set, or the rest of a wave after a resume, gives each row the result the whole
-set gives it (:mod:`robustlab.evaluation.suite_waves`). ``state_path``: a state file
-(:mod:`robustlab.evaluation.resume_state`) that makes the run resumable; an existing one for
+set gives it (`robustlab.evaluation.suite_waves`). ``state_path``: a state file
+(`robustlab.evaluation.resume_state`) that makes the run resumable; an existing one for
 the same model, data and settings is continued, and ``resume=False`` starts afresh.
 
 ``standard``: APGD-CE (100 steps), APGD-T (targeted DLR, 100 steps, 9 targets), then Square
@@ -59,9 +59,9 @@ from robustlab.evaluation.worst_case_result import (
     snap_to_grid,
 )
 from robustlab.inputs import as_eps_grid, check_batch
+from robustlab.models.acceleration import crafting_model
 from robustlab.models.folding import fold_batchnorm
-from robustlab.models.precision import crafting_model
-from robustlab.models.runtime import eval_device
+from robustlab.models.inference import eval_device
 
 SUITES = ("standard", "fast", "none")
 # (APGD-CE steps, APGD-T steps, APGD-T targets, Square queries) per suite.

@@ -1,7 +1,7 @@
-"""The waves of one suite attack (see :mod:`robustlab.evaluation.suite`) and the suite's
+"""The waves of one suite attack (see `robustlab.evaluation.suite`) and the suite's
 resumable progress.
 
-Every row is attacked with its own seed (its example's, :func:`~robustlab.attacks.row_random.
+Every row is attacked with its own seed (its example's, `
 example_seeds`), so its result does not depend on the batch it lands in: a shard of the
 examples, or the rest of a wave after a resume, gives each row what the whole run gives it.
 """

@@ -34,7 +34,7 @@ class WorstCaseResult:
     ``inf`` when never); ``broken_by[i]``: the attack that broke it first (``"clean"``, or None
     when never). ``attack_cost[attack]``: ``{"grad_evals", "forward_evals", "seconds"}`` summed
     over the grid (forward_evals: images forwarded without a gradient, Square's queries).
-    ``adversarial[eps]``: the suite's kept images (see :func:`worst_case`), when asked for.
+    ``adversarial[eps]``: the suite's kept images (see `worst_case`), when asked for.
     ``eot_iter``/``draws``: how a randomized model was attacked and judged (1: deterministic).
     """
 
