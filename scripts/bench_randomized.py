@@ -5,13 +5,15 @@ Gaussian input noise and a small CNN with Gaussian logit noise. For each, on the
 examples at one Linf eps:
 
 - robustlab: `evaluate()`'s protocol (randomized forward detected: APGD-CE then APGD-DLR with
-  20 EOT gradients per step, every verdict the majority over 11 draws, and every check), run
+  20 EOT gradients per step, every verdict the majority over 101 draws, and every check), run
   through `evaluate_robustness` to keep the worst case's images;
 - AutoAttack: `pyautoattack`'s `version="rand"` (APGD-CE and APGD-DLR, 20 EOT draws, one
-  restart), its adversarial images judged by the same 11-draw majority.
+  restart; it judges each attack's breaks by one noisy forward), its adversarial images
+  judged by an 11-draw and a 101-draw majority.
 
-Both sets of adversarial images are also re-judged by a fresh 101-draw majority ("re-judged"),
-which a lucky 11-draw vote cannot pass. Time is process CPU time on one thread.
+Both sets of adversarial images are also re-judged by a fresh 101-draw majority ("re-judged"):
+a vote is itself random, and an example voted on several times may fail one vote by chance.
+Time is process CPU time on one thread.
 
     python scripts/bench_randomized.py [--n 100] [--eps 0.1]
 """
@@ -112,7 +114,7 @@ def main() -> None:
     torch.set_num_threads(1)
     images, labels = stratified_subset(*load_dataset("digits", split="test"), args.n, seed=0)
     rows = [
-        "| model | evaluation | clean (101 draws) | worst case (11-draw vote) "
+        "| model | evaluation | clean (101 draws) | worst case as reported "
         "| re-judged (101 draws) | CPU s | time vs AutoAttack |",
         "|---|---|---|---|---|---|---|",
     ]

@@ -120,7 +120,7 @@ class EvalConfig:
     # evaluated as it was trained; a randomized forward is evaluated with EOT (below)
     inference_noise: Optional[float] = bounded(None, 0.0)
     # randomized forwards: APGD gradients averaged per step, and the draws whose majority is a
-    # prediction (null: 20 and 11 when the forward is randomized, else 1)
+    # prediction (null: 20 and 101 when the forward is randomized, else 1)
     eot_iter: Optional[int] = bounded(None, 1)
     draws: Optional[int] = bounded(None, 1)
     # continue from the state file beside results.json (eval_state.safetensors) when one is

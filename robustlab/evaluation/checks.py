@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from robustlab.evaluation.masking import GradientHealth
+from robustlab.evaluation.suite_budget import budget_sentence
 from robustlab.evaluation.worst_case_result import (
     GRADIENT_FREE,
     GRADIENT_FREE_MIN_COUNT,
@@ -119,7 +120,17 @@ def zero_gradients(health: GradientHealth, share: float = ZERO_GRADIENT_SHARE) -
 
 
 def gradient_free_breaks(result: WorstCaseResult) -> Check:
-    """Whether Square broke enough examples the gradient attacks missed to mean masking."""
+    """Whether Square broke enough examples the gradient attacks missed to mean masking; the
+    detail also says where the suite spent a full budget on a sample of the survivors only,
+    with the bound on what it would have found on all of them."""
+    check = _gradient_free_verdict(result)
+    sentences = [budget_sentence(name, record, result.n) for name, record in result.budget.items()]
+    if not sentences:
+        return check
+    return Check(check.status, f"{check.detail}; budget: {'; '.join(sentences)}")
+
+
+def _gradient_free_verdict(result: WorstCaseResult) -> Check:
     breaks = result.gradient_free_breaks()
     counts = ", ".join(f"{count} at eps={key}" for key, count in breaks.items())
     rule = (

@@ -100,10 +100,7 @@ def optimization_checks(
     max_examples: int = MAX_EXAMPLES,
 ) -> OptimizationDiagnosis | None:
     """The two checks on ``model`` (crafting; every break judged by ``judge``), or None when no
-    example survived the worst case at any positive eps. A randomized model's extra runs
-    attack half as many examples: each of its steps costs ``eot_iter`` forwards."""
-    if judge.stochastic:
-        max_examples = max(1, max_examples // 2)
+    example survived the worst case at any positive eps."""
     eps, rows = _target(result, max_examples)
     if rows is None:
         return None

@@ -15,8 +15,9 @@ claims of an attack that crafts on that very model (its forward is the judge's).
 is judged afresh: bf16 crafting (a bf16 argmax near the boundary may differ from fp32's) and
 every attack on a randomized model. There, a verdict is one majority vote per returned
 adversarial image, never one per attack step: each vote is itself random, and an example
-judged at every step would sooner or later draw a "fooled" majority by chance (at 11 draws, an
-example the model gets right 60% of the time is voted wrong once in four). So on a randomized
+judged at every step would sooner or later draw a "fooled" majority by chance (at 11 draws an
+example the model gets right 60% of the time is voted wrong once in four; the default is 101
+draws, one in 40). So on a randomized
 model attacks run their whole budget without early stopping (as AutoAttack's "rand" version
 does) and the curves run eps by eps; a row the vote does not confirm goes on being attacked by
 the next attack or eps. Every schedule, the library, the CLI, N processes and a resumed run

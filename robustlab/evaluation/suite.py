@@ -25,9 +25,14 @@ set gives it (`robustlab.evaluation.suite_waves`). ``state_path``: a state file
 (`robustlab.evaluation.resume_state`) that makes the run resumable; an existing one for
 the same model, data and settings is continued, and ``resume=False`` starts afresh.
 
-``standard``: APGD-CE (100 steps), APGD-T (targeted DLR, 100 steps, 9 targets), then Square
-(5000 queries) as the gradient-free check; when Square breaks examples the gradient attacks
-did not, the gradients are suspect (masking).
+``reference``: AutoAttack's budgets on every survivor: APGD-CE (100 steps), APGD-T (targeted
+DLR, 100 steps, 9 targets), then Square (5000 queries) as the gradient-free check; when Square
+breaks examples the gradient attacks did not, the gradients are suspect (masking).
+``standard``: the same attacks, spending the budgets where they can change the answer: APGD-T's
+first 3 targets and a 500-query Square on every survivor, the full budgets (9 targets, 5000
+queries) on a random sample of survivors, and on every survivor only when the sample (or the
+500-query Square) broke an example (`robustlab.evaluation.suite_budget`); the result records
+what ran and the bound on what the full budgets would have found beyond it.
 """
 
 from __future__ import annotations
@@ -42,7 +47,6 @@ from torch import nn
 
 from robustlab.attacks.apgd import APGD
 from robustlab.attacks.catalogue import build_attack
-from robustlab.attacks.row_random import example_seeds
 from robustlab.attacks.square import SQUARE_NORMS  # an L1 suite has no gradient-free check
 from robustlab.errors import ConfigError
 from robustlab.evaluation.checks import gradient_free_warnings
@@ -50,7 +54,9 @@ from robustlab.evaluation.fingerprint import evaluation_fingerprint, tensors_dig
 from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.keep import AdversarialKeeper
 from robustlab.evaluation.resume_state import EvaluationState, open_state
-from robustlab.evaluation.suite_waves import Runner, SuiteProgress, descend
+from robustlab.evaluation.suite_budget import Stage, suite_plan
+from robustlab.evaluation.suite_stages import StageRun, budget_of, run_stage
+from robustlab.evaluation.suite_waves import SuiteProgress
 from robustlab.evaluation.worst_case_result import (
     CLEAN,
     GRADIENT_FREE,
@@ -63,9 +69,14 @@ from robustlab.models.acceleration import crafting_model
 from robustlab.models.folding import fold_batchnorm
 from robustlab.models.inference import eval_device
 
-SUITES = ("standard", "fast", "none")
-# (APGD-CE steps, APGD-T steps, APGD-T targets, Square queries) per suite.
-SCHEDULES = {"standard": (100, 100, 9, 5000), "fast": (100, 100, 3, 1000)}
+SUITES = ("standard", "reference", "fast", "none")
+# (APGD-CE steps, APGD-T steps, APGD-T targets, Square queries) per suite: each attack's full
+# budget (``standard`` spends it on a sample first, see robustlab.evaluation.suite_budget).
+SCHEDULES = {
+    "standard": (100, 100, 9, 5000),
+    "reference": (100, 100, 9, 5000),
+    "fast": (100, 100, 3, 1000),
+}
 ATTACKS = ("apgd_ce", "apgd_t", GRADIENT_FREE)  # the suite's attacks, in the order they run
 # A randomized forward: AutoAttack's "rand" protocol, APGD-CE then untargeted APGD-DLR, each
 # with EOT gradients. APGD-T's nine targets cost nine times APGD-DLR under EOT, and Square
@@ -99,14 +110,29 @@ def suite_attack(
     if suite not in SCHEDULES:
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SCHEDULES)}")
     ce_steps, t_steps, targets, queries = SCHEDULES[suite]
+    budgets = {"apgd_t": (t_steps, targets), "square": (queries, 0)}
+    stage = Stage(name, name, *budgets.get(name, (ce_steps, 0)))
+    return stage_attack(stage, model, eps, norm=norm, seed=seed, eot_iter=eot_iter)
+
+
+def stage_attack(
+    stage: Stage,
+    model: nn.Module,
+    eps: float | torch.Tensor,
+    *,
+    norm: str = "Linf",
+    seed: int | torch.Tensor = 0,
+    eot_iter: int = 1,
+):
+    """The attack of one suite stage at ``eps`` (a float, or one radius per image)."""
     apgd = partial(APGD, model, eps=eps, norm=norm, seed=seed, eot_iter=eot_iter)
-    if name == "apgd_ce":
-        return apgd(steps=ce_steps, loss="ce")
-    if name == "apgd_dlr":
-        return apgd(steps=ce_steps, loss="dlr")
-    if name == "apgd_t":
-        return apgd(steps=t_steps, loss="dlr", targeted=True, n_target_classes=targets)
-    return build_attack("Square", model, eps=eps, norm=norm, n_queries=queries, seed=seed)
+    if stage.attack == "apgd_ce":
+        return apgd(steps=stage.budget, loss="ce")
+    if stage.attack == "apgd_dlr":
+        return apgd(steps=stage.budget, loss="dlr")
+    if stage.attack == "apgd_t":
+        return apgd(steps=stage.budget, loss="dlr", targeted=True, n_target_classes=stage.targets)
+    return build_attack("Square", model, eps=eps, norm=norm, n_queries=stage.budget, seed=seed)
 
 
 def suite_attacks(
@@ -170,7 +196,7 @@ def worst_case(
         images: float images in [0, 1], (N, C, H, W).
         labels: int64 labels, (N,).
         eps_grid: the radii (a number is a one-element grid).
-        suite: ``"standard"`` or ``"fast"``.
+        suite: ``"standard"``, ``"reference"`` or ``"fast"`` (see the module docstring).
         norm: ``"Linf"``, ``"L2"`` or ``"L1"`` (no Square under L1).
         batch_size: rows per forward.
         device: where to run (default: the model's).
@@ -211,14 +237,16 @@ def worst_case(
     state = open_state(state_path, fingerprint, resume)
     correct = judge.predict(images, batch_size, device) == labels
     start = _starting_result(correct, grid, suite, norm, prior or {})
-    names = suite_attack_names(norm, randomized)
-    progress = _progress(state, start, names, AdversarialKeeper(images, grid, keep_adversarial))
+    stages = suite_plan(suite, norm, randomized, norm in SQUARE_NORMS)
+    progress = _progress(state, start, stages, AdversarialKeeper(images, grid, keep_adversarial))
     crafting = crafting_model(_folded(model, images[:batch_size], device), crafting_dtype)
-    seeds = example_seeds(seed, ids)  # per row: the caller's random state is left alone
-    for name in (name for name in names if name not in progress.finished):
-        run = Runner(judge, images, labels, seeds, progress, batch_size, device, name)
-        make = partial(suite_attack, name, crafting, suite=suite, norm=norm, eot_iter=eot_iter)
-        descend(run, make, progress)
+    # every row draws from its own seeds: the caller's random state is left alone
+    attack = partial(stage_attack, norm=norm, eot_iter=eot_iter)
+    run = StageRun(
+        judge, images, labels, ids, seed, progress, batch_size, device, crafting, attack
+    )
+    for stage in stages:
+        run_stage(stage, run)
     return _finished(progress, eot_iter, judge.draws)
 
 
@@ -235,12 +263,13 @@ def _folded(model: nn.Module, probe: torch.Tensor, device: torch.device) -> nn.M
 
 
 def _progress(
-    state: EvaluationState, start: WorstCaseResult, names, keeper: AdversarialKeeper
+    state: EvaluationState, start: WorstCaseResult, stages, keeper: AdversarialKeeper
 ) -> SuiteProgress:
     """The suite's progress from the result before any suite attack (or from the state's saved
-    progress): a zero cost per suite attack (forward_evals: images forwarded without a
+    progress): a zero cost per suite stage (forward_evals: images forwarded without a
     gradient, Square's queries) and the keeper of the kept images."""
-    cost = {name: {"grad_evals": 0, "forward_evals": 0, "seconds": 0.0} for name in names}
+    zero = {"grad_evals": 0, "forward_evals": 0, "seconds": 0.0, "breaks": 0}
+    cost = {stage.name: dict(zero) for stage in stages}
     progress = SuiteProgress(state, start, cost, keeper)
     progress.restore()
     return progress
@@ -250,6 +279,7 @@ def _finished(progress: SuiteProgress, eot_iter: int, draws: int) -> WorstCaseRe
     result = progress.result
     result.attack_cost, result.eot_iter, result.draws = progress.cost, eot_iter, draws
     result.adversarial = progress.keeper.tensors
+    result.budget = budget_of(progress)
     result.warnings = gradient_free_warnings(result)
     return result
 
@@ -276,6 +306,7 @@ __all__ = [
     "WorstCaseResult",
     "eps_key",
     "snap_to_grid",
+    "stage_attack",
     "suite_attack",
     "suite_attacks",
     "worst_case",

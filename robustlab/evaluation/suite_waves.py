@@ -48,6 +48,8 @@ class SuiteProgress:
     keeper: AdversarialKeeper
     finished: list[str] = field(default_factory=list)
     wave: Wave | None = None
+    # per sampled stage (robustlab.evaluation.suite_budget): its sample, then its decision
+    budget: dict[str, dict] = field(default_factory=dict)
 
     def restore(self) -> None:
         """Take over the saved progress, if any."""
@@ -60,6 +62,7 @@ class SuiteProgress:
         for name, cost in meta["cost"].items():
             self.cost[name] = dict(cost)
         self.finished = list(meta["finished"])
+        self.budget = {name: dict(entry) for name, entry in meta.get("budget", {}).items()}
         for threshold in self.keeper.tensors:
             self.keeper.tensors[threshold] = tensors[f"kept_{threshold!r}"]
         if meta.get("wave"):
@@ -88,6 +91,7 @@ class SuiteProgress:
         tensors = {"broken_eps": self.result.broken_eps}
         tensors |= {f"kept_{t!r}": kept for t, kept in self.keeper.tensors.items()}
         meta = {"broken_by": self.result.broken_by, "cost": self.cost, "finished": self.finished}
+        meta["budget"] = self.budget
         meta["summary"] = f"suite: {', '.join(self.finished) or 'no attack'} finished"
         if self.wave is not None:
             wave = self.wave
@@ -102,22 +106,36 @@ class SuiteProgress:
         self.state.save(force=True)
 
 
-def descend(run: Runner, make_attack: Callable, progress: SuiteProgress) -> None:
+def unbroken(result: WorstCaseResult) -> torch.Tensor:
+    """The examples an attack can still break: unbroken at the grid's smallest positive eps."""
+    positive = [e for e in result.eps if e > 0]
+    if not positive:
+        return torch.zeros(result.n, dtype=torch.bool)
+    return result.broken_eps > min(positive)
+
+
+def descend(
+    run: Runner, make_attack: Callable, progress: SuiteProgress, rows: torch.Tensor | None = None
+) -> None:
     """Run an attack (``make_attack(radii, seed=row seeds)``) in waves: first on every unbroken
-    example at its frontier (the largest grid level at which it is unbroken), then one level
-    lower on the examples the last wave broke, until none is left to attack. A wave under way in
-    ``progress`` goes on where it stopped."""
+    example (of ``rows``, when given) at its frontier (the largest grid level at which it is
+    unbroken), then one level lower on the examples the last wave broke, until none is left to
+    attack. A wave under way in ``progress`` goes on where it stopped. The examples the first
+    wave broke are the attack's ``breaks`` in its cost."""
     grid = run.grid
     lowest = int((grid > 0).nonzero()[0]) if (grid > 0).any() else len(grid)
     wave = progress.wave if progress.wave and progress.wave.attack == run.name else None
     if wave is None:
         level = torch.searchsorted(grid, run.result.broken_eps, right=False) - 1
         no = torch.zeros(len(level), dtype=torch.bool)
-        wave = Wave(run.name, 1, level, level >= lowest, no, no.clone())
+        todo = level >= lowest if rows is None else (level >= lowest) & rows.cpu()
+        wave = Wave(run.name, 1, level, todo, no, no.clone())
     while wave.todo.any():
         progress.begin(wave)
         fooled = run(make_attack, wave.level, wave.todo & ~wave.done, wave.number) | wave.fooled
         run.mark(fooled, wave.level)
+        if wave.number == 1:
+            run.cost["breaks"] = run.cost.get("breaks", 0) + int(fooled.sum())
         todo = fooled & (wave.level > lowest)  # broken above the lowest level: one level lower
         level, no = torch.where(fooled, wave.level - 1, wave.level), torch.zeros_like(fooled)
         wave = Wave(run.name, wave.number + 1, level, todo, no, no.clone())
@@ -139,10 +157,17 @@ class Runner:
     batch_size: int
     device: torch.device
     name: str
+    credit: str | None = None  # what broken_by names (default: ``name``, which keys the cost)
 
     @property
     def result(self) -> WorstCaseResult:
         return self.progress.result
+
+    @property
+    def cost(self) -> dict[str, float]:
+        return self.progress.cost.setdefault(
+            self.name, {"grad_evals": 0, "forward_evals": 0, "seconds": 0.0}
+        )
 
     @property
     def grid(self) -> torch.Tensor:
@@ -173,7 +198,7 @@ class Runner:
         )
         if cuda:
             torch.cuda.synchronize(self.device)
-        cost = self.progress.cost[self.name]
+        cost = self.cost
         cost["seconds"] += time.perf_counter() - started
         cost["grad_evals"] += int(evals)
         cost["forward_evals"] += attack.forward_evals
@@ -183,7 +208,7 @@ class Runner:
         """Record the ``fooled`` rows as broken by this attack at their ``level``'s eps."""
         self.result.broken_eps[fooled] = self.grid[level[fooled]]
         for i in fooled.nonzero().squeeze(1).tolist():
-            self.result.broken_by[i] = self.name
+            self.result.broken_by[i] = self.credit or self.name
 
     def _batch(self, rows, adv, fooled, level) -> None:
         if self.progress.keeper:
@@ -191,4 +216,4 @@ class Runner:
         self.progress.batch_done(rows, fooled)
 
 
-__all__ = ["Runner", "SuiteProgress", "Wave", "descend"]
+__all__ = ["Runner", "SuiteProgress", "Wave", "descend", "unbroken"]

@@ -36,6 +36,9 @@ class WorstCaseResult:
     over the grid (forward_evals: images forwarded without a gradient, Square's queries).
     ``adversarial[eps]``: the suite's kept images (see `worst_case`), when asked for.
     ``eot_iter``/``draws``: how a randomized model was attacked and judged (1: deterministic).
+    ``budget[stage]``: what a sampled stage of the suite ran (its survivors, sample, breaks,
+    whether it went on to every survivor) and, where it did not, the 95% bound on the share of
+    survivors its full budget would have broken (`robustlab.evaluation.suite_budget`).
     """
 
     suite: str
@@ -48,6 +51,8 @@ class WorstCaseResult:
     adversarial: dict[float, torch.Tensor] = field(default_factory=dict, repr=False)
     eot_iter: int = 1  # gradients averaged per APGD step (robustlab.evaluation.eot)
     draws: int = 1  # forwards whose majority is each prediction
+    # per sampled stage: what ran and the bound on what it skipped (suite_budget.budget_record)
+    budget: dict[str, dict] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -113,6 +118,7 @@ class WorstCaseResult:
                 "attack_cost": {k: dict(v) for k, v in self.attack_cost.items()},
                 "masking": self.masking,
                 "eot": {"eot_iter": self.eot_iter, "draws": self.draws},
+                "budget": {k: dict(v) for k, v in self.budget.items()},
             },
             "warnings": list(self.warnings),
         }
@@ -145,6 +151,7 @@ class WorstCaseResult:
         cost = dict(self.attack_cost)
         merged = WorstCaseResult(self.suite, self.norm, self.eps, broken, by, cost, self.warnings)
         merged.eot_iter, merged.draws = self.eot_iter, self.draws
+        merged.budget = {k: dict(v) for k, v in self.budget.items()}
         merged.adversarial = {eps: kept.clone() for eps, kept in self.adversarial.items()}
         for name, adv in (images or {}).items():
             taken = torch.tensor([credit == name for credit in by], dtype=torch.bool)
