@@ -256,7 +256,16 @@ def robust_accuracy(
     attacks = {eps: attack_factory(eps) for eps in grid}
     keeper = AdversarialKeeper(images, grid, keep_adversarial)
     alive = clean_correct.cpu().clone()
-    run = CurveRun(images, labels, alive, judge, batch_size, device, name, keeper)
+    run = CurveRun(
+        images=images,
+        labels=labels,
+        alive=alive,
+        judge=judge,
+        batch_size=batch_size,
+        device=device,
+        name=name,
+        keeper=keeper,
+    )
     stream = list(attacks.values())
     # a randomized model's curve runs eps by eps: a stream's rows would be judged at every step
     if schedule == "continuation" and can_continue(stream) and not judge.stochastic:

@@ -55,7 +55,7 @@ from robustlab.evaluation.masking import (
 from robustlab.evaluation.resume_state import EvaluationState, open_state
 from robustlab.evaluation.sharded import gather_evaluation, shard_examples
 from robustlab.evaluation.suite import CLEAN, SUITES, WorstCaseResult, worst_case
-from robustlab.inputs import as_eps_grid, check_batch
+from robustlab.inputs import as_eps_grid, check_batch, check_linf_radii
 from robustlab.models.acceleration import crafting_model
 from robustlab.models.inference import eval_device
 
@@ -268,23 +268,34 @@ def evaluate_robustness(
         raise ConfigError(f"unknown suite {suite!r}: use one of {', '.join(SUITES)}")
     eps_grid = as_eps_grid(eps_grid)
     check_batch(images, labels, eps_grid, model=model)
+    if suite != "none":  # the suite attacks the grid under Linf
+        check_linf_radii(eps_grid)
     kept = kept_pairs(keep_adversarial, _attack_grids(attacks, eps_grid), eps_grid)
     device, labels = eval_device(model, device), labels.cpu()
     stochastic, eot_iter, draws = eot_plan(model, images, device, eot_iter, draws)
     settings = EvaluationSettings(
-        attacks,
-        eps_grid,
-        batch_size,
-        schedule,
-        continuation_steps,
-        suite,
-        seed,
-        eot_iter,
-        draws,
-        crafting_dtype,
-        kept,
+        attacks=attacks,
+        eps_grid=eps_grid,
+        batch_size=batch_size,
+        schedule=schedule,
+        continuation_steps=continuation_steps,
+        suite=suite,
+        seed=seed,
+        eot_iter=eot_iter,
+        draws=draws,
+        crafting_dtype=crafting_dtype,
+        kept=kept,
     )
-    run = _open_run(model, images, labels, settings, device, sharded, state_path, resume)
+    run = _open_run(
+        model,
+        images,
+        labels,
+        settings,
+        device=device,
+        sharded=sharded,
+        state_path=state_path,
+        resume=resume,
+    )
     curves = resumable_curves(run.state, attacks, partial(_curve, run))
     worst = _worst_case(run, curves)
     curves, worst, correct = gather_evaluation(curves, worst, run.correct, run.ids)
@@ -298,7 +309,7 @@ def evaluate_robustness(
     return report
 
 
-def _open_run(model, images, labels, settings, device, sharded, state_path, resume):
+def _open_run(model, images, labels, settings, *, device, sharded, state_path, resume):
     """This process's `EvaluationRun`: its shard of the examples, their clean verdicts and the
     state (continued from ``state_path`` when it holds this very evaluation)."""
     shard, shard_labels, ids = shard_examples(images, labels, sharded)
@@ -309,9 +320,17 @@ def _open_run(model, images, labels, settings, device, sharded, state_path, resu
     state = open_state(state_path, fingerprint, resume)
     judge = Judge(model, settings.draws)
     correct = judge.predict(shard, settings.batch_size, device) == shard_labels
-    crafting = crafting_model(model, settings.crafting_dtype)
     return EvaluationRun(
-        model, crafting, judge, shard, shard_labels, ids, correct, device, settings, state
+        model=model,
+        crafting=crafting_model(model, settings.crafting_dtype),
+        judge=judge,
+        images=shard,
+        labels=shard_labels,
+        ids=ids,
+        correct=correct,
+        device=device,
+        settings=settings,
+        state=state,
     )
 
 
