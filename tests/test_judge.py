@@ -118,9 +118,23 @@ def test_a_noisy_linear_model_reaches_its_closed_form(schedule):
     expected = [closed_form(images, w, e) for e in EPS]
     assert 0.1 < expected[-1] < expected[0] < 0.95  # survivors and breaks at both eps
     specs = {"pgd": AttackSpec("pgd", {"steps": 10, "alpha": 0.02})}
+    kept = [("worst_case", e) for e in EPS]
     report = evaluate_robustness(
-        noisy, images, labels, specs, EPS, suite="none", schedule=schedule, large_eps=None
+        noisy,
+        images,
+        labels,
+        specs,
+        EPS,
+        suite="none",
+        schedule=schedule,
+        large_eps=None,
+        keep_adversarial=kept,
     )
+    vote = MajorityVote(noisy, 101)  # a fresh vote on the images the evaluation returned
+    with torch.no_grad():
+        predictions = [vote(report.adversarial[key]).argmax(1) for key in kept]
+    rejudged = [float((p == labels).float().mean()) for p in predictions]
+    assert rejudged == pytest.approx(report.worst_case.accuracy)
     assert report.worst_case.draws > 1  # detected as randomized: judged by a majority vote
     assert report.curves["pgd"].accuracy == pytest.approx(expected)
     assert report.curves["pgd"].schedule == "full"  # a randomized curve runs eps by eps
