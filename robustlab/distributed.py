@@ -241,7 +241,7 @@ def shard_range(n: int, rank: int | None = None, world_size: int | None = None) 
     rank = _current_rank() if rank is None else rank
     size = _current_world_size() if world_size is None else world_size
     if size < 1 or not 0 <= rank < size or n < 0:
-        raise ValueError(
+        raise ConfigError(
             f"shard_range needs n >= 0 and 0 <= rank < world_size, got {n, rank, size}"
         )
     base, extra = divmod(n, size)

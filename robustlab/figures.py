@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from robustlab.errors import ConfigError
 from robustlab.fileio import atomic_path
 
 DPI = 120  # every PNG of the package: pixel size = inches x DPI
@@ -31,7 +32,7 @@ def new_figure(width: float, height: float, layout: str | None = "constrained") 
     """An empty ``width`` x ``height`` inch figure at ``DPI`` on its own Agg canvas;
     ``layout=None`` leaves the placement of axes to the caller."""
     if not (width > 0 and height > 0):
-        raise ValueError(f"a figure needs a positive size in inches; got {width} x {height}")
+        raise ConfigError(f"a figure needs a positive size in inches; got {width} x {height}")
     fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig

@@ -114,17 +114,6 @@ def check_eps(eps: float, name: str = "eps") -> float:
     return value
 
 
-def check_pixel_eps(eps: float | torch.Tensor, norm: str, name: str = "eps") -> None:
-    """InputError when a Linf ``eps`` (a number or a tensor of them) is 1 or more: on [0, 1]
-    images such a budget is written in 0-255 units by mistake, and it would let every pixel
-    take any value."""
-    if norm != "Linf":
-        return
-    largest = float(eps.max()) if torch.is_tensor(eps) and eps.numel() else eps
-    if isinstance(largest, int | float) and largest >= 1:
-        raise InputError(f"{name}={largest:g}: eps is in [0, 1] pixel units: write 8/255, not 8")
-
-
 def check_eps_grid(eps_grid: Iterable[float]) -> list[float]:
     """The grid as floats, or InputError unless every eps is finite and >= 0."""
     if isinstance(eps_grid, int | float | str) or eps_grid is None:
@@ -199,6 +188,7 @@ def check_batch(
     images: torch.Tensor,
     labels: torch.Tensor,
     eps: float | Sequence[float] | None = None,
+    *,
     model: nn.Module | None = None,
     num_classes: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,7 +216,6 @@ __all__ = [
     "check_eps_grid",
     "check_images",
     "check_labels",
-    "check_pixel_eps",
     "check_linf_radii",
     "model_dtype",
     "output_classes",

@@ -2,7 +2,7 @@
 
 A checkpoint directory holds ``model.safetensors`` (the weights, no pickle) and ``model.json``
 (the plain config it was trained with). The model is rebuilt through the model registry from
-that config: the same class, the same options, normalisation inside. The run directory of a
+that config: the same class, the same options, normalization inside. The run directory of a
 job (its ``results.json`` names the checkpoint) and the path of ``model.safetensors`` itself
 lead to the same checkpoint.
 
@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from robustlab.data import dataset_info
+from robustlab.devices import resolve_device
 from robustlab.errors import CheckpointError, RobustlabError
 from robustlab.models import create_model
-from robustlab.runtime import resolve_device
 from robustlab.training.checkpoint import (
     WEIGHTS_FILE,
     WEIGHTS_META,
@@ -100,14 +100,19 @@ def build_checkpoint_model(config: dict[str, Any]) -> nn.Module:
     try:
         info = dataset_info(config["data"]["name"])
         return create_model(
-            name, info.num_classes, info.in_channels, list(info.mean), list(info.std), **options
+            name,
+            info.num_classes,
+            info.in_channels,
+            mean=list(info.mean),
+            std=list(info.std),
+            **options,
         )
     except RobustlabError as err:
         raise CheckpointError(f"cannot rebuild the checkpoint's model: {err}") from err
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """The trained model in ``directory``: eval mode, weights loaded, normalisation inside.
+    """The trained model in ``directory``: eval mode, weights loaded, normalization inside.
 
     Args:
         directory: A checkpoint directory, its ``model.safetensors``, or a run directory whose

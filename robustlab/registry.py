@@ -70,7 +70,7 @@ class Registry(Generic[Entry]):
         def decorator(entry: Entry) -> Entry:
             previous = self._entries.get(key)
             if previous is not None and _qualname(previous) != _qualname(entry):
-                raise ValueError(f"{self.kind} name {key!r} is already registered by {previous!r}")
+                raise ConfigError(f"{self.kind} name {key!r} is already registered by {previous!r}")
             self._entries[key] = entry
             self._spelling[key] = name
             return entry

@@ -22,8 +22,8 @@ from torch import nn
 
 import robustlab
 from robustlab.attacks import PGD
+from robustlab.devices import resolve_device, seed_everything
 from robustlab.evaluation import robust_accuracy
-from robustlab.runtime import resolve_device, seed_everything
 
 DEFAULT_GRID = [0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3]  # spans digits models to ~0
 

@@ -26,14 +26,13 @@ from robustlab.data import TensorLoader, dataset_info, load_dataset, train_val_s
 from robustlab.detection import adaptive_attack, create_detector, detection_metrics, msp_score
 from robustlab.detection.crafting import craft, craft_split, noisy_negatives
 from robustlab.detection.storage import write_detection_scores
+from robustlab.devices import seed_everything
 from robustlab.fileio import write_json_atomic
 from robustlab.models import create_model
-from robustlab.models.runtime import predict
+from robustlab.models.inference import predict
 from robustlab.report.detection_plots import plot_detection_roc
 from robustlab.report.detection_table import detection_table
-from robustlab.runtime import seed_everything
-from robustlab.training import build_optimizer, fit
-from robustlab.training.objectives import CrossEntropy
+from robustlab.training import CrossEntropy, build_optimizer, fit
 
 DETECTORS = ("mahalanobis", "kd_bu", "lid")
 FIT_ON = "fgsm"
@@ -44,9 +43,9 @@ def train_model(args) -> tuple[torch.nn.Module, tuple, tuple, tuple]:
     train_x, train_y, val_x, val_y = train_val_split(
         *load_dataset("digits", split="train"), 400 / 1438, args.seed
     )
-    model = create_model(args.model, 10, 1, info.mean, info.std, dropout=args.dropout)
+    model = create_model(args.model, 10, 1, mean=info.mean, std=info.std, dropout=args.dropout)
     loader = TensorLoader(train_x, train_y, 64, seed=args.seed)
-    fit(model, loader, CrossEntropy(), build_optimizer(model, "adam", lr=3e-3), args.epochs)
+    fit(model, loader, CrossEntropy(), build_optimizer(model, "adam", lr=3e-3), epochs=args.epochs)
     model.eval()
     return model, (train_x, train_y), (val_x, val_y), load_dataset("digits", split="test")
 
@@ -87,8 +86,10 @@ def run_detector(name, model, train, val, noisy, test, args, scores) -> dict:
         results[key] = {**entry(clean_s, adv_s, n_clean), **detector.summary()}
         scores.setdefault(key, {})[name] = (clean_s, adv_s)
         if key.startswith("pgd@"):
-            attack = adaptive_attack(model, detector, args.eps, 0.25 * args.eps, 10, 0.1)
-            fooled = craft(model, attack, test.clean, test.labels, test.total, 256)
+            attack = adaptive_attack(
+                model, detector, args.eps, alpha=0.25 * args.eps, steps=10, weight=0.1
+            )
+            fooled = craft(model, attack, test.clean, test.labels, total=test.total, batch_size=256)
             adaptive_s = detector.score(fooled.positives)
             adaptive = entry(clean_s, adaptive_s, n_clean)
             # the same bar as the plain attack: the threshold catching 95% of its examples
@@ -118,9 +119,9 @@ def main() -> None:
     model, train, (val_x, val_y), (test_x, test_y) = train_model(args)
     clean_acc = float((predict(model, test_x) == test_y).float().mean())
     attacks = attacks_for(model, args.eps)
-    val = craft_split(model, val_x, val_y, attacks, 256, "validation")
-    noisy = noisy_negatives(model, val.clean, val.labels, 0.05, args.seed, 256)
-    test = craft_split(model, test_x, test_y, attacks, 256, "test")
+    val = craft_split(model, val_x, val_y, attacks, batch_size=256, name="validation")
+    noisy = noisy_negatives(model, val.clean, val.labels, std=0.05, seed=args.seed, batch_size=256)
+    test = craft_split(model, test_x, test_y, attacks, batch_size=256, name="test")
     scores: dict = {key: {} for key in attacks}
     results = {n: run_detector(n, model, train, val, noisy, test, args, scores) for n in DETECTORS}
     msp_clean = msp_score(model, test.clean)

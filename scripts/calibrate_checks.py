@@ -35,9 +35,9 @@ from robustlab.app.builders import build_data, stage_inputs
 from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.schema import register_schemas
 from robustlab.app.training_stage import train_stage
+from robustlab.devices import resolve_device, seed_everything
 from robustlab.evaluation import worst_case
 from robustlab.evaluation.worst_case_result import GRADIENT_FREE_MIN_COUNT, GRADIENT_FREE_MIN_SHARE
-from robustlab.runtime import resolve_device, seed_everything
 
 # candidate rules: name -> flag(max Square-only breaks at one eps, n)
 RULES = {

@@ -19,10 +19,9 @@ import torch
 
 from robustlab.certify import Smooth, certify_model, plot_certified_vs_empirical
 from robustlab.data import TensorLoader, dataset_info, load_dataset
+from robustlab.devices import seed_everything
 from robustlab.models import create_model
-from robustlab.runtime import seed_everything
-from robustlab.training import CrossEntropy, build_optimizer, build_scheduler, fit
-from robustlab.training.objectives import GaussianNoise
+from robustlab.training import CrossEntropy, GaussianNoise, build_optimizer, build_scheduler, fit
 
 RUNS = [("small_cnn", 0.0), ("small_cnn", 0.25), ("small_cnn", 0.5), ("resnet20", 0.0)]
 
@@ -36,7 +35,7 @@ def train(name: str, sigma: float, epochs: int = 15) -> tuple[torch.nn.Module, f
     optimizer = build_optimizer(model, "sgd", lr=0.05)
     scheduler = build_scheduler(optimizer, "cosine", epochs, len(loader))
     objective = GaussianNoise(sigma) if sigma > 0 else CrossEntropy()
-    result = fit(model, loader, objective, optimizer, epochs, scheduler=scheduler)
+    result = fit(model, loader, objective, optimizer, epochs=epochs, scheduler=scheduler)
     return model.eval(), result.seconds
 
 
@@ -45,7 +44,7 @@ def n_study(model, images, labels, sigma, sizes, big=100_000) -> dict:
     out = {}
     for n in [*sizes, big]:
         began = time.perf_counter()
-        _, radii = Smooth(model, 10, sigma, seed=1).certify(images, 100, n, 0.001, 5000)
+        _, radii = Smooth(model, 10, sigma, seed=1).certify(images, 100, n, 0.001, batch_size=5000)
         out[n] = {"mean_radius": float(radii.mean()), "seconds": time.perf_counter() - began}
     return out
 

@@ -21,10 +21,10 @@ import torch
 
 from robustlab.attacks import PGD
 from robustlab.data import dataset_info, load_dataset
+from robustlab.devices import seed_everything
 from robustlab.explain import explain_robustness, plot_explanations, plot_se_attention
 from robustlab.fileio import json_safe
 from robustlab.models import create_model
-from robustlab.runtime import seed_everything
 from robustlab.training import load_weights
 from robustlab.training.checkpoint import WEIGHTS_META, read_json
 
@@ -35,7 +35,12 @@ def load_model(directory: Path) -> tuple[torch.nn.Module, str]:
     options = {k: v for k, v in config["model"].items() if k != "_target_" and v is not None}
     info = dataset_info(config["data"]["name"])
     model = create_model(
-        options.pop("name"), info.num_classes, info.in_channels, info.mean, info.std, **options
+        options.pop("name"),
+        info.num_classes,
+        info.in_channels,
+        mean=info.mean,
+        std=info.std,
+        **options,
     )
     load_weights(directory, model)
     return model.eval(), config["data"]["name"]

@@ -94,7 +94,9 @@ def saved_checkpoint(
 
     torch.manual_seed(seed)
     info = dataset_info(data)
-    net = create_model(model, info.num_classes, info.in_channels, list(info.mean), list(info.std))
+    net = create_model(
+        model, info.num_classes, info.in_channels, mean=list(info.mean), std=list(info.std)
+    )
     if epochs:
         images, labels = load_dataset(data, split="train")
         optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)

@@ -7,8 +7,8 @@ from torch import nn
 
 from robustlab.attacks.pgd import PGD
 from robustlab.data import TensorLoader, load_dataset
+from robustlab.devices import seed_everything
 from robustlab.models import create_model
-from robustlab.runtime import seed_everything
 from robustlab.training import CrossEntropy, build_optimizer, build_scheduler, fit
 from robustlab.training.objectives import (
     TRADES,
@@ -73,7 +73,7 @@ def train(
     loader = TensorLoader(images, labels, batch_size=32, shuffle=True, seed=seed)
     optimizer = build_optimizer(model, "sgd", lr=lr, momentum=0.9, weight_decay=5e-4)
     sched = build_scheduler(optimizer, scheduler, epochs=epochs, steps_per_epoch=len(loader))
-    result = fit(model, loader, objective, optimizer, epochs, scheduler=sched, **fit_kwargs)
+    result = fit(model, loader, objective, optimizer, epochs=epochs, scheduler=sched, **fit_kwargs)
     return model, result
 
 

@@ -163,9 +163,15 @@ def _fit_linear(directory: Path, monitor: Monitor | None):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     callbacks = [_Scripted()] if monitor else []
     result = fit(
-        model, _Batches(), CrossEntropy(), optimizer, 4, checkpoint_dir=directory,
-        callbacks=callbacks, monitor=monitor,
-    )  # fmt: skip
+        model,
+        _Batches(),
+        CrossEntropy(),
+        optimizer,
+        epochs=4,
+        checkpoint_dir=directory,
+        callbacks=callbacks,
+        monitor=monitor,
+    )
     return model, result
 
 

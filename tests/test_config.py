@@ -21,9 +21,9 @@ from robustlab.attacks import build_attack, list_attacks, takes_eps
 from robustlab.attacks.catalogue import attack_factory
 from robustlab.data import dataset_info
 from robustlab.detection import DEFAULT_NOISE_GRID, DetectionProtocol
+from robustlab.devices import resolve_device
 from robustlab.errors import ConfigError
 from robustlab.models import create_model
-from robustlab.runtime import resolve_device
 from robustlab.training import build_optimizer, create_defense, list_defenses
 from robustlab.training.objectives import defense_options
 from tests.app_helpers import run_entry
@@ -176,7 +176,7 @@ def test_checkpoint_identity_hashes_only_what_the_objective_uses(composer):
         cfg = composer(*overrides)
         defense = build_defense(cfg.defense)
         identity = training_identity(
-            cfg, "model", defense.objective(), cfg.train.epochs, None, defense.heldout_check()
+            cfg, "model", defense.objective(), cfg.train.epochs, heldout=defense.heldout_check()
         )
         return checkpoint_dir(cfg, identity)
 

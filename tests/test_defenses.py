@@ -100,6 +100,27 @@ def test_trades_maximises_the_kl_inside_the_ball(batch):
     assert kl_adv.mean() > 10 * kl_noise.mean()
 
 
+def test_trades_loss_is_clean_ce_plus_beta_times_the_kl_to_the_adversarial(batch, monkeypatch):
+    # Zhang et al. (2019), eq. 5, computed here independently in float64 on a fixed x_adv
+    images, labels = batch
+    model = tiny_model().eval()  # running BN statistics: both forwards see the same layers
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        head.weight.mul_(30.0)  # confident logits, so that x and x_adv disagree visibly
+    torch.manual_seed(0)
+    adv = (images + 0.2 * torch.randn_like(images)).clamp(0, 1)
+    objective = TRADES(eps=EPS, alpha=EPS / 4, steps=1, beta=3.0)
+    monkeypatch.setattr(objective, "adversarial", lambda model, images: (adv, 0))
+    step = objective(model, images, labels)
+    with torch.no_grad():
+        clean_logits, adv_logits = model(images).double(), model(adv).double()
+        p_clean, p_adv = clean_logits.softmax(1), adv_logits.softmax(1)
+        kl = (p_clean * (p_clean.log() - p_adv.log())).sum(1).mean()
+        expected = F.cross_entropy(clean_logits, labels) + 3.0 * kl
+    assert kl > 1e-3  # the robust term is large enough for a lost beta to show
+    assert step.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 @pytest.mark.parametrize("name", ["pgd_eval", "pgd_train", "trades"])
 def test_crafting_leaves_the_model_untouched(name, batch):
     images, labels = batch

@@ -105,8 +105,8 @@ def test_evaluate_detection_fits_on_validation_only(setup):
         spy,
         (val_x, val_y),
         (test_x, setup.test[1]),
-        attacks,
-        DetectionProtocol(fit_on=("fgsm", EPS)),
+        attacks=attacks,
+        protocol=DetectionProtocol(fit_on=("fgsm", EPS)),
     )
     results = report.to_results()["detection"]
     assert set(results) == {"fgsm@0.15", "pgd@0.15", "pgd@0.15|unseen(fgsm@0.15)"}
@@ -159,10 +159,6 @@ def test_adaptive_loss_lowers_detector_score_and_true_probability(setup, detecto
 
 
 def test_adaptive_attack_with_native_pgd_evades_better(setup, detector):
-    try:
-        from robustlab.attacks import PGD  # noqa: F401  (adaptive_attack runs on this engine)
-    except ImportError:
-        pytest.skip("robustlab.attacks.PGD is not importable yet")
     model = setup.model
     _fit_fgsm(setup, detector)
     images, labels = _correct(model, *setup.test)
@@ -191,7 +187,9 @@ def test_evaluate_detection_reports_adaptive_next_to_known(setup):
         "cw": torchattacks.CW(model, c=1.0, steps=10),
     }
     protocol = DetectionProtocol(adaptive=True, adaptive_weight=1.0, adaptive_steps=8)
-    report = evaluate_detection(model, detector, setup.val, setup.test, attacks, protocol)
+    report = evaluate_detection(
+        model, detector, setup.val, setup.test, attacks=attacks, protocol=protocol
+    )
     assert "auroc" in report["cw"] and "adaptive" not in report["cw"]
     known = report[("pgd", EPS)]
     adaptive = known["adaptive"]

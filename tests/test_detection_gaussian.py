@@ -23,8 +23,8 @@ def _one_thread():
 
 def _closed_form(x: np.ndarray, y: np.ndarray, queries: np.ndarray, k: int):
     means = np.stack([x[y == c].mean(0) for c in range(k)])
-    centred = x - means[y]
-    cov = centred.T @ centred / len(x)
+    centered = x - means[y]
+    cov = centered.T @ centered / len(x)
     precision = np.linalg.pinv(cov)
     diffs = queries[:, None, :] - means[None]
     dist = np.einsum("ncd,de,nce->nc", diffs, precision, diffs)
@@ -50,11 +50,11 @@ def test_shrinkage_pulls_covariance_toward_scaled_identity(shrinkage):
     x, y = gaussian_clusters(num_classes=3, dim=6, per_class=15)
     detector = MahalanobisDetector(shrinkage=shrinkage).fit(FeaturesAsInput(), x, y)
     xd, yd = x.double().numpy(), y.numpy()
-    centred = xd - np.stack([xd[yd == c].mean(0) for c in range(3)])[yd]
+    centered = xd - np.stack([xd[yd == c].mean(0) for c in range(3)])[yd]
     if shrinkage == "auto":
-        cov = LedoitWolf(assume_centered=True).fit(centred).covariance_
+        cov = LedoitWolf(assume_centered=True).fit(centered).covariance_
     else:
-        emp = centred.T @ centred / len(xd)
+        emp = centered.T @ centered / len(xd)
         cov = 0.7 * emp + 0.3 * np.trace(emp) / 6 * np.eye(6)
     precision = detector.gaussians[0].precision.numpy()
     np.testing.assert_allclose(precision, np.linalg.inv(cov), rtol=1e-3)

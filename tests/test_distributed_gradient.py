@@ -33,7 +33,9 @@ def _step_gradient(rows: int, objective: str) -> list[float] | None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     info = dataset_info("digits")
-    model = create_model("resnet20", info.num_classes, info.in_channels, info.mean, info.std)
+    model = create_model(
+        "resnet20", info.num_classes, info.in_channels, mean=info.mean, std=info.std
+    )
     images, labels = load_dataset("digits", split="train")
     trained, unwrap = wrap_model(model.train())
     torch.manual_seed(1)  # the step's random starts, the same on every rank

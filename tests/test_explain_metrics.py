@@ -13,7 +13,7 @@ from robustlab.errors import ConfigError
 from robustlab.explain import (
     attribute,
     deletion_insertion,
-    randomisation_correlation,
+    randomization_correlation,
     randomized_copy,
     spearman,
     topk_intersection,
@@ -87,8 +87,8 @@ def test_randomised_model_changes_the_maps_and_leaves_the_original_alone():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not torch.equal(clone[1].weight, model[1].weight)
     images, target = torch.rand(16, 1, 8, 8), torch.zeros(16, dtype=torch.long)
-    rho = randomisation_correlation(model, images, target, "saliency", seed=3)
+    rho = randomization_correlation(model, images, target, "saliency", seed=3)
     assert rho.mean() < 0.5
     # a "model" whose maps cannot depend on weights (no parameters) correlates perfectly
-    rho_fixed = randomisation_correlation(nn.Flatten(), images, target, "saliency", seed=3)
+    rho_fixed = randomization_correlation(nn.Flatten(), images, target, "saliency", seed=3)
     assert torch.allclose(rho_fixed[torch.isfinite(rho_fixed)], torch.ones(1))

@@ -51,13 +51,16 @@ def test_no_excitations_for_a_model_without_se():
     model = _model("resnet20")
     images = digits_split()[2][:4]
     assert record_excitations(model, images) == {}
-    assert se_attention_shift(model, images, images, torch.zeros(4, dtype=torch.long), 10) is None
+    assert (
+        se_attention_shift(model, images, images, torch.zeros(4, dtype=torch.long), num_classes=10)
+        is None
+    )
 
 
 def test_unchanged_inputs_do_not_move_attention():
     model = _model("se_resnet20")
     images, labels = digits_split()[2][:20], digits_split()[3][:20]
-    shift = se_attention_shift(model, images, images.clone(), labels, 10)
+    shift = se_attention_shift(model, images, images.clone(), labels, num_classes=10)
     assert all(b.mean_abs_delta == 0 and abs(b.cosine - 1) < 1e-6 for b in shift.blocks)
     assert set(shift.stages()) == {"0", "1", "2"}
 

@@ -36,7 +36,7 @@ def test_the_shift_report_names_the_dead_block_instead_of_a_bare_zero():
     model = _model_with_a_dead_block()
     images, labels = digits_split()[2][:24], digits_split()[3][:24]
     adversarial = PGD(model, eps=0.1, alpha=0.025, steps=5)(images, labels)
-    shift = se_attention_shift(model, images, adversarial, labels, 10)
+    shift = se_attention_shift(model, images, adversarial, labels, num_classes=10)
     blocks = {b.name: b for b in shift.blocks}
     assert blocks[KILLED].dead and blocks[KILLED].mean_abs_delta == 0.0
     assert not any(b.dead for name, b in blocks.items() if name != KILLED)

@@ -18,7 +18,7 @@ from robustlab.data import dataset_info, load_dataset, stratified_subset
 from robustlab.errors import CheckpointError, ConfigError
 from robustlab.loading import load_state_dict_into, read_state_dict
 from robustlab.models import create_model
-from robustlab.models.runtime import predict
+from robustlab.models.inference import predict
 from robustlab.training.checkpoint import save_weights
 from tests.app_helpers import compose_tiny, job_results, run_console
 from tests.external_models import fitted_mlp, mlp
@@ -152,7 +152,7 @@ def test_torch_export_and_torchscript_files_are_models(trained, tmp_path, suffix
 
 
 def test_load_checkpoint_follows_a_run_directory_and_a_weights_file(tmp_path):
-    model = create_model("small_cnn", 10, 1, [0.3], [0.4]).eval()
+    model = create_model("small_cnn", 10, 1, mean=[0.3], std=[0.4]).eval()
     config = {"model": {"name": "small_cnn"}, "data": {"name": "digits"}}
     weights = save_weights(tmp_path / "checkpoints" / "abc", model, {"config": config})
     run = tmp_path / "outputs" / "day" / "run"

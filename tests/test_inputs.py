@@ -11,11 +11,11 @@ from torch import nn
 from robustlab.attacks import PGD, AttackSpec, attack_factory
 from robustlab.certify import Smooth, operator_norm
 from robustlab.detection import MahalanobisDetector
+from robustlab.devices import resolve_device
 from robustlab.errors import ConfigError, InputError
 from robustlab.evaluation import evaluate_robustness, robust_accuracy, worst_case
 from robustlab.explain import attribute
 from robustlab.inputs import check_batch, check_eps, check_images, check_labels, row_list
-from robustlab.runtime import resolve_device
 
 
 class Features(nn.Module):

@@ -10,7 +10,7 @@ import torch
 
 from robustlab.errors import ConfigError
 from robustlab.evaluation.l0 import WORST_CASE, accuracy_over_budgets, changed_pixels, l0_robustness
-from robustlab.models.runtime import predict
+from robustlab.models.inference import predict
 from tests.attack_fixtures import digits, model  # noqa: F401  (pytest fixtures)
 
 

@@ -13,7 +13,7 @@ import robustlab
 from robustlab.app.pipeline import run_pipeline
 from robustlab.data import load_dataset, stratified_subset
 from robustlab.errors import CheckpointError
-from robustlab.models.runtime import predict
+from robustlab.models.inference import predict
 from tests.app_helpers import compose_tiny
 
 

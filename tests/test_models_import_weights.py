@@ -118,6 +118,7 @@ def _randomise(model: nn.Module) -> nn.Module:
 
 @pytest.mark.parametrize("wrap", [None, "state_dict", "model", "module"])
 def test_wrn_logits_match_reference(tmp_path, wrap):
+    torch.manual_seed(0)  # the spread check below must not depend on the tests run before
     ref = _randomise(RefWideResNet(10, 7, 2, sub_block1=True))
     state = ref.state_dict()
     if wrap == "module":
@@ -128,7 +129,9 @@ def test_wrn_logits_match_reference(tmp_path, wrap):
     with torch.no_grad():
         logits = model(x)
         assert torch.allclose(logits, ref(x), atol=1e-5, rtol=0)
-    assert logits.abs().max() > 0.01 and logits.std(0).max() > 1e-3  # a comparison that can fail
+    # a comparison that can fail: the logits differ between images by far more than atol
+    # (a seeded 0.001 here; a deep net at random init maps uniform noise to nearby logits)
+    assert logits.abs().max() > 0.01 and logits.std(0).max() > 50 * 1e-5
     assert not model.training
 
 

@@ -49,16 +49,16 @@ def test_registered_and_options():
 
 def test_small_wrn_contract_features_logits_and_normalisation_inside():
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
-    model = create_model("wide_resnet", 7, 3, mean, std, depth=10, widen_factor=1).eval()
+    model = create_model("wide_resnet", 7, 3, mean=mean, std=std, depth=10, widen_factor=1).eval()
     x = torch.rand(2, 3, 32, 32)
     feats = model.forward_features(x)
     assert [f.shape[1:] for f in feats] == [(16, 32, 32), (32, 16, 16), (64, 8, 8)]
     assert torch.allclose(model(x), model.forward_head(feats[-1]))
     bare = create_model("wide_resnet", 7, 3, depth=10, widen_factor=1).eval()
-    bare.load_state_dict({**model.state_dict(), **{k: v for k, v in bare.state_dict().items()
-                                                   if k.startswith("normalize.")}})  # fmt: skip
-    normalised = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    assert torch.allclose(model(x), bare(normalised), atol=1e-5)
+    identity = {k: v for k, v in bare.state_dict().items() if k.startswith("normalize.")}
+    bare.load_state_dict({**model.state_dict(), **identity})
+    normalized = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.allclose(model(x), bare(normalized), atol=1e-5)
 
 
 def test_se_option_adds_one_gate_per_block():

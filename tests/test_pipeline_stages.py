@@ -48,10 +48,46 @@ def test_certify_stage_writes_certificates_below_the_attacks(certified_run):
     assert linf["0.1"] <= suite_accuracy + 1e-9
 
 
-def test_the_sweep_report_draws_certified_next_to_empirical(certified_run):
-    _, root = certified_run
+def _drawn_lines(monkeypatch) -> list[dict]:
+    """Per saved certify figure: each panel's title and its lines, label -> {x: y}."""
+    import robustlab.certify.plots as plots
+
+    figures, real_save = [], plots.save_figure
+
+    def capture(fig, path, *args):
+        figures.append(
+            {
+                ax.get_title(): {
+                    line.get_label(): dict(zip(line.get_xdata(), line.get_ydata(), strict=True))
+                    for line in ax.get_lines()
+                }
+                for ax in fig.axes
+                if ax.get_visible()
+            }
+        )
+        return real_save(fig, path, *args)
+
+    monkeypatch.setattr(plots, "save_figure", capture)
+    return figures
+
+
+def test_the_sweep_report_draws_certified_next_to_empirical(certified_run, monkeypatch):
+    payload, root = certified_run
+    figures = _drawn_lines(monkeypatch)
     paths = write_report(root / "sweep")
     assert "certified_vs_empirical.png" in {p.name for p in paths.plots}
+    # the figure draws the job's own curves, point for point, in one panel for its config
+    [panels] = figures
+    [(title, lines)] = panels.items()
+    assert title.endswith("/ gaussian_noise")
+    expected = {
+        "certified (randomized smoothing)": payload["certified_accuracy"]["smoothing"]["curve"],
+        "certified (Lipschitz margin)": payload["lipschitz"]["curve"],
+        "empirical (min-norm L2 attack)": payload["min_norm_curve"]["L2"],
+    }
+    assert set(lines) == set(expected)
+    for label, curve in expected.items():
+        assert lines[label] == pytest.approx({float(r): v for r, v in curve.items()}), label
 
 
 def test_every_detector_is_compared_on_the_same_adversarial_examples(tmp_path):

@@ -21,7 +21,7 @@ from robustlab.evaluation import evaluate_robustness, robust_accuracy
 from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.suite import worst_case
 from robustlab.models import create_model
-from robustlab.models.precision import AutocastModel, amp_dtype, crafting_model, prepare_model
+from robustlab.models.acceleration import AutocastModel, amp_dtype, crafting_model, prepare_model
 
 EPS = 8 / 255
 
@@ -125,7 +125,7 @@ def test_the_suite_and_every_attack_judge_in_fp32(tie):
 
 def test_amp_and_compile_apply_on_cuda_only_and_say_so(caplog):
     cpu = torch.device("cpu")
-    with caplog.at_level(logging.INFO, logger="robustlab.models.precision"):
+    with caplog.at_level(logging.INFO, logger="robustlab.models.acceleration"):
         assert amp_dtype(True, cpu, "eval.amp") is None
         assert amp_dtype(True, torch.device("cuda")) is torch.bfloat16
         assert amp_dtype(False, torch.device("cuda")) is None

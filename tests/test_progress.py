@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from robustlab.runtime import progress_bar, progress_enabled
+from robustlab.progress import progress_bar, progress_enabled
 
 
 class _Terminal(io.StringIO):

@@ -20,7 +20,7 @@ from robustlab.fileio import write_json_atomic
 from robustlab.report import plots
 from robustlab.report.records import load_run_records, record_from_payload
 from robustlab.report.sweep import write_report
-from robustlab.report.tables import aggregate_over_seeds, build_table
+from robustlab.report.tables import aggregate_over_seeds, build_table, write_csv
 
 EPS = ("0.05", "0.1", "0.2")
 # (model, defense) -> per seed: clean, pgd accuracy per eps, train seconds, warnings.
@@ -318,6 +318,42 @@ def test_write_json_atomic_writes_whole_files_only(tmp_path: Path, monkeypatch) 
         write_json_atomic(path, {"a": 2})
     assert path.read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_a_csv_that_fails_mid_write_leaves_the_old_table(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    write_csv(path, ["a"], [{"a": 1}, {"a": 2}])
+    before = path.read_text()
+
+    def rows():
+        yield {"a": 3}
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_csv(path, ["a"], rows())
+    assert path.read_text() == before == "a\n1\n2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+def test_a_summary_that_fails_mid_write_leaves_the_old_one(
+    sweep: Path, tmp_path: Path, monkeypatch
+) -> None:
+    out = tmp_path / "out"
+    before = write_report(sweep, out).summary.read_text()
+    real_write_text = Path.write_text
+
+    def write_half_then_fail(self: Path, text: str, *args, **kwargs) -> int:
+        if "summary.md" not in self.name:
+            return real_write_text(self, text, *args, **kwargs)
+        real_write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError("killed")
+
+    monkeypatch.setattr(Path, "write_text", write_half_then_fail)
+    with pytest.raises(OSError, match="killed"):
+        write_report(sweep, out)
+    monkeypatch.undo()
+    assert (out / "summary.md").read_text() == before
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_groups_split_on_other_overrides_and_labels_drop_shared_ones() -> None:

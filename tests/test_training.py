@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from robustlab.data import TensorLoader, load_dataset
+from robustlab.devices import seed_everything
 from robustlab.errors import CheckpointError
 from robustlab.models import create_model
-from robustlab.runtime import seed_everything
 from robustlab.training import (
     CrossEntropy,
     TrainingState,
@@ -37,7 +37,7 @@ def _train(epochs: int, directory=None, seed: int = 0, config=None):
         loader,
         CrossEntropy(),
         optimizer,
-        epochs,
+        epochs=epochs,
         scheduler=scheduler,
         checkpoint_dir=directory,
         config=config,

@@ -23,8 +23,6 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hydra._internal.hydra import Hydra
-from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
@@ -34,6 +32,11 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from robustlab.app.config_path import CONFIG_DIR
 from robustlab.app.help import app_help, is_schema_entry
+from robustlab.app.hydra_internals import (
+    Hydra,
+    create_automatic_config_search_path,
+    get_args_parser,
+)
 from robustlab.app.schema import register_schemas
 from robustlab.app.validate import (
     JobCheck,

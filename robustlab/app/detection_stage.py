@@ -144,4 +144,12 @@ def detect_stage(
         log.info("detection reuses the evaluation's adversarial examples: %s", list(reused))
     else:
         test = stratified_subset(*bundle.test, det.max_examples, seed=inputs.seed)
-    return evaluate_detection(inputs.model, detectors, val, test, attacks, protocol, reused)
+    return evaluate_detection(
+        inputs.model,
+        detectors,
+        val,
+        test,
+        attacks=attacks,
+        protocol=protocol,
+        test_adversarial=reused,
+    )

@@ -103,7 +103,12 @@ def evaluate_stage(
     if l0_specs and is_main_process():
         l0_images, l0_labels = stratified_subset(images, labels, ev.l0.max_examples, inputs.seed)
         l0 = l0_robustness(
-            inputs.model, l0_images, l0_labels, l0_specs, list(ev.l0.budgets), ev.batch_size
+            inputs.model,
+            l0_images,
+            l0_labels,
+            l0_specs,
+            budgets=list(ev.l0.budgets),
+            batch_size=ev.batch_size,
         )
     return EvaluationReport.extend(report, l0, describe_preprocessing(inputs.model))
 

@@ -14,11 +14,11 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
-from hydra._internal.hydra import Hydra
-from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
+
+from robustlab.app.hydra_internals import Hydra, get_args_parser
 
 SCHEMA_SUFFIX = "_schema"  # the options' schemas are entries of their group too, not options
 # groups chosen by the config itself (``experiment_defense@_global_: ${experiment}/${defense}``)

@@ -18,10 +18,10 @@ from torch import nn
 
 from robustlab.app.card_stage import publish_card
 from robustlab.app.validate import validate_config
+from robustlab.devices import resolve_device, seed_everything
 from robustlab.distributed import init_distributed, is_main_process
 from robustlab.errors import RobustlabError
 from robustlab.models import model_param_count, se_overhead
-from robustlab.runtime import resolve_device, seed_everything
 from robustlab.tracking.results import (
     RESULTS_FILE,
     JobIdentity,

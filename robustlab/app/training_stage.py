@@ -23,7 +23,7 @@ from robustlab.app.builders import (
     plain_config,
 )
 from robustlab.distributed import barrier, broadcast_object, is_main_process, world_size
-from robustlab.models.precision import amp_dtype, prepare_model
+from robustlab.models.acceleration import amp_dtype, prepare_model
 from robustlab.training import (
     Monitor,
     Objective,
@@ -85,6 +85,7 @@ def training_identity(
     role: str,
     objective: Objective,
     epochs: int,
+    *,
     teacher: str | None = None,
     heldout: HeldOutCheck | None = None,
 ) -> dict[str, Any]:
@@ -149,6 +150,7 @@ def _train(
     device: torch.device,
     model: nn.Module,
     objective: Objective,
+    *,
     directories: tuple[Path, Path],
     identity: dict[str, Any],
     log_metrics,
@@ -158,18 +160,30 @@ def _train(
     staging, directory = directories
     loader = build_loader(cfg, bundle, device)
     t, epochs = cfg.train, identity["epochs"]
-    optimizer = build_optimizer(model, t.optimizer, t.lr, t.momentum, t.weight_decay, t.nesterov)
+    optimizer = build_optimizer(
+        model,
+        t.optimizer,
+        t.lr,
+        momentum=t.momentum,
+        weight_decay=t.weight_decay,
+        nesterov=t.nesterov,
+    )
     scheduler = build_scheduler(
-        optimizer, t.scheduler, epochs, len(loader), t.warmup_epochs,
-        gamma=t.lr_gamma, epoch_milestones=list(t.milestones),
-    )  # fmt: skip
+        optimizer,
+        t.scheduler,
+        epochs,
+        len(loader),
+        warmup_epochs=t.warmup_epochs,
+        gamma=t.lr_gamma,
+        epoch_milestones=list(t.milestones),
+    )
     callbacks, monitor = heldout_monitor(heldout, bundle, device, cfg.seed)
     result = fit(
         model,
         loader,
         objective,
         optimizer,
-        epochs,
+        epochs=epochs,
         scheduler=scheduler,
         checkpoint_dir=staging,
         config=identity,
@@ -210,6 +224,7 @@ def fit_or_reuse(
     device: torch.device,
     identity: dict[str, Any],
     objective: Objective,
+    *,
     log_metrics=None,
     heldout: HeldOutCheck | None = None,
 ) -> TrainedModel:
@@ -241,7 +256,15 @@ def fit_or_reuse(
         staging = staging_directory(directory)
         directories = (staging, directory)
         summary = _train(
-            cfg, bundle, device, model, objective, directories, identity, log_metrics, heldout
+            cfg,
+            bundle,
+            device,
+            model,
+            objective,
+            directories=directories,
+            identity=identity,
+            log_metrics=log_metrics,
+            heldout=heldout,
         )
         meta = {
             "config": plain_config(cfg),
@@ -269,8 +292,12 @@ def train_stage(
     objective = defense.objective(teacher.model if teacher else None)
     heldout = defense.heldout_check()
     teacher_name = teacher.directory.name if teacher else None
-    identity = training_identity(cfg, "model", objective, cfg.train.epochs, teacher_name, heldout)
-    trained = fit_or_reuse(cfg, bundle, device, identity, objective, log_metrics, heldout)
+    identity = training_identity(
+        cfg, "model", objective, cfg.train.epochs, teacher=teacher_name, heldout=heldout
+    )
+    trained = fit_or_reuse(
+        cfg, bundle, device, identity, objective, log_metrics=log_metrics, heldout=heldout
+    )
     trained.summary.teacher = teacher.summary if teacher else None
     trained.noise_sigma = defense.noise_sigma()
     return trained

@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, RangeSweep
 from omegaconf import DictConfig, OmegaConf
 
 from robustlab.app.external_model import check_external_options, is_external
+from robustlab.app.hydra_internals import BasicSweeper
 from robustlab.app.option_schemas import options_with_key
 from robustlab.data import needs_root
 from robustlab.errors import ConfigError

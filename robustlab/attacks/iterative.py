@@ -10,8 +10,9 @@ public methods only, giving every row of a batch its own radius and step size::
         grad, logits = attack.gradient(adv, images, labels)
         adv = attack.step(adv, images, grad, eps=radii, alpha=step_sizes)
 
-Call ``gradient`` inside ``attack.model_context()`` (or ``robustlab.models.inference.model_context``)
-so that the model is in the attack's mode and its parameters are frozen.
+Call ``gradient`` inside ``attack.model_context()``
+(or ``robustlab.models.inference.model_context``) so that the model is in the attack's mode
+and its parameters are frozen.
 """
 
 from __future__ import annotations

@@ -21,10 +21,11 @@ from robustlab.certify.min_norm import (
     min_norm_perturbations,
     robust_accuracy_curve,
 )
+from robustlab.certify.model_bounds import certify_model
 from robustlab.certify.operator_norm import batchnorm_scale, operator_norm, spectral_norm
 from robustlab.certify.plots import plot_certified_vs_empirical
 from robustlab.certify.smoothing import ABSTAIN, Smooth, clopper_pearson_lower
-from robustlab.certify.summary import CertificationReport, SmoothingResult, certify_model
+from robustlab.certify.summary import CertificationReport, SmoothingResult
 
 __all__ = [
     "ABSTAIN",

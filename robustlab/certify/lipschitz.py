@@ -17,7 +17,7 @@ The bound is the product of per-layer bounds along the network:
   ``SE(u) - SE(v) = (u - v) g(u) + v (g(u) - g(v))``,
   ``||SE(u) - SE(v)|| <= (1 + max_c ||v_c|| * ||W1|| ||W2|| / (4 sqrt(HW))) ||u - v||``
   (sigmoid is 1/4-Lipschitz, the spatial mean has norm 1/sqrt(HW)). ``max_c ||v_c||`` is bounded
-  over the whole input box: inputs lie within ``R0 = 0.5 sqrt(d)`` of the box centre ``x0``, so
+  over the whole input box: inputs lie within ``R0 = 0.5 sqrt(d)`` of the box center ``x0``, so
   the SE input lies within ``L_prefix R0`` of its value at ``x0``, and
   ``max_c ||v_c|| <= max_c ||v_c(x0)|| + L_prefix R0``. The bound holds on [0, 1]^d, where
   every attack of this library stays.
@@ -37,9 +37,10 @@ import torch
 from torch import nn
 
 from robustlab.certify.operator_norm import batchnorm_scale, operator_norm, spectral_norm
+from robustlab.errors import ConfigError
 from robustlab.models.base import ClassifierHead, FeatureClassifier
+from robustlab.models.inference import model_context, model_device
 from robustlab.models.layers import BasicBlock, Normalize, PreActBlock, SqueezeExcite
-from robustlab.models.runtime import model_context, model_device
 
 ONE_LIPSCHITZ = (nn.ReLU, nn.Identity, nn.Flatten, nn.Dropout)
 BN = nn.modules.batchnorm._BatchNorm
@@ -58,7 +59,7 @@ class LipschitzBound:
 
 class _Walk:
     """Walks a network in forward order, multiplying bounds and carrying the activation of the
-    input box's centre (``ref``) and the radius around it that the box maps into."""
+    input box's center (``ref``) and the radius around it that the box maps into."""
 
     def __init__(self, ref: torch.Tensor, radius: float, iters: int, tol: float, prefix: str):
         self.ref, self.radius, self.iters, self.tol = ref, radius, iters, tol
@@ -85,7 +86,9 @@ class _Walk:
             name, module = named[i]
             after = named[i + 1][1] if i + 1 < len(named) else None
             if isinstance(module, (nn.Conv2d, nn.Linear)) and isinstance(after, BN):
-                factor = operator_norm(module, self.ref.shape[1:], self.iters, self.tol, after)
+                factor = operator_norm(
+                    module, self.ref.shape[1:], iters=self.iters, tol=self.tol, bn=after
+                )
                 self.record(f"{name}+bn", factor, after(module(self.ref)))
                 i += 2
                 continue
@@ -120,26 +123,28 @@ class _Walk:
         if isinstance(module, ONE_LIPSCHITZ):
             return 1.0
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            return operator_norm(module, shape, self.iters, self.tol)
+            return operator_norm(module, shape, iters=self.iters, tol=self.tol)
         if isinstance(module, BN):
             return float(batchnorm_scale(module).abs().max())
         if isinstance(module, Normalize):
             return float(module.std.detach().double().reciprocal().max())
         if isinstance(module, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
-            return spectral_norm(module, shape, self.iters, self.tol, device=self.ref.device)
+            return spectral_norm(
+                module, shape, iters=self.iters, tol=self.tol, device=self.ref.device
+            )
         if isinstance(module, nn.MaxPool2d):
             return _max_pool_bound(module)
         if isinstance(module, SqueezeExcite):
             return self._squeeze_excite(module)
-        raise ValueError(
+        raise ConfigError(
             f"lipschitz_bound has no rule for {type(module).__name__}; supported: Conv2d, Linear, "
             "BatchNorm, ReLU, pooling, Normalize, Sequential, ResNet blocks, SqueezeExcite"
         )
 
     def _squeeze_excite(self, se: SqueezeExcite) -> float:
         _, channels, height, width = self.ref.shape
-        w1 = operator_norm(se.fc1, (channels,), self.iters, self.tol)
-        w2 = operator_norm(se.fc2, (se.hidden,), self.iters, self.tol)
+        w1 = operator_norm(se.fc1, (channels,), iters=self.iters, tol=self.tol)
+        w2 = operator_norm(se.fc2, (se.hidden,), iters=self.iters, tol=self.tol)
         largest = float(self.ref.flatten(2).norm(dim=2).max()) + self.radius
         return 1.0 + largest * w1 * w2 / (4.0 * math.sqrt(height * width))
 
@@ -184,9 +189,9 @@ def lipschitz_bound(
     inputs of ``input_shape`` ``(C, H, W)``, and the factor of every layer (eval mode: BatchNorm
     uses its running statistics). See the module docstring for each rule."""
     shape = tuple(int(s) for s in input_shape)
-    centre = torch.full((1, *shape), 0.5, device=model_device(model))
+    center = torch.full((1, *shape), 0.5, device=model_device(model))
     radius = 0.5 * math.sqrt(math.prod(shape))  # every point of [0, 1]^d is this close to it
-    walk = _Walk(centre, radius, iters, tol, "")
+    walk = _Walk(center, radius, iters, tol, "")
     with model_context(model, "eval"), torch.no_grad():
         walk.module("model", model)
     return LipschitzBound(walk.bound, walk.layers)
@@ -198,6 +203,7 @@ def margin_certificate(
     images: torch.Tensor,
     lipschitz: float,
     labels: torch.Tensor | None = None,
+    *,
     batch_size: int = 256,
 ) -> torch.Tensor:
     """Per example the certified L2 radius ``margin / (sqrt(2) L)`` (Tsuzuku et al. 2018).
@@ -206,7 +212,7 @@ def margin_certificate(
     or, without labels, the predicted class. Returns a CPU float64 tensor (N,).
     """
     if not lipschitz > 0:
-        raise ValueError(f"the Lipschitz bound must be > 0, got {lipschitz!r}")
+        raise ConfigError(f"the Lipschitz bound must be > 0, got {lipschitz!r}")
     device = model_device(model)
     margins = []
     with model_context(model, "eval"):

@@ -24,8 +24,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from robustlab.models.runtime import model_context, model_device
-from robustlab.runtime import progress
+from robustlab.errors import ConfigError, InputError
+from robustlab.models.inference import model_context, model_device
+from robustlab.progress import progress
 
 DUAL = {"L2": 2.0, "Linf": 1.0}
 ORDER = {"L2": 2.0, "Linf": math.inf}
@@ -49,6 +50,7 @@ def fmn_batch(
     images: torch.Tensor,
     labels: torch.Tensor,
     norm: str = "L2",
+    *,
     steps: int = 100,
     alpha_init: float = 1.0,
     gamma_init: float = 0.05,
@@ -98,6 +100,7 @@ def min_norm_perturbations(
     images: torch.Tensor,
     labels: torch.Tensor,
     norm: str = "L2",
+    *,
     steps: int = 100,
     batch_size: int = 256,
     alpha_init: float = 1.0,
@@ -108,7 +111,7 @@ def min_norm_perturbations(
     Every returned norm is re-checked: the perturbed image is misclassified by the model.
     """
     if norm not in ORDER:
-        raise ValueError(f"norm must be one of {', '.join(ORDER)}, got {norm!r}")
+        raise ConfigError(f"norm must be one of {', '.join(ORDER)}, got {norm!r}")
     device = model_device(model)
     norms = []
     batches = range(0, len(images), batch_size)
@@ -116,7 +119,7 @@ def min_norm_perturbations(
         for start in progress(batches, desc=f"FMN {norm}", total=len(batches)):
             x = images[start : start + batch_size].to(device)
             y = labels[start : start + batch_size].to(device)
-            adv = fmn_batch(model, x, y, norm, steps, alpha_init)
+            adv = fmn_batch(model, x, y, norm, steps=steps, alpha_init=alpha_init)
             with torch.no_grad():
                 wrong = model(adv).argmax(1) != y
             size = (adv - x).flatten(1).norm(p=ORDER[norm], dim=1).double()
@@ -129,9 +132,9 @@ def combine_min_norms(*per_example: torch.Tensor | None) -> torch.Tensor:
     fixed-eps suite's smallest breaking eps with ``inf`` for never broken); ``None`` is skipped."""
     present = [t.detach().cpu().double() for t in per_example if t is not None]
     if not present:
-        raise ValueError("combine_min_norms needs at least one tensor")
+        raise InputError("combine_min_norms needs at least one tensor")
     if len({t.shape for t in present}) != 1:
-        raise ValueError(
+        raise InputError(
             f"per-example tensors differ in shape: {[tuple(t.shape) for t in present]}"
         )
     return torch.stack(present).amin(dim=0)
@@ -143,7 +146,7 @@ def robust_accuracy_curve(min_norms: torch.Tensor, eps_grid: Iterable[float]) ->
     in eps by construction)."""
     norms = min_norms.detach().cpu().double()
     if norms.numel() == 0:
-        raise ValueError("no examples: min_norms is empty")
+        raise InputError("no examples: min_norms is empty")
     return {float(eps): float((norms > eps).double().mean()) for eps in sorted(eps_grid)}
 
 

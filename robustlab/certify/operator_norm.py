@@ -25,13 +25,15 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from robustlab.errors import ConfigError, InputError
+
 LinearMap = Callable[[torch.Tensor], torch.Tensor]
 
 
 def batchnorm_scale(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
     """The per-channel scale ``gamma / sqrt(running_var + eps)`` of an eval-mode BatchNorm."""
     if bn.running_var is None:
-        raise ValueError("BatchNorm without running statistics (track_running_stats=False)")
+        raise ConfigError("BatchNorm without running statistics (track_running_stats=False)")
     scale = torch.rsqrt(bn.running_var.detach().double() + bn.eps)
     if bn.weight is not None:
         scale = scale * bn.weight.detach().double()
@@ -41,6 +43,7 @@ def batchnorm_scale(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
 def spectral_norm(
     apply: LinearMap,
     input_shape: Sequence[int],
+    *,
     iters: int = 500,
     tol: float = 1e-7,
     seed: int = 0,
@@ -87,7 +90,7 @@ def layer_map(layer: nn.Module, bn: nn.Module | None = None) -> LinearMap:
         alone = batchnorm_scale(layer)
         return lambda x: _channel_scale(alone, x)
     if not isinstance(layer, (nn.Conv2d, nn.Linear)):
-        raise ValueError(
+        raise ConfigError(
             f"operator_norm supports Conv2d, Linear and BatchNorm (optionally after a Conv2d or "
             f"Linear), got {type(layer).__name__}"
         )
@@ -118,7 +121,7 @@ def example_shape(layer: nn.Module, input_shape: Sequence[int]) -> tuple[int, ..
         len(shape) != want or shape[0] != channels or min(shape) < 1
     ):
         expected = f"({channels}, H, W)" if conv else f"({channels},)"
-        raise ValueError(
+        raise InputError(
             f"operator_norm: input_shape {tuple(input_shape)} does not fit "
             f"{type(layer).__name__}: pass {expected}, with or without a batch axis in front"
         )
@@ -128,6 +131,7 @@ def example_shape(layer: nn.Module, input_shape: Sequence[int]) -> tuple[int, ..
 def operator_norm(
     layer: nn.Module,
     input_shape: Sequence[int],
+    *,
     iters: int = 500,
     tol: float = 1e-7,
     bn: nn.Module | None = None,
@@ -143,4 +147,6 @@ def operator_norm(
         return float(batchnorm_scale(layer).abs().max())
     input_shape = example_shape(layer, input_shape)
     device = layer.weight.device if getattr(layer, "weight", None) is not None else "cpu"
-    return spectral_norm(layer_map(layer, bn), tuple(input_shape), iters, tol, device=device)
+    return spectral_norm(
+        layer_map(layer, bn), tuple(input_shape), iters=iters, tol=tol, device=device
+    )

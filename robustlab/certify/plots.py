@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from robustlab.errors import InputError
 from robustlab.figures import new_figure, save_figure
 
 Curve = Mapping[float, float]
@@ -31,7 +32,7 @@ def plot_certified_vs_empirical(
     Curves whose name starts with "certified" are dashed; the gap between the highest certified
     and the lowest empirical curve is shaded. Returns the PNG path."""
     if not series:
-        raise ValueError("nothing to plot: series is empty")
+        raise InputError("nothing to plot: series is empty")
     cols = min(3, len(series))
     rows = math.ceil(len(series) / cols)
     fig = new_figure(4.2 * cols, 3.4 * rows)

@@ -17,9 +17,10 @@ import torch
 from scipy.stats import beta, binomtest, norm
 from torch import nn
 
+from robustlab.errors import ConfigError
 from robustlab.inputs import check_images, model_dtype
-from robustlab.models.runtime import model_context, model_device
-from robustlab.runtime import progress_bar
+from robustlab.models.inference import model_context, model_device
+from robustlab.progress import progress_bar
 
 ABSTAIN = -1
 
@@ -52,9 +53,9 @@ class Smooth:
 
     def __init__(self, model: nn.Module, num_classes: int, sigma: float, seed: int = 0) -> None:
         if not sigma > 0 or not math.isfinite(sigma):
-            raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+            raise ConfigError(f"sigma must be a finite number > 0, got {sigma!r}")
         if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+            raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
         self.model, self.num_classes, self.sigma = model, int(num_classes), float(sigma)
         self.device = model_device(model)
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
@@ -67,7 +68,7 @@ class Smooth:
         images, so small inputs fill whole batches even when ``num`` is small.
         """
         if num < 1 or batch_size < 1:
-            raise ValueError(f"need num >= 1 and batch_size >= 1, got {num}, {batch_size}")
+            raise ConfigError(f"need num >= 1 and batch_size >= 1, got {num}, {batch_size}")
         check_images(images, dtype=model_dtype(self.model))
         images = images.to(self.device)
         counts = torch.zeros(len(images), self.num_classes, dtype=torch.long, device=self.device)
@@ -102,7 +103,7 @@ class Smooth:
         return classes
 
     def certify(
-        self, images: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int = 1000
+        self, images: torch.Tensor, n0: int, n: int, alpha: float, *, batch_size: int = 1000
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per example the smoothed class (-1 = abstain) and its certified L2 radius (0 when
         abstaining): Cohen et al.'s CERTIFY with ``n0`` selection and ``n`` estimation draws.
@@ -122,4 +123,4 @@ class Smooth:
 
 def _check_alpha(alpha: float) -> None:
     if not 0.0 < alpha < 0.5:
-        raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r} (the reference uses 0.001)")
+        raise ConfigError(f"alpha must be in (0, 0.5), got {alpha!r} (the reference uses 0.001)")

@@ -30,15 +30,15 @@ _INFOS = {
     # Mean and population std of all pixels of the fixed digits train split
     # (load_dataset("digits", split="train"), 1438 images), rounded to 4 decimals;
     # tests/test_data.py recomputes them.
-    "digits": DatasetInfo("digits", 10, 1, 8, (0.3055,), (0.3761,)),
+    "digits": DatasetInfo("digits", 10, 1, 8, mean=(0.3055,), std=(0.3761,)),
     # Same rule for the fixed mnist5k train split (4000 images); tests/test_mnist5k.py
     # recomputes them.
-    "mnist5k": DatasetInfo("mnist5k", 10, 1, 28, (0.1311,), (0.3083,)),
+    "mnist5k": DatasetInfo("mnist5k", 10, 1, 28, mean=(0.1311,), std=(0.3083,)),
     # Published statistics of the official training sets.
-    "mnist": DatasetInfo("mnist", 10, 1, 28, (0.1307,), (0.3081,)),
-    "fashion_mnist": DatasetInfo("fashion_mnist", 10, 1, 28, (0.2860,), (0.3530,)),
+    "mnist": DatasetInfo("mnist", 10, 1, 28, mean=(0.1307,), std=(0.3081,)),
+    "fashion_mnist": DatasetInfo("fashion_mnist", 10, 1, 28, mean=(0.2860,), std=(0.3530,)),
     "cifar10": DatasetInfo(
-        "cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+        "cifar10", 10, 3, 32, mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616)
     ),
 }
 _ALIASES = {

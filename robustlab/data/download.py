@@ -18,7 +18,7 @@ from robustlab.data.cifar10 import FOLDER as CIFAR_FOLDER
 from robustlab.data.datasets import canonical_name
 from robustlab.errors import ConfigError, DataError
 from robustlab.fileio import atomic_path
-from robustlab.runtime import progress
+from robustlab.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from robustlab.devices import resolve_device
 from robustlab.errors import ConfigError
-from robustlab.runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class TensorLoader:
         images: torch.Tensor,
         labels: torch.Tensor,
         batch_size: int,
+        *,
         shuffle: bool = True,
         seed: int = 0,
         augment: Augmentation | None = None,

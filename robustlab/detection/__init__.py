@@ -7,7 +7,8 @@ Detectors by name: [`create_detector`][robustlab.detection.create_detector],
 [`list_detectors`][robustlab.detection.list_detectors],
 [`register_detector`][robustlab.detection.register_detector] (for your own);
 [`load_detector`][robustlab.detection.load_detector] reads back whichever detector
-``detector.save(path)`` wrote (safetensors + JSON, never pickle).
+``detector.save(path)`` wrote (safetensors + JSON, never pickle). A detector of your own
+subclasses ``Detector`` and, for ``save``/``load``, ``robustlab.detection.storage.SaveLoadMixin``.
 """
 
 from robustlab.detection.adaptive import AdaptiveDetectorLoss, adaptive_attack
@@ -24,7 +25,6 @@ from robustlab.detection.registry import (
     load_detector,
     register_detector,
 )
-from robustlab.detection.storage import SaveLoadMixin
 from robustlab.detection.summary import AttackKey, DetectionKey, DetectionReport
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "KernelDensityDetector",
     "LIDDetector",
     "MahalanobisDetector",
-    "SaveLoadMixin",
     "adaptive_attack",
     "create_detector",
     "detection_metrics",

@@ -73,6 +73,7 @@ def adaptive_attack(
     model: nn.Module,
     detector: Detector,
     eps: float,
+    *,
     alpha: float,
     steps: int,
     weight: float = 1.0,

@@ -33,7 +33,7 @@ from torch import nn
 from robustlab.detection import ensemble
 from robustlab.errors import ConfigError, RobustlabError
 from robustlab.inputs import check_images
-from robustlab.models.runtime import model_context
+from robustlab.models.inference import model_context
 
 D = TypeVar("D", bound="Detector")
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from robustlab.detection.features import batches, frozen_eval
-from robustlab.models.runtime import model_device
+from robustlab.models.inference import model_device
 
 
 def msp_score(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:

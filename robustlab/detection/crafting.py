@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustlab.models.runtime import model_device, predict
-from robustlab.runtime import progress
+from robustlab.models.inference import model_device, predict
+from robustlab.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,12 @@ class Split:
 
 
 def run_attack(
-    model: nn.Module, attack: AttackFn, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+    model: nn.Module,
+    attack: AttackFn,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    batch_size: int,
 ) -> torch.Tensor:
     """``attack`` applied batch by batch on the model's device; adversarial images on CPU."""
     device = model_device(model)
@@ -53,7 +58,7 @@ def run_attack(
 
 
 def judge(
-    model: nn.Module, adv: torch.Tensor, labels: torch.Tensor, total: int, batch_size: int
+    model: nn.Module, adv: torch.Tensor, labels: torch.Tensor, *, total: int, batch_size: int
 ) -> Crafted:
     """Keep the adversarial examples whose label flipped; accuracy over ``total`` examples."""
     still_correct = predict(model, adv, batch_size) == labels
@@ -65,12 +70,13 @@ def craft(
     attack: AttackFn,
     clean: torch.Tensor,
     labels: torch.Tensor,
+    *,
     total: int,
     batch_size: int,
 ) -> Crafted:
     """Attack the correctly classified examples; keep those whose label flips."""
-    adv = run_attack(model, attack, clean, labels, batch_size)
-    return judge(model, adv, labels, total, batch_size)
+    adv = run_attack(model, attack, clean, labels, batch_size=batch_size)
+    return judge(model, adv, labels, total=total, batch_size=batch_size)
 
 
 def craft_split(
@@ -78,6 +84,7 @@ def craft_split(
     images: torch.Tensor,
     labels: torch.Tensor,
     attacks: Mapping[Hashable, AttackFn],
+    *,
     batch_size: int,
     name: str,
     given: Mapping[Hashable, torch.Tensor] | None = None,
@@ -94,9 +101,13 @@ def craft_split(
     for key, attack in attacks.items():
         if given and key in given:
             adv = given[key].detach().cpu()[correct]
-            attacked[key] = judge(model, adv, clean_labels, len(images), batch_size)
+            attacked[key] = judge(
+                model, adv, clean_labels, total=len(images), batch_size=batch_size
+            )
         else:
-            attacked[key] = craft(model, attack, clean, clean_labels, len(images), batch_size)
+            attacked[key] = craft(
+                model, attack, clean, clean_labels, total=len(images), batch_size=batch_size
+            )
         flipped = len(attacked[key].positives)
         logger.info("%s %s: %d of %d correct examples flipped", name, key, flipped, len(clean))
     return Split(clean, clean_labels, len(images), attacked)
@@ -106,6 +117,7 @@ def noisy_negatives(
     model: nn.Module,
     clean: torch.Tensor,
     labels: torch.Tensor,
+    *,
     std: float,
     seed: int,
     batch_size: int,

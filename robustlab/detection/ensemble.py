@@ -25,13 +25,13 @@ def fit_logistic(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, f
     The features are standardised for the solver and the scaling is folded back into the
     weights, so applying the ensemble (and differentiating through it) is one affine map.
     """
-    centre = scores.mean(axis=0)
+    center = scores.mean(axis=0)
     scale = scores.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     regression = LogisticRegression(class_weight="balanced", max_iter=1000)
-    regression.fit((scores - centre) / scale, targets)
+    regression.fit((scores - center) / scale, targets)
     weights = regression.coef_[0] / scale
-    intercept = float(regression.intercept_[0] - (centre * weights).sum())
+    intercept = float(regression.intercept_[0] - (center * weights).sum())
     return weights, intercept
 
 

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from robustlab.errors import ConfigError
-from robustlab.models.runtime import model_context, model_device
-from robustlab.runtime import progress
+from robustlab.models.inference import model_context, model_device
+from robustlab.progress import progress
 
 
 def frozen_eval(model: nn.Module) -> AbstractContextManager[nn.Module]:

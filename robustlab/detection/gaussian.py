@@ -46,9 +46,9 @@ class TiedGaussian:
         Differentiable; the expansion ``|z|^2 - 2 z.m + |m|^2`` keeps memory at ``N x C``.
         """
         # Centring first keeps float32 cancellation in the expansion small.
-        centre = self.means.mean(0)
-        z = (features.to(self.whitening.dtype) - centre) @ self.whitening
-        m = (self.means - centre) @ self.whitening
+        center = self.means.mean(0)
+        z = (features.to(self.whitening.dtype) - center) @ self.whitening
+        m = (self.means - center) @ self.whitening
         sq = z.pow(2).sum(1, keepdim=True) - 2.0 * z @ m.T + m.pow(2).sum(1)[None, :]
         # Rounding can make a tiny distance slightly negative.
         return sq.clamp_min(0.0)
@@ -78,8 +78,8 @@ def fit_tied_gaussian(
     y = labels.detach().to("cpu", torch.long).numpy()
     _check_inputs(x, y, num_classes)
     means = np.stack([x[y == c].mean(axis=0) for c in range(num_classes)])
-    centred = x - means[y]
-    cov = centred.T @ centred / len(x)
+    centered = x - means[y]
+    cov = centered.T @ centered / len(x)
     scale = float(np.trace(cov)) / cov.shape[0]
     if not scale > 0.0:
         raise DataError(
@@ -88,7 +88,7 @@ def fit_tied_gaussian(
         )
     coef = resolve_shrinkage(shrinkage)
     if coef == "auto":
-        coef = float(ledoit_wolf_shrinkage(centred, assume_centered=True)) if len(x) > 1 else 1.0
+        coef = float(ledoit_wolf_shrinkage(centered, assume_centered=True)) if len(x) > 1 else 1.0
     cov = (1.0 - coef) * cov + coef * scale * np.eye(cov.shape[0])
     whitening = _whitening(cov)
     return TiedGaussian(torch.from_numpy(means), torch.from_numpy(whitening), float(coef))

@@ -51,11 +51,11 @@ def within_class_scale(features: torch.Tensor, labels: torch.Tensor) -> float:
     """Root-mean-square distance of the features to their class mean: the unit of the
     bandwidth grid, so that one grid fits models whose features differ in scale."""
     features = features.double()
-    centred = features.clone()
+    centered = features.clone()
     for c in labels.unique():
         mask = labels == c
-        centred[mask] -= features[mask].mean(0)
-    scale = float(centred.pow(2).sum(1).mean().sqrt())
+        centered[mask] -= features[mask].mean(0)
+    scale = float(centered.pow(2).sum(1).mean().sqrt())
     if not scale > 0.0:
         raise DataError(
             "features have zero variance within classes: the kernel density needs spread "

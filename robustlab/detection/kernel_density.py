@@ -40,7 +40,7 @@ from robustlab.detection.uncertainty import (
 )
 from robustlab.errors import ConfigError, DataError
 from robustlab.inputs import check_images, check_labels
-from robustlab.models.runtime import model_device
+from robustlab.models.inference import model_device
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class KernelDensityDetector(SaveLoadMixin, Detector):
 
     def __init__(
         self,
+        *,
         bandwidth_grid: Sequence[float] = DEFAULT_BANDWIDTH_GRID,
         mc_samples: int = DEFAULT_MC_SAMPLES,
         chunk_size: int = 4096,
@@ -81,9 +82,9 @@ class KernelDensityDetector(SaveLoadMixin, Detector):
                 raise ConfigError(f"{arg} must be an integer >= 2, got {value!r}")
         self.bandwidth_grid = tuple(grid)
         self.mc_samples, self.chunk_size = mc_samples, chunk_size
-        self.features = torch.zeros(0)  # training features sorted by class, centred
+        self.features = torch.zeros(0)  # training features sorted by class, centered
         self.offsets: list[int] = []  # class c owns rows offsets[c]:offsets[c + 1]
-        self.centre = torch.zeros(0)
+        self.center = torch.zeros(0)
         self.scale = 0.0
         self.bandwidth_factor = grid[len(grid) // 2]
         self.bandwidth_aurocs: dict[float, float] = {}
@@ -130,8 +131,8 @@ class KernelDensityDetector(SaveLoadMixin, Detector):
             missing = torch.nonzero(counts == 0).flatten().tolist()
             raise DataError(f"class(es) {missing} have no training examples: every class needs one")
         order = torch.argsort(labels, stable=True)
-        self.centre = features.mean(0)
-        self.features = (features[order] - self.centre).to(device)
+        self.center = features.mean(0)
+        self.features = (features[order] - self.center).to(device)
         self.offsets = [0, *torch.cumsum(counts, 0).tolist()]
         self.scale = within_class_scale(features, labels)
         self.model, self.input_shape, self.weights = model, tuple(images.shape[1:]), None
@@ -144,7 +145,7 @@ class KernelDensityDetector(SaveLoadMixin, Detector):
         maps = stage_maps(model, x, "KD+BU")
         head = getattr(model, "forward_head", None)
         logits = head(maps[-1]) if head else model(x)
-        queries = pool_maps(maps[-1:])[0] - self.centre.to(x.device)
+        queries = pool_maps(maps[-1:])[0] - self.center.to(x.device)
         predicted = logits.argmax(1)
         bandwidths = [f * self.scale for f in factors]
         density = queries.new_zeros(len(x), len(factors))
@@ -201,7 +202,8 @@ class KernelDensityDetector(SaveLoadMixin, Detector):
         }
 
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors = {"features": self.features, "centre": self.centre}
+        # "centre": the saved file's key, kept so that detectors saved before stay loadable
+        tensors = {"features": self.features, "centre": self.center}
         meta = {
             "bandwidth_grid": list(self.bandwidth_grid),
             "mc_samples": self.mc_samples,
@@ -220,19 +222,19 @@ class KernelDensityDetector(SaveLoadMixin, Detector):
         cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
     ) -> KernelDensityDetector:
         detector = cls(
-            meta["bandwidth_grid"],
-            meta["mc_samples"],
-            meta["chunk_size"],
-            meta["batch_size"],
-            meta["seed"],
+            bandwidth_grid=meta["bandwidth_grid"],
+            mc_samples=meta["mc_samples"],
+            chunk_size=meta["chunk_size"],
+            batch_size=meta["batch_size"],
+            seed=meta["seed"],
         )
-        features, centre = tensors["features"].float(), tensors["centre"].float()
+        features, center = tensors["features"].float(), tensors["centre"].float()
         offsets = [int(o) for o in meta["offsets"]]
-        if features.ndim != 2 or centre.shape != features.shape[1:]:
-            raise ValueError("training features and their centre do not fit together")
+        if features.ndim != 2 or center.shape != features.shape[1:]:
+            raise ValueError("training features and their center do not fit together")
         if offsets[0] != 0 or offsets[-1] != len(features) or offsets != sorted(offsets):
             raise ValueError("class offsets do not partition the training features")
-        detector.features, detector.centre, detector.offsets = features, centre, offsets
+        detector.features, detector.center, detector.offsets = features, center, offsets
         detector.scale = float(meta["scale"])
         detector.bandwidth_factor = float(meta["bandwidth_factor"])
         if not detector.scale > 0 or not detector.bandwidth_factor > 0:
@@ -245,7 +247,7 @@ class KernelDensityDetector(SaveLoadMixin, Detector):
     def _attach(self, model: nn.Module) -> None:
         require_dropout(model)
         device = model_device(model)
-        self.features, self.centre = self.features.to(device), self.centre.to(device)
+        self.features, self.center = self.features.to(device), self.center.to(device)
         self.model = model
 
     def _feature_widths(self, model: nn.Module | None = None) -> list[int]:

@@ -27,7 +27,7 @@ from robustlab.detection.features import batches, frozen_eval, probe_input, stag
 from robustlab.detection.storage import SaveLoadMixin
 from robustlab.errors import ConfigError, DataError
 from robustlab.inputs import check_images
-from robustlab.models.runtime import model_device
+from robustlab.models.inference import model_device
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class LIDDetector(SaveLoadMixin, Detector):
 
     def __init__(
         self,
+        *,
         k: int = DEFAULT_K,
         reference_size: int = DEFAULT_REFERENCE_SIZE,
         reference_batches: int = 1,
@@ -181,11 +182,11 @@ class LIDDetector(SaveLoadMixin, Detector):
     @classmethod
     def _restore(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> LIDDetector:
         detector = cls(
-            meta["k"],
-            meta["reference_size"],
-            meta["reference_batches"],
-            meta["batch_size"],
-            meta["seed"],
+            k=meta["k"],
+            reference_size=meta["reference_size"],
+            reference_batches=meta["reference_batches"],
+            batch_size=meta["batch_size"],
+            seed=meta["seed"],
         )
         refs = [tensors[f"layer{i}.reference"].float() for i in range(int(meta["num_layers"]))]
         needed = detector.reference_size * detector.reference_batches

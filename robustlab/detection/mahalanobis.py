@@ -27,7 +27,7 @@ from robustlab.detection.gaussian import TiedGaussian, fit_tied_gaussian, resolv
 from robustlab.detection.storage import SaveLoadMixin
 from robustlab.errors import ConfigError, DataError
 from robustlab.inputs import check_images, check_labels
-from robustlab.models.runtime import model_device
+from robustlab.models.inference import model_device
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class MahalanobisDetector(SaveLoadMixin, Detector):
 
     def __init__(
         self,
+        *,
         noise_grid: Sequence[float] = DEFAULT_NOISE_GRID,
         shrinkage: str | float = "auto",
         batch_size: int = 256,
@@ -216,7 +217,12 @@ class MahalanobisDetector(SaveLoadMixin, Detector):
     def _restore(
         cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
     ) -> MahalanobisDetector:
-        detector = cls(meta["noise_grid"], meta["shrinkage"], meta["batch_size"], meta["seed"])
+        detector = cls(
+            noise_grid=meta["noise_grid"],
+            shrinkage=meta["shrinkage"],
+            batch_size=meta["batch_size"],
+            seed=meta["seed"],
+        )
         detector.gaussians = [
             TiedGaussian(tensors[f"layer{i}.means"], tensors[f"layer{i}.whitening"], float(shrink))
             for i, shrink in enumerate(meta["layer_shrinkage"])

@@ -63,6 +63,7 @@ def evaluate_detection(
     detectors: Detector | Mapping[str, Detector],
     val: Tensors,
     test: Tensors,
+    *,
     attacks: Mapping[AttackKey | tuple | str, AttackFn],
     protocol: DetectionProtocol | None = None,
     test_adversarial: Mapping[AttackKey | tuple | str, torch.Tensor] | None = None,
@@ -92,17 +93,24 @@ def evaluate_detection(
     fit_on = _check_inputs(model, detectors, attacks, protocol)
     given = {as_attack_key(k): v for k, v in (test_adversarial or {}).items()}
     bs = protocol.batch_size
-    val_split = craft_split(model, *val, attacks, bs, "validation")
+    val_split = craft_split(model, *val, attacks, batch_size=bs, name="validation")
     noisy = noisy_negatives(
-        model, val_split.clean, val_split.labels, protocol.noise_std, protocol.seed, bs
+        model,
+        val_split.clean,
+        val_split.labels,
+        std=protocol.noise_std,
+        seed=protocol.seed,
+        batch_size=bs,
     )
-    test_split = craft_split(model, *test, attacks, bs, "test", given)
+    test_split = craft_split(model, *test, attacks, batch_size=bs, name="test", given=given)
     report = DetectionReport(detectors=list(detectors))
     known = list(attacks) if protocol.known is None else list(map(as_attack_key, protocol.known))
     wanted = attacks if protocol.unseen is None else map(as_attack_key, protocol.unseen)
     unseen = [k for k in wanted if k != fit_on] if fit_on is not None else []
     for name, detector in detectors.items():
-        session = _Session(model, name, detector, val_split, noisy, test_split, protocol)
+        session = _Session(
+            model, name, detector, val=val_split, noisy=noisy, test=test_split, protocol=protocol
+        )
         for key in known:
             session.known(key, report)
         if unseen:
@@ -205,9 +213,16 @@ class _Session:
         p, test, detector = self.protocol, self.test, self.detector
         eps, steps = float(key.eps), p.adaptive_steps
         attack = adaptive_attack(
-            self.model, detector, eps, madry_step_size(eps, steps), steps, p.adaptive_weight
+            self.model,
+            detector,
+            eps,
+            alpha=madry_step_size(eps, steps),
+            steps=steps,
+            weight=p.adaptive_weight,
         )
-        crafted = craft(self.model, attack, test.clean, test.labels, test.total, p.batch_size)
+        crafted = craft(
+            self.model, attack, test.clean, test.labels, total=test.total, batch_size=p.batch_size
+        )
         adv_scores = detector.score(crafted.positives)
         entry = _metrics_entry(detector.score(test.clean), adv_scores, crafted.robust_accuracy)
         if len(adv_scores) and known.get("auroc") is not None:

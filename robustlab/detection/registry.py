@@ -37,7 +37,7 @@ def register_detector(name: str) -> Callable[[DetectorClass], DetectorClass]:
 
     def decorator(cls: DetectorClass) -> DetectorClass:
         if cls.name and cls.name != name:
-            raise ValueError(f"{cls.__name__} is named {cls.name!r}: register it as {cls.name!r}")
+            raise ConfigError(f"{cls.__name__} is named {cls.name!r}: register it as {cls.name!r}")
         cls.name = name
         return register(cls)
 

@@ -30,7 +30,7 @@ from robustlab.explain.registry import (
     list_attributions,
     register_attribution,
 )
-from robustlab.explain.sanity import randomisation_correlation, randomized_copy
+from robustlab.explain.sanity import randomization_correlation, randomized_copy
 from robustlab.explain.se_attention import record_excitations, se_blocks
 from robustlab.explain.se_plots import plot_se_attention
 from robustlab.explain.se_shift import SEAttention, se_attention_shift
@@ -58,7 +58,7 @@ __all__ = [
     "list_attributions",
     "plot_explanations",
     "plot_se_attention",
-    "randomisation_correlation",
+    "randomization_correlation",
     "randomized_copy",
     "register_attribution",
     "record_excitations",

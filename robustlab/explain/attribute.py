@@ -14,8 +14,8 @@ from torch import Tensor, nn
 from robustlab.errors import ConfigError
 from robustlab.explain.registry import create_attribution, ranks_by_magnitude
 from robustlab.inputs import check_images, model_dtype
-from robustlab.models.runtime import model_context, model_device
-from robustlab.runtime import progress
+from robustlab.models.inference import model_context, model_device
+from robustlab.progress import progress
 
 
 def importance(maps: Tensor, method: str) -> Tensor:
@@ -48,6 +48,7 @@ def attribute(
     model: nn.Module,
     images: Tensor,
     target: int | Tensor | None = None,
+    *,
     method: str = "saliency",
     batch_size: int = 128,
     **options: object,

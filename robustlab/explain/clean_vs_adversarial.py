@@ -24,12 +24,12 @@ from robustlab.explain.display import ExplanationDisplay
 from robustlab.explain.faithfulness import deletion_insertion
 from robustlab.explain.integrated_gradients import completeness_error
 from robustlab.explain.registry import attribution_options
-from robustlab.explain.sanity import randomisation_correlation, randomized_copy
+from robustlab.explain.sanity import randomization_correlation, randomized_copy
 from robustlab.explain.se_shift import SEAttention, se_attention_shift
 from robustlab.explain.seeding import seeded
 from robustlab.explain.summary import ExplanationReport
 from robustlab.explain.warnings import explanation_warnings
-from robustlab.models.runtime import model_device, predict
+from robustlab.models.inference import model_device, predict
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,9 @@ def _check_inputs(clean: Tensor, adversarial: Tensor, labels: Tensor, target: st
 
 
 def _faithfulness(run: _Run, name: str, images: Tensor, imp: Tensor, target: Tensor) -> dict:
-    curves = deletion_insertion(run.model, images, imp, target, run.steps, generator=run.generator)
+    curves = deletion_insertion(
+        run.model, images, imp, target, steps=run.steps, generator=run.generator
+    )
     return {
         f"deletion_auc_{name}": curves.deletion_auc,
         f"insertion_auc_{name}": curves.insertion_auc,
@@ -90,8 +92,14 @@ def _method_scores(
         **_faithfulness(run, "adversarial", run.adversarial, imp_adv, run.adversarial_target),
     }
     if run.random_model is not None:
-        scores["sanity_spearman"] = randomisation_correlation(
-            run.model, run.clean, run.clean_target, method, maps_clean, run.random_model, **options
+        scores["sanity_spearman"] = randomization_correlation(
+            run.model,
+            run.clean,
+            run.clean_target,
+            method,
+            trained_maps=maps_clean,
+            randomized=run.random_model,
+            **options,
         )
     return scores, (maps_clean, maps_adv)
 
@@ -125,13 +133,13 @@ def _display(
     labels, clean_pred, adv_pred = preds
     part = slice(0, n_display)
     return ExplanationDisplay(
-        run.clean[part].cpu(),
-        run.adversarial[part].cpu(),
-        labels[part],
-        clean_pred[part],
-        adv_pred[part],
-        {m: (c[part].cpu(), a[part].cpu()) for m, (c, a) in maps.items()},
-        {m: report.scores[m]["spearman"][part] for m in maps},
+        clean=run.clean[part].cpu(),
+        adversarial=run.adversarial[part].cpu(),
+        labels=labels[part],
+        clean_pred=clean_pred[part],
+        adversarial_pred=adv_pred[part],
+        maps={m: (c[part].cpu(), a[part].cpu()) for m, (c, a) in maps.items()},
+        spearman={m: report.scores[m]["spearman"][part] for m in maps},
     )
 
 
@@ -148,7 +156,7 @@ def _score_methods(
     if "ig" in maps:
         baseline = options["ig"].get("baseline", 0.0)
         report.ig_completeness_error = completeness_error(
-            run.model, run.clean, maps["ig"][0], run.clean_target, baseline
+            run.model, run.clean, maps["ig"][0], run.clean_target, baseline=baseline
         ).cpu()
     return maps
 
@@ -169,7 +177,7 @@ def _se_shift(
     num_classes = getattr(model, "num_classes", int(labels.max()) + 1 if len(labels) else 1)
     subset = slice(0, count)
     return se_attention_shift(
-        model, clean[subset], adversarial[subset], labels[subset], num_classes
+        model, clean[subset], adversarial[subset], labels[subset], num_classes=num_classes
     )
 
 
@@ -178,6 +186,7 @@ def explain_robustness(
     clean_images: Tensor,
     adv_images: Tensor,
     labels: Tensor,
+    *,
     methods: Sequence[str] = DEFAULT_METHODS,
     k: int | None = None,
     seed: int = 0,
@@ -207,13 +216,33 @@ def explain_robustness(
     num_pixels = clean_images.shape[-2] * clean_images.shape[-1]
     k = default_k(num_pixels) if k is None else k
     fooled = adv_pred[index] != labels[index]
-    report = ExplanationReport(list(methods), k, num_pixels, target, index, fooled, {}, {})
+    report = ExplanationReport(
+        methods=list(methods),
+        k=k,
+        num_pixels=num_pixels,
+        target=target,
+        indices=index,
+        fooled=fooled,
+        scores={},
+        random_baseline={},
+    )
     explained = (labels, labels) if target == "label" else (clean_pred, adv_pred)
     inputs = [x[index].to(device) for x in (clean_images, adv_images, *explained)]
     with seeded(seed, device):
         randomized = randomized_copy(model, seed) if sanity else None
         generator = torch.Generator().manual_seed(seed)
-        run = _Run(model, randomized, *inputs, k, faithfulness_steps, generator)
+        clean, adversarial, clean_target, adversarial_target = inputs
+        run = _Run(
+            model,
+            randomized,
+            clean,
+            adversarial,
+            clean_target=clean_target,
+            adversarial_target=adversarial_target,
+            k=k,
+            steps=faithfulness_steps,
+            generator=generator,
+        )
         maps = _score_methods(run, report, options)
     preds = (labels[index], clean_pred[index], adv_pred[index])
     report.display = _display(run, report, preds, maps, n_display)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from robustlab.errors import ConfigError
-from robustlab.models.runtime import model_context, model_device
+from robustlab.models.inference import model_context, model_device
 
 
 @dataclass
@@ -67,6 +67,7 @@ def deletion_insertion(
     images: Tensor,
     importance: Tensor,
     target: Tensor,
+    *,
     steps: int = 16,
     baseline: float | Tensor = 0.0,
     batch_size: int = 1024,

@@ -21,6 +21,7 @@ def gradcam(
     model: nn.Module,
     images: Tensor,
     target: Tensor,
+    *,
     stage: int = -1,
     layer: nn.Module | None = None,
     relu: bool = True,

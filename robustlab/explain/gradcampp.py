@@ -21,6 +21,7 @@ def gradcam_plus_plus(
     model: nn.Module,
     images: Tensor,
     target: Tensor,
+    *,
     stage: int = -1,
     layer: nn.Module | None = None,
 ) -> Tensor:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from robustlab.errors import ConfigError
 from robustlab.explain.registry import register_attribution
-from robustlab.models.runtime import model_context
+from robustlab.models.inference import model_context
 
 
 def _baseline_like(images: Tensor, baseline: float | Tensor) -> Tensor:
@@ -28,6 +28,7 @@ def integrated_gradients(
     model: nn.Module,
     images: Tensor,
     target: Tensor,
+    *,
     steps: int = 32,
     baseline: float | Tensor = 0.0,
 ) -> Tensor:
@@ -51,6 +52,7 @@ def completeness_error(
     images: Tensor,
     maps: Tensor,
     target: Tensor,
+    *,
     baseline: float | Tensor = 0.0,
 ) -> Tensor:
     """Per example |sum(map) - (f_c(x) - f_c(x'))| / |f_c(x) - f_c(x')| (the axiom's gap)."""

@@ -25,8 +25,8 @@ from torch import Tensor, nn
 from robustlab.errors import ConfigError
 from robustlab.explain.regularizers import get_regularizer
 from robustlab.explain.seeding import seeded
-from robustlab.models.runtime import model_context, model_device
-from robustlab.runtime import progress
+from robustlab.models.inference import model_context, model_device
+from robustlab.progress import progress
 
 Layer = int | str  # a stage index of forward_features, or "logits"
 STARTS = ("constant", "noise")
@@ -79,10 +79,10 @@ def layer_output(model: nn.Module, images: Tensor, layer: Layer) -> Tensor:
     return features[layer]
 
 
-def optimise_images(
-    start: Tensor, objective: Callable[[Tensor], Tensor], steps: int, lr: float, desc: str
+def optimize_images(
+    start: Tensor, objective: Callable[[Tensor], Tensor], *, steps: int, lr: float, desc: str
 ) -> Tensor:
-    """Projected Adam in the [0, 1] box: minimise ``objective(x)`` (one loss per image)."""
+    """Projected Adam in the [0, 1] box: minimize ``objective(x)`` (one loss per image)."""
     if steps < 1 or lr <= 0:
         raise ConfigError(f"steps must be >= 1 and lr > 0, got steps={steps}, lr={lr}")
     x = start.detach().clone().clamp_(0.0, 1.0).requires_grad_(True)
@@ -113,6 +113,7 @@ def invert(
     model: nn.Module,
     images: Tensor,
     layer: Layer,
+    *,
     regularizer: str = "tv",
     weight: float = 0.01,
     steps: int = 300,
@@ -139,7 +140,9 @@ def invert(
             return error + weight * prior(x)
 
         start_images = starting_images(originals, start, seed)
-        found = optimise_images(start_images, objective, steps, lr, f"invert layer {layer}")
+        found = optimize_images(
+            start_images, objective, steps=steps, lr=lr, desc=f"invert layer {layer}"
+        )
         with torch.no_grad():
             reached = layer_output(model, found, layer).flatten(1)
     feature_error = (reached - target).norm(dim=1) / scale.sqrt()
@@ -151,6 +154,7 @@ def visualize_class(
     model: nn.Module,
     target: int | Tensor,
     seeds: Tensor,
+    *,
     regularizer: str = "tv",
     weight: float = 0.01,
     steps: int = 300,
@@ -174,7 +178,9 @@ def visualize_class(
             logits = model(x)
             return -logits.gather(1, classes[:, None]).squeeze(1) + weight * prior(x)
 
-        found = optimise_images(seeds.to(device), objective, steps, lr, "visualize class")
+        found = optimize_images(
+            seeds.to(device), objective, steps=steps, lr=lr, desc="visualize class"
+        )
         with torch.no_grad():
             probability = model(found).softmax(1).gather(1, classes[:, None]).squeeze(1)
     return ClassVisualization(found.cpu(), classes.cpu(), probability.cpu())

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from robustlab.explain.inversion import Inversion, Layer, invert
 from robustlab.fileio import atomic_path
-from robustlab.models.runtime import model_context, model_device
+from robustlab.models.inference import model_context, model_device
 
 INVERSIONS_FILE = "inversions.safetensors"
 ORIGINALS = "originals"
@@ -68,6 +68,7 @@ def inversion_study(
     model: nn.Module,
     images: Tensor,
     layers: Sequence[Layer] | None = None,
+    *,
     regularizer: str = "tv",
     weight: float = 0.01,
     steps: int = 300,
@@ -79,7 +80,16 @@ def inversion_study(
         layers = [*range(stage_count(model, images)), "logits"]
     options = {"regularizer": regularizer, "weight": weight, "steps": steps, "lr": lr}
     inversions = {
-        layer_key(layer): invert(model, images, layer, regularizer, weight, steps, lr, start)
+        layer_key(layer): invert(
+            model,
+            images,
+            layer,
+            regularizer=regularizer,
+            weight=weight,
+            steps=steps,
+            lr=lr,
+            start=start,
+        )
         for layer in layers
     }
     return InversionStudy(images.detach().cpu(), inversions, options | {"start": start})

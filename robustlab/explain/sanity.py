@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from robustlab.explain.attribute import attribute, importance
 from robustlab.explain.compare import spearman
 from robustlab.explain.seeding import seeded
-from robustlab.models.runtime import model_device
+from robustlab.models.inference import model_device
 
 
 def randomized_copy(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -31,11 +31,12 @@ def randomized_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     return clone.eval()
 
 
-def randomisation_correlation(
+def randomization_correlation(
     model: nn.Module,
     images: Tensor,
     target: Tensor,
     method: str,
+    *,
     trained_maps: Tensor | None = None,
     randomized: nn.Module | None = None,
     seed: int = 0,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from robustlab.models.inference import model_context, model_device
 from robustlab.models.layers.squeeze_excite import SqueezeExcite
-from robustlab.models.runtime import model_context, model_device
 
 CONSTANT_TOLERANCE = 1e-6  # an excitation range below this is float rounding
 

@@ -124,7 +124,7 @@ def _joined(first: dict[str, Tensor], second: dict[str, Tensor]) -> dict[str, Te
 
 
 def se_attention_shift(
-    model: nn.Module, clean: Tensor, adversarial: Tensor, labels: Tensor, num_classes: int
+    model: nn.Module, clean: Tensor, adversarial: Tensor, labels: Tensor, *, num_classes: int
 ) -> SEAttention | None:
     """Excitations on clean and adversarial inputs, block by block; None without SE blocks."""
     clean_s, clean_active = record_se_activity(model, clean)

@@ -18,7 +18,7 @@ from robustlab.explain.registry import register_attribution
 
 @register_attribution("smoothgrad", rank_by_magnitude=True)
 def smoothgrad(
-    model: nn.Module, images: Tensor, target: Tensor, samples: int = 16, noise: float = 0.15
+    model: nn.Module, images: Tensor, target: Tensor, *, samples: int = 16, noise: float = 0.15
 ) -> Tensor:
     """(N, H, W) maps: mean gradient over ``samples`` noisy copies, summed over channels."""
     if samples < 1 or not noise >= 0:

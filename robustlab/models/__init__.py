@@ -13,6 +13,7 @@ from robustlab.models import (  # noqa: F401  (importing registers the models)
 )
 from robustlab.models.base import ClassifierHead, FeatureClassifier
 from robustlab.models.import_weights import import_weights
+from robustlab.models.inference import predict
 from robustlab.models.layers import BasicBlock, Normalize, PreActBlock, SqueezeExcite
 from robustlab.models.mgnet import MgNet
 from robustlab.models.registry import (
@@ -42,6 +43,7 @@ __all__ = [
     "list_models",
     "model_options",
     "model_param_count",
+    "predict",
     "register_model",
     "se_block_params",
     "se_overhead",

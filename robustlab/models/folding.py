@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.fx.experimental.optimization import fuse
 
-from robustlab.models.runtime import model_context
+from robustlab.models.inference import model_context
 
 log = logging.getLogger(__name__)
 

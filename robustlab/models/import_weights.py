@@ -130,7 +130,7 @@ def import_weights(
             f"{path} has no classifier/stem weights of the {name} layout "
             f"(looked for fc/linear.weight and conv1.weight); check the model name"
         )
-    model = create_model(name, head.shape[0], stem.shape[1], mean, std, **options)
+    model = create_model(name, head.shape[0], stem.shape[1], mean=mean, std=std, **options)
     _check_match(name, model, state)
     own = {k: v for k, v in model.state_dict().items() if k in OWN_BUFFERS}
     model.load_state_dict({**state, **own})

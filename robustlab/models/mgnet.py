@@ -107,6 +107,7 @@ class MgNet(FeatureClassifier):
         self,
         widths: Sequence[int] = (16, 32, 64),
         iterations: Sequence[int] = (2, 2, 2),
+        *,
         num_classes: int = 10,
         in_channels: int = 3,
         mean: Stats = None,
@@ -156,9 +157,9 @@ def _mgnet_factory(se_default: int | None):
     def factory(
         num_classes: int,
         in_channels: int,
+        *,
         mean: Stats = None,
         std: Stats = None,
-        *,
         se_reduction: int | None = se_default,
         widths: Sequence[int] = (16, 32, 64),
         iterations: Sequence[int] = (2, 2, 2),
@@ -166,11 +167,11 @@ def _mgnet_factory(se_default: int | None):
         return MgNet(
             tuple(int(w) for w in widths),
             tuple(int(n) for n in iterations),
-            num_classes,
-            in_channels,
-            mean,
-            std,
-            se_reduction,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            mean=mean,
+            std=std,
+            se_reduction=se_reduction,
         )
 
     factory.__qualname__ = f"{'se_' if se_default else ''}mgnet"

@@ -1,6 +1,6 @@
 """Model registry in the style of timm: ``@register_model`` + ``create_model(name, ...)``.
 
-A factory has the signature ``factory(num_classes, in_channels, mean=None, std=None, *,
+A factory has the signature ``factory(num_classes, in_channels, *, mean=None, std=None,
 option=default, ...)``; its keyword-only options are the model's documented knobs, so an
 unknown option can be reported at creation time instead of failing deep inside a constructor.
 """
@@ -39,6 +39,7 @@ def create_model(
     name: str,
     num_classes: int,
     in_channels: int,
+    *,
     mean: float | Sequence[float] | None = None,
     std: float | Sequence[float] | None = None,
     **kwargs: object,
@@ -54,7 +55,7 @@ def create_model(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{arg} must be a positive integer, got {value!r}")
     MODELS.check_options(name, kwargs, skip=_FIXED_ARGS)
-    return factory(num_classes, in_channels, mean, std, **kwargs)
+    return factory(num_classes, in_channels, mean=mean, std=std, **kwargs)
 
 
 def model_param_count(model: nn.Module, trainable_only: bool = False) -> int:

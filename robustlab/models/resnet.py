@@ -34,6 +34,7 @@ class ResNet(FeatureClassifier):
         block: str = "basic",
         layers: Sequence[int] = (3, 3, 3),
         widths: Sequence[int] = (16, 32, 64),
+        *,
         stem: str = "cifar",
         num_classes: int = 10,
         in_channels: int = 3,
@@ -58,7 +59,15 @@ class ResNet(FeatureClassifier):
             blocks = []
             for b in range(depth):
                 block_stride = stride if b == 0 else 1
-                blocks.append(block_cls(channels, width, block_stride, se_reduction, block_dropout))
+                blocks.append(
+                    block_cls(
+                        channels,
+                        width,
+                        block_stride,
+                        se_reduction=se_reduction,
+                        dropout=block_dropout,
+                    )
+                )
                 channels = width
             self.stages.append(nn.Sequential(*blocks))
         if preact:
@@ -100,35 +109,41 @@ def _scaled(widths: Sequence[int], width: float) -> list[int]:
     return [max(1, round(w * width)) for w in widths]
 
 
-def _cifar_factory(depth: int, se_default: int | None):
-    """Factory for the 6n+2-layer CIFAR ResNet with three stages of 16/32/64 channels."""
-    n = (depth - 2) // 6
+def _factory(block: str, layers: tuple[int, ...], widths: tuple[int, ...], se_default: int | None):
+    """A registered ResNet: ``block`` blocks, ``layers`` of them per stage of ``widths``
+    channels (scaled by the ``width`` option); SE on by default when ``se_default`` is set."""
 
     def factory(
         num_classes: int,
         in_channels: int,
+        *,
         mean: Stats = None,
         std: Stats = None,
-        *,
         se_reduction: int | None = se_default,
         width: float = 1.0,
         stem: str = "cifar",
         dropout: float = 0.0,
     ) -> ResNet:
-        widths = _scaled((16, 32, 64), width)
         return ResNet(
-            "basic",
-            (n,) * 3,
-            widths,
-            stem,
-            num_classes,
-            in_channels,
-            mean,
-            std,
-            se_reduction,
-            dropout,
+            block,
+            layers,
+            _scaled(widths, width),
+            stem=stem,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            mean=mean,
+            std=std,
+            se_reduction=se_reduction,
+            dropout=dropout,
         )
 
+    return factory
+
+
+def _cifar_factory(depth: int, se_default: int | None):
+    """Factory for the 6n+2-layer CIFAR ResNet with three stages of 16/32/64 channels."""
+    n = (depth - 2) // 6
+    factory = _factory("basic", (n,) * 3, (16, 32, 64), se_default)
     factory.__qualname__ = f"{'se_' if se_default else ''}resnet{depth}"
     factory.__doc__ = f"CIFAR ResNet-{depth} (He et al. 2016), {n} basic blocks per stage."
     return factory
@@ -136,32 +151,7 @@ def _cifar_factory(depth: int, se_default: int | None):
 
 def _preact18_factory(se_default: int | None):
     """Factory for PreAct ResNet-18: four stages of 64/128/256/512 channels, two blocks each."""
-
-    def factory(
-        num_classes: int,
-        in_channels: int,
-        mean: Stats = None,
-        std: Stats = None,
-        *,
-        se_reduction: int | None = se_default,
-        width: float = 1.0,
-        stem: str = "cifar",
-        dropout: float = 0.0,
-    ) -> ResNet:
-        widths = _scaled((64, 128, 256, 512), width)
-        return ResNet(
-            "preact",
-            (2, 2, 2, 2),
-            widths,
-            stem,
-            num_classes,
-            in_channels,
-            mean,
-            std,
-            se_reduction,
-            dropout,
-        )
-
+    factory = _factory("preact", (2, 2, 2, 2), (64, 128, 256, 512), se_default)
     factory.__qualname__ = f"{'se_' if se_default else ''}preact_resnet18"
     factory.__doc__ = "PreAct ResNet-18 (He et al. 2016, identity mappings); `width` scales it."
     return factory

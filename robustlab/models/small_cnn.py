@@ -26,6 +26,7 @@ class SmallCNN(FeatureClassifier):
         self,
         num_classes: int = 10,
         in_channels: int = 1,
+        *,
         mean: float | Sequence[float] | None = None,
         std: float | Sequence[float] | None = None,
         widths: Sequence[int] = (32, 64),
@@ -55,12 +56,19 @@ class SmallCNN(FeatureClassifier):
 def small_cnn(
     num_classes: int,
     in_channels: int,
+    *,
     mean: float | Sequence[float] | None = None,
     std: float | Sequence[float] | None = None,
-    *,
     widths: Sequence[int] = (32, 64),
     dropout: float = 0.0,
 ) -> SmallCNN:
     """Small CNN for MNIST / digits; ``widths`` sets the channels of the two stages,
     ``dropout`` the head's dropout rate (0 = none)."""
-    return SmallCNN(num_classes, in_channels, mean, std, tuple(int(w) for w in widths), dropout)
+    return SmallCNN(
+        num_classes,
+        in_channels,
+        mean=mean,
+        std=std,
+        widths=tuple(int(w) for w in widths),
+        dropout=dropout,
+    )

@@ -21,19 +21,20 @@ STEM_WIDTH = 16
 def blocks_per_stage(depth: int) -> int:
     """(depth - 4) / 6 wide blocks per stage; one clear error for a depth of another form."""
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
-        raise ConfigError(f"WideResNet depth must be 6n + 4 with n >= 1 (10, 16, 28, 34, 70, ...), "
-                          f"got {depth!r}")  # fmt: skip
+        raise ConfigError(
+            f"WideResNet depth must be 6n + 4 with n >= 1 (10, 16, 28, 34, 70, ...), got {depth!r}"
+        )
     return (depth - 4) // 6
 
 
 def wide_resnet(
     depth: int,
     widen_factor: int,
+    *,
     num_classes: int = 10,
     in_channels: int = 3,
     mean: Stats = None,
     std: Stats = None,
-    *,
     se_reduction: int | None = None,
     block_dropout: float = 0.0,
     dropout: float = 0.0,
@@ -67,9 +68,9 @@ def _wrn_factory(name: str, depth: int, widen_factor: int):
     def factory(
         num_classes: int,
         in_channels: int,
+        *,
         mean: Stats = None,
         std: Stats = None,
-        *,
         depth: int = depth,
         widen_factor: int = widen_factor,
         se_reduction: int | None = None,
@@ -79,10 +80,10 @@ def _wrn_factory(name: str, depth: int, widen_factor: int):
         return wide_resnet(
             depth,
             widen_factor,
-            num_classes,
-            in_channels,
-            mean,
-            std,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            mean=mean,
+            std=std,
             se_reduction=se_reduction,
             block_dropout=block_dropout,
             dropout=dropout,

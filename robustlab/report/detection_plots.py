@@ -23,6 +23,7 @@ from sklearn.metrics import roc_curve
 
 from robustlab.detection.metrics import TPR_LEVEL, detection_metrics
 from robustlab.detection.storage import ScoreSets
+from robustlab.errors import InputError
 from robustlab.figures import new_figure, panel_grid, save_figure
 from robustlab.report.detection_table import label
 from robustlab.report.plots import PlotOutcome
@@ -93,7 +94,7 @@ def _array(values: ArrayLike, allow_empty: bool = False) -> np.ndarray:
         values = values.detach().cpu().double().numpy()
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if not allow_empty and len(array) == 0:
-        raise ValueError("ROC curves need clean and adversarial scores; got an empty set")
+        raise InputError("ROC curves need clean and adversarial scores; got an empty set")
     return array
 
 

@@ -5,7 +5,7 @@ the sweep's ``multirun.yaml`` (``hydra.sweeper.objectives``); the report then dr
 the front the search found and, given a grid sweep of the same study (``beta_sweep``), the
 grid's frontier at the same number of trials, and compares the two by hypervolume: the area of
 the clean x robust unit square the front dominates (higher is better; reference point 0, 0).
-Jobs flagged for gradient masking are drawn hollow and never sit on a front. Each job's colour
+Jobs flagged for gradient masking are drawn hollow and never sit on a front. Each job's color
 is its defense (its model when the sweep has one defense), its marker the set it belongs to;
 the legend sits in the figure. No torch here.
 """
@@ -94,33 +94,33 @@ def hypervolume(points: Sequence[ParetoPoint]) -> float:
     return area
 
 
-def colour_key(points: Sequence[ParetoPoint]) -> str:
+def color_key(points: Sequence[ParetoPoint]) -> str:
     """``"defense"``, or ``"model"`` when the points share one defense but not one model."""
     defenses, models = {p.defense for p in points}, {p.model for p in points}
     return "model" if len(defenses) == 1 and len(models) > 1 else "defense"
 
 
 @dataclass
-class Colouring:
-    """The colour of each job: by ``key`` (``defense`` or ``model``), one colour per value."""
+class Coloring:
+    """The color of each job: by ``key`` (``defense`` or ``model``), one color per value."""
 
     key: str
-    colours: dict[str, str]
+    colors: dict[str, str]
 
     @classmethod
-    def of(cls, points: Sequence[ParetoPoint]) -> Colouring:
-        key = colour_key(points)
+    def of(cls, points: Sequence[ParetoPoint]) -> Coloring:
+        key = color_key(points)
         values = dict.fromkeys(getattr(p, key) for p in points)
         return cls(key, {v: COLORS[i % len(COLORS)] for i, v in enumerate(values)})
 
 
 def _draw_set(
-    ax, points: Sequence[ParetoPoint], name: str, colouring: Colouring, marker: str
+    ax, points: Sequence[ParetoPoint], name: str, coloring: Coloring, marker: str
 ) -> None:
-    """The jobs of one set (filled, or hollow when flagged), one colour per defense or model,
+    """The jobs of one set (filled, or hollow when flagged), one color per defense or model,
     and the set's front as a dark line."""
-    for value, colour in colouring.colours.items():
-        mine = [p for p in points if getattr(p, colouring.key) == value]
+    for value, color in coloring.colors.items():
+        mine = [p for p in points if getattr(p, coloring.key) == value]
         trusted = [p for p in mine if not p.flagged]
         if trusted:
             ax.scatter(
@@ -128,7 +128,7 @@ def _draw_set(
                 [p.robust for p in trusted],
                 s=30,
                 marker=marker,
-                color=colour,
+                color=color,
                 alpha=0.6,
                 label=f"{name}: {value or '?'} ({len(trusted)} jobs)",
             )
@@ -140,7 +140,7 @@ def _draw_set(
                 s=40,
                 marker=marker,
                 facecolors="white",
-                edgecolors=colour,
+                edgecolors=color,
                 label=f"{name}: {value or '?'}, masking? (off the front)",
             )
     best = front(points)
@@ -164,6 +164,7 @@ def _draw_set(
 def plot_pareto(
     search: Sequence[ParetoPoint],
     path: str | Path,
+    *,
     attack: str,
     eps: str,
     grid: Sequence[ParetoPoint] | None = None,
@@ -175,14 +176,14 @@ def plot_pareto(
     fig = new_figure(*WIDE_FIGURE)
     ax = fig.subplots()
     everything = [*search, *(grid or [])]
-    colouring = Colouring.of(everything)
-    _draw_set(ax, search, "search", colouring, "o")
+    coloring = Coloring.of(everything)
+    _draw_set(ax, search, "search", coloring, "o")
     if grid:
-        _draw_set(ax, grid, "grid", colouring, "s")
+        _draw_set(ax, grid, "grid", coloring, "s")
     ax.set(xlabel="clean accuracy", ylabel=f"robust accuracy ({attack}, eps={eps})")
     ax.set_ylim(*accuracy_limits([p.robust for p in everything]))
     ax.set_title(
-        f"{title}\ncolour = {colouring.key}; hollow = gradient masking suspected",
+        f"{title}\ncolour = {coloring.key}; hollow = gradient masking suspected",
         fontsize=10,
     )
     ax.grid(alpha=0.3)

@@ -54,12 +54,12 @@ def style_keys(groups: Sequence[ConfigGroup]) -> tuple[str, str]:
 def _styles(groups: Sequence[ConfigGroup]) -> dict[int, dict]:
     """Per configuration: its colour, line style and marker (see ``style_keys``). A
     masking-flagged configuration gets hollow markers."""
-    colour_key, line_key = style_keys(groups)
-    colours = list(dict.fromkeys(getattr(g, colour_key) for g in groups))
+    color_key, line_key = style_keys(groups)
+    color_values = list(dict.fromkeys(getattr(g, color_key) for g in groups))
     lines = list(dict.fromkeys(getattr(g, line_key) for g in groups))
     return {
         id(g): {
-            "color": COLORS[colours.index(getattr(g, colour_key)) % len(COLORS)],
+            "color": COLORS[color_values.index(getattr(g, color_key)) % len(COLORS)],
             "linestyle": LINESTYLES[lines.index(getattr(g, line_key)) % len(LINESTYLES)],
             "marker": MARKERS[lines.index(getattr(g, line_key)) % len(MARKERS)],
             "markerfacecolor": "white" if g.masking else None,
@@ -124,10 +124,10 @@ def plot_robust_curves(groups: Sequence[ConfigGroup], path: str | Path) -> PlotO
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, **LEGEND)
-    colour_key, line_key = style_keys(groups)
+    color_key, line_key = style_keys(groups)
     fig.suptitle(
         "Accuracy vs budget, one row per threat model (0 = clean; mean ± std over seeds; "
-        f"colour = {colour_key}, line = {line_key}; hollow = {MASKING_MARK})",
+        f"colour = {color_key}, line = {line_key}; hollow = {MASKING_MARK})",
         fontsize=9,
     )
     description = "; ".join(f"{ax.get_title()} [{ax.get_xlabel()}]" for ax in axes)
@@ -189,10 +189,10 @@ def plot_tradeoff_frontier(
         ax.plot(xs, ys, "--", color="gray", label="Pareto frontier", zorder=2)
     ax.set(xlabel="clean accuracy", ylabel=f"robust accuracy ({attack}, eps={eps})")
     ax.set_ylim(*accuracy_limits([g.mean(column) for g in points]))
-    colour_key, line_key = style_keys(groups)
+    color_key, line_key = style_keys(groups)
     ax.set_title(
         f"Clean vs robust accuracy at {attack} eps={eps}\nmarker area ∝ training time, "
-        f"colour = {colour_key}, marker = {line_key}",
+        f"colour = {color_key}, marker = {line_key}",
         fontsize=10,
     )
     ax.grid(alpha=0.3)

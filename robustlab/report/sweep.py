@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustlab.errors import RobustlabError
+from robustlab.fileio import atomic_path
 from robustlab.report.certify_plots import plot_certified
 from robustlab.report.inversion_plots import TITLE as INVERSION_TITLE
 from robustlab.report.inversion_plots import plot_inversions
@@ -63,6 +64,7 @@ def _draw(title: str, draw: Callable[[], PlotOutcome]) -> PlotOutcome:
 def draw_plots(
     groups: Sequence[ConfigGroup],
     out_dir: Path,
+    *,
     main_attack: str,
     frontier_eps: str | None,
     records: Sequence[RunRecord] = (),
@@ -124,7 +126,12 @@ def _frontier_eps(
 
 
 def pareto_part(
-    sweep: Path, records: Sequence[RunRecord], out: Path, grid_dir: str | Path | None, axis: tuple
+    sweep: Path,
+    records: Sequence[RunRecord],
+    out: Path,
+    *,
+    grid_dir: str | Path | None,
+    axis: tuple,
 ) -> tuple[list[PlotOutcome], list[str]]:
     """The Pareto figure and section of a search sweep (its own objective) or of any sweep
     compared with a grid (``grid_dir``, cut to the same number of jobs); nothing otherwise."""
@@ -144,7 +151,9 @@ def pareto_part(
         n = min(len(search), len(grid))
         search, grid = search[:n], grid[:n]
     path = out / "pareto_front.png"
-    plot = _draw("Pareto front", lambda: plot_pareto(search, path, attack, eps, grid))
+    plot = _draw(
+        "Pareto front", lambda: plot_pareto(search, path, attack=attack, eps=eps, grid=grid)
+    )
     return [plot], pareto_section(search, attack, eps, grid)
 
 
@@ -167,6 +176,7 @@ def _sweep_records(sweep: Path) -> list[RunRecord]:
 def write_report(
     sweep_dir: str | Path,
     out_dir: str | Path | None = None,
+    *,
     main_attack: str | None = None,
     frontier_eps: float | str | None = None,
     grid_dir: str | Path | None = None,
@@ -198,8 +208,13 @@ def write_report(
     main_attack = lead_attack(groups, main_attack)
     configs_csv = write_csv(out / CONFIGS_CSV, *aggregate_table(groups))
     frontier = _frontier_eps(groups, main_attack, frontier_eps)
-    pareto_plots, pareto_lines = pareto_part(sweep, records, out, grid_dir, (main_attack, frontier))
-    plots = draw_plots(groups, out, main_attack, frontier, records) + pareto_plots
+    pareto_plots, pareto_lines = pareto_part(
+        sweep, records, out, grid_dir=grid_dir, axis=(main_attack, frontier)
+    )
+    plots = (
+        draw_plots(groups, out, main_attack=main_attack, frontier_eps=frontier, records=records)
+        + pareto_plots
+    )
     context = SummaryContext(
         sweep_dir=sweep,
         out_dir=out,
@@ -210,7 +225,10 @@ def write_report(
         pareto=pareto_lines,
     )
     summary = out / SUMMARY_MD
-    summary.write_text(render_summary(records, groups, context), encoding="utf-8")
+    text = render_summary(records, groups, context)
+    # replaced whole: a report killed or failing mid-write keeps the previous summary readable
+    with atomic_path(summary) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
     log.info("report of %d job(s) written to %s", len(records), out)
     written = [p.path for p in plots if p.path is not None]
     return ReportPaths(csv=jobs_csv, summary=summary, plots=written, config_csv=configs_csv)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustlab.fileio import atomic_path
 from robustlab.report.norms import WORST_CASES
 from robustlab.report.records import IDENTITY_OVERRIDES, RunRecord, parse_override
 from robustlab.tracking.results import MASKING_PREFIX
@@ -280,10 +281,13 @@ def aggregate_table(groups: Sequence[ConfigGroup]) -> tuple[list[str], list[dict
 
 
 def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
-    """Write rows (dicts) under the given columns; missing values and None become empty cells."""
+    """Write rows (dicts) under the given columns; missing values and None become empty cells.
+
+    The file is replaced atomically: a failure while writing (a row that cannot be written, a
+    full disk, a killed report) leaves the previous table as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for row in rows:

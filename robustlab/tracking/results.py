@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from robustlab.errors import ConfigError
+
 SCHEMA_VERSION = 2
 MASKING_PREFIX = "gradient masking suspected"  # how robustlab.evaluation.masking's warnings begin
 RESULTS_FILE = "results.json"
@@ -103,10 +105,10 @@ def _merge(payload: dict[str, Any], fragment: dict[str, Any], stage: str) -> Non
         elif isinstance(payload[key], dict) and isinstance(value, dict):
             clash = set(payload[key]) & set(value)
             if clash:
-                raise ValueError(f"stage {stage!r} rewrites results.json {key}: {sorted(clash)}")
+                raise ConfigError(f"stage {stage!r} rewrites results.json {key}: {sorted(clash)}")
             payload[key].update(value)
         else:
-            raise ValueError(f"stage {stage!r} rewrites the results.json key {key!r}")
+            raise ConfigError(f"stage {stage!r} rewrites the results.json key {key!r}")
 
 
 def results_payload(job: JobResults, status: str = "ok") -> dict[str, Any]:

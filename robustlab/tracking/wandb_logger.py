@@ -11,10 +11,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from robustlab.errors import ConfigError
 from robustlab.tracking.dashboard import eps_rows
 from robustlab.tracking.results import summary_metrics
 
 log = logging.getLogger(__name__)
+
+MODES = ("online", "offline", "disabled")  # wandb.init's modes
 
 
 class WandbLogger:
@@ -42,6 +45,7 @@ class WandbLogger:
         self,
         project: str,
         config: dict[str, Any],
+        *,
         mode: str = "offline",
         group: str | None = None,
         job_type: str = "train",
@@ -50,6 +54,8 @@ class WandbLogger:
         directory: str | Path | None = None,
         log_checkpoints: bool = False,
     ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"W&B mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.log_checkpoints = log_checkpoints
         self._run = None
         self.mode = mode

@@ -1,4 +1,9 @@
-"""Training: the one fit loop, its objectives, optimizers and checkpoints (no Hydra/W&B)."""
+"""Training: the one fit loop, its objectives, optimizers and checkpoints (no Hydra/W&B).
+
+Each defense is an objective for ``fit`` (``AdversarialTraining``, ``TRADES``, ...), built by
+name with ``create_defense``; ``HeldOutRobustness`` is the epoch callback that measures PGD
+accuracy on a held-out batch and keeps the best epoch.
+"""
 
 from robustlab.training.checkpoint import (
     TrainingState,
@@ -8,8 +13,13 @@ from robustlab.training.checkpoint import (
 )
 from robustlab.training.fit import FitResult, Monitor, fit
 from robustlab.training.objectives import (
+    TRADES,
+    AdversarialTraining,
     CrossEntropy,
     Defense,
+    Distillation,
+    FastAdversarialTraining,
+    GaussianNoise,
     Objective,
     ObjectiveStep,
     create_defense,
@@ -17,12 +27,19 @@ from robustlab.training.objectives import (
     register_defense,
 )
 from robustlab.training.optim import build_optimizer, build_scheduler
+from robustlab.training.robust_monitor import HeldOutRobustness
 from robustlab.training.summary import TrainingSummary
 
 __all__ = [
+    "TRADES",
+    "AdversarialTraining",
     "CrossEntropy",
     "Defense",
+    "Distillation",
+    "FastAdversarialTraining",
     "FitResult",
+    "GaussianNoise",
+    "HeldOutRobustness",
     "Monitor",
     "Objective",
     "ObjectiveStep",

@@ -21,11 +21,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from robustlab.distributed import gather_objects, rank, shard_range, world_size
+from robustlab.errors import InputError
 from robustlab.training.global_batch import GlobalBatch, rank_rows
 from robustlab.training.sync_batchnorm import (
     restore_batchnorm,
     swap_batchnorm,
-    synchronised_batchnorm,
+    synchronized_batchnorm,
 )
 
 
@@ -43,7 +44,7 @@ def wrap_model(
     if world_size() == 1:
         return model, lambda: None
     device = next(model.parameters()).device
-    replaced = swap_batchnorm(model, synchronised_batchnorm(device)) if sync_batchnorm else {}
+    replaced = swap_batchnorm(model, synchronized_batchnorm(device)) if sync_batchnorm else {}
     wrapped = DistributedDataParallel(
         model,
         device_ids=[device.index] if device.type == "cuda" else None,
@@ -115,7 +116,7 @@ def shard_batch(images: torch.Tensor, labels: torch.Tensor) -> Shard:
     if size == 1:
         return Shard(images, labels)
     if len(labels) == 0:
-        raise ValueError("a global batch without rows: the loader yielded an empty batch")
+        raise InputError("a global batch without rows: the loader yielded an empty batch")
     rows = shard_range(len(labels), rank(), size)
     return Shard(images, labels, rows, len(rows) * size / len(labels))
 

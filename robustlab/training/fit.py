@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from robustlab.distributed import barrier, is_main_process
-from robustlab.errors import CheckpointError
+from robustlab.errors import CheckpointError, ConfigError
 from robustlab.fileio import json_safe
-from robustlab.runtime import progress
+from robustlab.progress import progress
 from robustlab.training.checkpoint import TrainingState
 from robustlab.training.ddp import shard_batch, summed, wrap_model
 from robustlab.training.objectives.base import Objective
@@ -69,6 +69,7 @@ def _train_epoch(
     objective: Objective,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    *,
     autocast: Callable[[], Any],
     schedule: tuple[int, int],
 ) -> dict[str, float]:
@@ -95,7 +96,7 @@ def _train_epoch(
         grad_evals += step.grad_evals
     loss_sum, correct, seen, grad_evals = summed([loss_sum, correct, seen, grad_evals])
     if seen == 0:
-        raise ValueError("the training loader produced no batches: lower batch_size or drop_last")
+        raise ConfigError("the training loader produced no batches: lower batch_size or drop_last")
     lr = optimizer.param_groups[0]["lr"]
     return {
         "loss": loss_sum / seen,
@@ -119,6 +120,7 @@ def fit(
     loader: BatchSource,
     objective: Objective,
     optimizer: torch.optim.Optimizer,
+    *,
     epochs: int,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -153,13 +155,21 @@ def fit(
         for epoch in range(run.start, epochs):
             schedule = (epoch, epochs)
             metrics = _train_epoch(
-                trained, loader, objective, optimizer, scheduler, autocast, schedule
+                trained,
+                loader,
+                objective,
+                optimizer,
+                scheduler,
+                autocast=autocast,
+                schedule=schedule,
             )
-            _record_epoch(run, metrics, model, callbacks, log_metrics, epochs)
+            _record_epoch(
+                run, metrics, model, callbacks=callbacks, log_metrics=log_metrics, epochs=epochs
+            )
             if state is not None and is_main_process():
                 run.seconds = run.prior_seconds + time.perf_counter() - began
                 modules = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
-                _save_epoch(state, run, epoch + 1, modules, monitor, config)
+                _save_epoch(state, run, epoch + 1, modules=modules, monitor=monitor, config=config)
     finally:
         unwrap()
     barrier()  # every rank reads the best epoch rank 0 wrote
@@ -170,6 +180,7 @@ def _record_epoch(
     run: _RunState,
     metrics: dict[str, float],
     model: nn.Module,
+    *,
     callbacks: Sequence[EpochCallback],
     log_metrics: Callable[[dict[str, float]], None] | None,
     epochs: int,
@@ -188,6 +199,7 @@ def _save_epoch(
     state: TrainingState,
     run: _RunState,
     epoch: int,
+    *,
     modules: dict[str, Any],
     monitor: Monitor | None,
     config: dict[str, Any] | None,

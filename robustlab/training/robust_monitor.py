@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from robustlab.attacks.pgd import PGD
+from robustlab.errors import InputError
 from robustlab.evaluation import robust_accuracy
 from robustlab.fileio import write_tensors_atomic
 from robustlab.training.checkpoint import TrainingState
@@ -46,13 +47,14 @@ class HeldOutRobustness:
         images: torch.Tensor,
         labels: torch.Tensor,
         eps: float,
+        *,
         alpha: float,
         steps: int = 10,
         batch_size: int = 256,
         seed: int = 0,
     ) -> None:
         if len(images) == 0 or len(images) != len(labels):
-            raise ValueError("the held-out batch needs as many labels as images, at least one")
+            raise InputError("the held-out batch needs as many labels as images, at least one")
         self.images, self.labels = images.detach(), labels.detach()
         self.eps, self.alpha, self.steps = float(eps), float(alpha), int(steps)
         self.batch_size, self.seed = int(batch_size), int(seed)

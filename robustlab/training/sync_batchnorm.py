@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from robustlab.errors import InputError
+
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
@@ -122,7 +124,7 @@ class GlobalBatchNorm(nn.BatchNorm2d):
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() < 2:
-            raise ValueError(f"GlobalBatchNorm expects (N, C, ...) input, got {input.dim()}D")
+            raise InputError(f"GlobalBatchNorm expects (N, C, ...) input, got {input.dim()}D")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized()):
@@ -183,6 +185,6 @@ def restore_batchnorm(model: nn.Module, replaced: dict[str, type[nn.Module]]) ->
         model.set_submodule(name, _rebuilt(model.get_submodule(name), cls))
 
 
-def synchronised_batchnorm(device: torch.device) -> type[nn.Module]:
+def synchronized_batchnorm(device: torch.device) -> type[nn.Module]:
     """torch's SyncBatchNorm on CUDA (fused kernels), `GlobalBatchNorm` elsewhere."""
     return nn.SyncBatchNorm if device.type == "cuda" else GlobalBatchNorm

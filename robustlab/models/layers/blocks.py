@@ -46,6 +46,7 @@ class BasicBlock(nn.Module):
         in_channels: int,
         out_channels: int,
         stride: int = 1,
+        *,
         se_reduction: int | None = None,
         dropout: float = 0.0,
     ):
@@ -84,6 +85,7 @@ class PreActBlock(nn.Module):
         in_channels: int,
         out_channels: int,
         stride: int = 1,
+        *,
         se_reduction: int | None = None,
         dropout: float = 0.0,
     ):

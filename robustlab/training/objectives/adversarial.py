@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustlab.attacks.pgd import PGD
-from robustlab.models.runtime import check_model_mode
+from robustlab.errors import ConfigError
+from robustlab.models.inference import check_model_mode
 from robustlab.training.ddp import bare_model
 from robustlab.training.global_batch import draw_rows
 from robustlab.training.objectives.base import Objective, ObjectiveStep
@@ -121,6 +122,7 @@ class AdversarialTraining(Objective):
         eps: float,
         alpha: float,
         steps: int,
+        *,
         random_start: bool = True,
         mix: float = 0.0,
         model_mode: str = "eval",
@@ -128,11 +130,11 @@ class AdversarialTraining(Objective):
         norm: str = "Linf",
     ) -> None:
         if eps < 0 or alpha <= 0 or steps < 1:
-            raise ValueError(f"need eps >= 0, alpha > 0, steps >= 1; got {eps}, {alpha}, {steps}")
+            raise ConfigError(f"need eps >= 0, alpha > 0, steps >= 1; got {eps}, {alpha}, {steps}")
         if not 0.0 <= mix <= 1.0:
-            raise ValueError(f"mix must be in [0, 1], got {mix}")
+            raise ConfigError(f"mix must be in [0, 1], got {mix}")
         if warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
+            raise ConfigError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
         self.eps, self.alpha, self.steps = float(eps), float(alpha), int(steps)
         self.random_start, self.mix = random_start, float(mix)
         self.model_mode = check_model_mode(model_mode)
@@ -208,6 +210,7 @@ class FastAdversarialTraining(AdversarialTraining):
         self,
         eps: float,
         alpha: float | None = None,
+        *,
         random_start: bool = True,
         mix: float = 0.0,
         model_mode: str = "eval",
@@ -215,7 +218,16 @@ class FastAdversarialTraining(AdversarialTraining):
         norm: str = "Linf",
     ) -> None:
         alpha = 1.25 * eps if alpha is None else alpha
-        super().__init__(eps, alpha, 1, random_start, mix, model_mode, warmup_epochs, norm)
+        super().__init__(
+            eps,
+            alpha,
+            1,
+            random_start=random_start,
+            mix=mix,
+            model_mode=model_mode,
+            warmup_epochs=warmup_epochs,
+            norm=norm,
+        )
 
 
 @dataclass

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlab.models.runtime import model_context
+from robustlab.errors import ConfigError
+from robustlab.models.inference import model_context
 from robustlab.training.objectives.base import Objective, ObjectiveStep
 from robustlab.training.objectives.registry import Defense, bounded, register_defense
 from robustlab.training.objectives.standard import CrossEntropy
@@ -31,7 +32,7 @@ def soft_labels(teacher: nn.Module, images: torch.Tensor, temperature: float) ->
     do not depend on its batch) and without gradients; the teacher's mode is restored.
     """
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise ConfigError(f"temperature must be > 0, got {temperature}")
     with model_context(teacher, "eval"):
         logits = teacher(images)
     return F.softmax(logits.float() / temperature, dim=1)
@@ -67,9 +68,9 @@ class Distillation(Objective):
         self, teacher: nn.Module, temperature: float, scale_by_temperature: bool = True
     ) -> None:
         if teacher is None:
-            raise ValueError("distillation needs a trained teacher model")
+            raise ConfigError("distillation needs a trained teacher model")
         if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
         self.teacher = teacher
         self.temperature = float(temperature)
         self.scale_by_temperature = bool(scale_by_temperature)

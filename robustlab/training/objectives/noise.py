@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustlab.errors import ConfigError
 from robustlab.training.global_batch import draw_rows
 from robustlab.training.objectives.base import Objective, ObjectiveStep
 from robustlab.training.objectives.registry import Defense, bounded, register_defense
@@ -34,7 +35,7 @@ class GaussianNoise(Objective):
 
     def __init__(self, sigma: float) -> None:
         if not (sigma >= 0 and math.isfinite(sigma)):
-            raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+            raise ConfigError(f"sigma must be a finite number >= 0, got {sigma!r}")
         self.sigma = float(sigma)
 
     def __call__(

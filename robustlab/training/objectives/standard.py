@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustlab.errors import ConfigError
 from robustlab.training.objectives.base import Objective, ObjectiveStep
 from robustlab.training.objectives.registry import Defense, register_defense
 
@@ -30,7 +31,7 @@ class CrossEntropy(Objective):
         scale_by_temperature: bool = False,
     ) -> None:
         if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
         self.label_smoothing = label_smoothing
         self.scale_by_temperature = scale_by_temperature

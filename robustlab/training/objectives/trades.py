@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlab.models.runtime import model_context
+from robustlab.errors import ConfigError
+from robustlab.models.inference import model_context
 from robustlab.training.ddp import bare_model
 from robustlab.training.global_batch import draw_rows
 from robustlab.training.objectives.adversarial import craft
@@ -49,7 +50,7 @@ class TRADES(Objective):
     to it as a callable loss. As in the paper the model is in eval mode while crafting (the
     clean target included) and the search starts at ``x + 0.001 * N(0, I)``: at ``x`` itself
     the KL has zero gradient. The engine's only random start is uniform in the whole ball, so
-    the attack is started from that noisy point without a random start (the ball is centred
+    the attack is started from that noisy point without a random start (the ball is centered
     on it) and the result is projected onto the eps-ball around ``x``; with the 0.001 noise the
     two balls differ by far less than a step.
 
@@ -63,9 +64,9 @@ class TRADES(Objective):
 
     def __init__(self, eps: float, alpha: float, steps: int, beta: float = 6.0) -> None:
         if eps < 0 or alpha <= 0 or steps < 1:
-            raise ValueError(f"need eps >= 0, alpha > 0, steps >= 1; got {eps}, {alpha}, {steps}")
+            raise ConfigError(f"need eps >= 0, alpha > 0, steps >= 1; got {eps}, {alpha}, {steps}")
         if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
+            raise ConfigError(f"beta must be >= 0, got {beta}")
         self.eps, self.alpha, self.steps, self.beta = float(eps), float(alpha), int(steps), beta
 
     def adversarial(self, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -1,20 +1,13 @@
-"""Small run-time helpers shared by the library: device choice, seeding, progress bars."""
+"""Where a run computes and how it repeats: device choice and seeding."""
 
 from __future__ import annotations
 
-import os
 import random
-import sys
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from robustlab.errors import ConfigError
-
-T = TypeVar("T")
 
 
 def resolve_device(name: str | torch.device = "auto", threads: int | None = None) -> torch.device:
@@ -61,38 +54,3 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def progress_enabled() -> bool:
-    """Progress bars show on a terminal only, unless ROBUSTLAB_PROGRESS=1/0 says otherwise."""
-    forced = os.environ.get("ROBUSTLAB_PROGRESS")
-    if forced is not None:
-        return forced not in ("0", "false", "no", "")
-    return sys.stderr.isatty()
-
-
-def progress_bar(
-    desc: str,
-    total: int | None,
-    unit: str = "it",
-    leave: bool = False,
-    iterable: Iterable[T] | None = None,
-) -> tqdm:
-    """A tqdm bar that stays quiet when stderr is not a terminal; without ``iterable`` it is
-    updated by hand (``bar.update(n)``)."""
-    return tqdm(
-        iterable,
-        desc=desc,
-        total=total,
-        unit=unit,
-        leave=leave,
-        disable=not progress_enabled(),
-        dynamic_ncols=True,
-    )
-
-
-def progress(
-    iterable: Iterable[T], desc: str, total: int | None = None, leave: bool = False
-) -> Iterator[T]:
-    """Wrap a long loop in a tqdm bar that stays quiet when stderr is not a terminal."""
-    return iter(progress_bar(desc, total, leave=leave, iterable=iterable))

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from robustlab.devices import resolve_device
 from robustlab.errors import ConfigError
-from robustlab.runtime import resolve_device
 
 MODEL_MODES = ("eval", "train")
 

@@ -3,7 +3,7 @@
 Training and attack crafting only need gradients that point the right way, and bf16 autocast
 gives them at a fraction of the fp32 cost on tensor cores. A *verdict* (is this example
 misclassified?) is never taken from a bf16 pass: ``AutocastModel`` is a crafting copy
-whose owner keeps the fp32 model for judging (``robustlab.evaluation.precision``).
+whose owner keeps the fp32 model for judging (``robustlab.evaluation.judge``).
 """
 
 from __future__ import annotations
