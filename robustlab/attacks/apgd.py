@@ -224,7 +224,8 @@ class APGD(IterativeAttack):
         grad, logits, loss = self._loss_grad(adv, images, labels, target)
         fooled = is_success(logits, labels, self.targeted)
         first = float("-inf") if self.loss == "ce" and target is None else 0.0
-        state = RunState(data, adv, grad, loss, self.step_factor * radius, self.steps, first)
+        step_size = self.step_factor * radius
+        state = RunState(data, adv, grad, loss, step_size=step_size, steps=self.steps, first=first)
         out, evals = adv.clone(), len(images)
         if self.early_stop:
             state.keep(~fooled)

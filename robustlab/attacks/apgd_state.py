@@ -27,7 +27,7 @@ class RunState:
     ROWS += ("best", "best_grad", "best_loss", "best_at_check", "reduced")
     ROWS += ("sparsity", "l0_at_check")
 
-    def __init__(self, data, adv, grad, loss, step_size: torch.Tensor, steps: int, first: float):
+    def __init__(self, data, adv, grad, loss, *, step_size: torch.Tensor, steps: int, first: float):
         self.images, self.labels, self.target, self.radius = data
         self.index = torch.arange(len(adv), device=adv.device)
         self.adv, self.previous, self.grad = adv, adv.clone(), grad

@@ -69,7 +69,12 @@ class IterativeAttack(Attack):
         """One steepest-ascent step of size ``alpha`` along ``grad``, projected (radius ``eps``)."""
         alpha = self.alpha if alpha is None else alpha
         moved = geometry.ascent_step(
-            adv.detach(), grad, alpha, self.norm, self.l1_quantile, self.eps_for_division
+            adv.detach(),
+            grad,
+            alpha,
+            self.norm,
+            quantile=self.l1_quantile,
+            eps_for_division=self.eps_for_division,
         )
         return self.project(moved, images, eps)
 

@@ -32,7 +32,7 @@ class _Search:
         x, best, u = self.images[rows.to(device)], self.best[rows.to(device)], u.to(device)
         if norm == "Linf":
             return sw.linf_proposal(x, best, r, u, size)
-        return sw.l2_proposal(x, best, r, u, size, self.side_at.to(device))
+        return sw.l2_proposal(x, best, r, u, size=size, sizes=self.side_at.to(device))
 
 
 class Square(Attack):

@@ -94,9 +94,10 @@ def _rectangles(x: int, y: int) -> torch.Tensor:
     return delta / delta.square().sum().sqrt().clamp(min=DIVISION)
 
 
-def pattern_map(sizes, size, top, left, flip, h: int, w: int) -> torch.Tensor:
+def pattern_map(sizes, size, top, left, flip, *, shape: tuple[int, int]) -> torch.Tensor:
     """(M, 1, h, w): eta(size) of each row placed at (top, left), transposed where ``flip``,
-    zero outside the window. ``sizes``: every side a row may have."""
+    zero outside the window. ``sizes``: every side a row may have; ``shape``: (h, w)."""
+    h, w = shape
     sizes = sizes.unique()  # sorted, for searchsorted
     largest = int(sizes.max())
     table = torch.zeros(len(sizes), largest, largest, dtype=torch.float64)
@@ -150,7 +151,7 @@ def normalised(delta: torch.Tensor) -> torch.Tensor:
     return delta / norms.view(-1, *[1] * (delta.ndim - 1))
 
 
-def l2_proposal(images, best, eps, u: torch.Tensor, size: torch.Tensor, sizes) -> torch.Tensor:
+def l2_proposal(images, best, eps, u: torch.Tensor, *, size: torch.Tensor, sizes) -> torch.Tensor:
     """The reference's L2 step for every row at once: a fresh eta pattern (signed per channel)
     plus the old content of window 1 goes into window 1 with the norm that window 1, window 2
     and the unused budget allowed; window 2 is emptied; the whole perturbation is rescaled to
@@ -163,7 +164,7 @@ def l2_proposal(images, best, eps, u: torch.Tensor, size: torch.Tensor, sizes) -
     norm_first = (delta * first).square().sum(dim=(2, 3), keepdim=True).sqrt()
     norm_image = delta.square().sum(dim=(1, 2, 3), keepdim=True).sqrt()
     norm_both = (delta * (first | second)).square().sum(dim=(1, 2, 3), keepdim=True).sqrt()
-    fresh = pattern_map(sizes, size, top, left, u[:, 4] > 0.5, h, w)
+    fresh = pattern_map(sizes, size, top, left, u[:, 4] > 0.5, shape=(h, w))
     new = fresh * signs(u[:, 5:]).view(n, c, 1, 1) + delta * first / (DIVISION + norm_first)
     budget = ((eps**2 - norm_image**2).clamp(min=0.0) / c + norm_both**2).sqrt()
     new = new / (DIVISION + new.square().sum(dim=(2, 3), keepdim=True).sqrt()) * budget

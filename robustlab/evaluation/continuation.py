@@ -151,6 +151,7 @@ def _advance(
     attack: IterativeAttack,
     grad: torch.Tensor,
     fooled: torch.Tensor,
+    *,
     tables: _Levels,
     keeper: AdversarialKeeper | None = None,
 ) -> int:
@@ -167,9 +168,19 @@ def _advance(
         keeper.record(index, adv, fooled[leaving], level[leaving])
     go = ~done
     if go.any():
-        _step_rows(pool, rows[go], attack, grad[go], moving[go], steps[go], level[go], tables)
+        rows_state = _RowsState(moving=moving[go], steps=steps[go], level=level[go])
+        _step_rows(pool, rows[go], attack, grad[go], rows_state, tables=tables)
     pool.drop(rows[done])
     return int(done.sum())
+
+
+@dataclass
+class _RowsState:
+    """Per attacked row: whether it moves up an eps, its steps taken there and its eps level."""
+
+    moving: torch.Tensor
+    steps: torch.Tensor
+    level: torch.Tensor
 
 
 def _step_rows(
@@ -177,12 +188,12 @@ def _step_rows(
     kept: torch.Tensor,
     attack: IterativeAttack,
     grad: torch.Tensor,
-    moving: torch.Tensor,
-    steps: torch.Tensor,
-    level: torch.Tensor,
+    rows: _RowsState,
+    *,
     tables: _Levels,
 ) -> None:
     """One step for the ``kept`` rows, or the move up to the next eps for the ``moving``."""
+    moving, steps, level = rows.moving, rows.steps, rows.level
     x0, adv = pool.x0[kept], pool.adv[kept]
     new_adv = attack.step(adv, x0, grad, tables.eps[level], tables.alpha[level])
     if moving.any():
@@ -247,7 +258,7 @@ def eps_continuation(
     if tables.start == len(attacks):
         waiting = waiting[:0]
     attack = attacks[min(tables.start, len(attacks) - 1)]
-    stream = _Stream(attack, images, tables, batch_size, device, keeper)
+    stream = _Stream(attack, images, tables, batch_size=batch_size, device=device, keeper=keeper)
     stream.row_seeds, stream.judge = row_seeds, judge
     with stream.attack.model_context(), progress_bar(desc, len(waiting), unit="ex") as bar:
         taken = 0
@@ -261,7 +272,7 @@ class _Stream:
     """The pool under attack and its bookkeeping: who was fooled at which eps, at what cost."""
 
     def __init__(
-        self, attack: IterativeAttack, images, tables: _Levels, batch_size: int, device, keeper
+        self, attack: IterativeAttack, images, tables: _Levels, *, batch_size: int, device, keeper
     ):
         self.attack, self.tables, self.batch_size, self.device = attack, tables, batch_size, device
         self.keeper, self.row_seeds, self.judge = keeper, None, None
@@ -294,7 +305,7 @@ class _Stream:
         fooled = self._judged(adv, y, claimed)
         self.fooled_index.append(pool.index[rows][fooled].cpu())
         self.fooled_level.append(level[fooled].cpu())
-        return _advance(pool, rows, attack, grad, fooled, self.tables, self.keeper)
+        return _advance(pool, rows, attack, grad, fooled, tables=self.tables, keeper=self.keeper)
 
     def _judged(self, adv, labels, claimed) -> torch.Tensor:
         """The judge's verdict on the served rows: the attack's claims where its forward is the

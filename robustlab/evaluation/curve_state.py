@@ -53,14 +53,14 @@ def load_curve(state: EvaluationState, key: str) -> EpsCurve | None:
         return None
     meta, tensors = saved
     curve = EpsCurve(
-        meta["attack"],
-        meta["clean_accuracy"],
-        meta["n"],
-        [_point(p) for p in meta["points"]],
-        meta["norm"],
-        dict(meta["params"]),
-        meta["schedule"],
-        tensors["broken_eps"].double() if "broken_eps" in tensors else None,
+        attack=meta["attack"],
+        clean_accuracy=meta["clean_accuracy"],
+        n=meta["n"],
+        points=[_point(p) for p in meta["points"]],
+        norm=meta["norm"],
+        params=dict(meta["params"]),
+        schedule=meta["schedule"],
+        broken_eps=tensors["broken_eps"].double() if "broken_eps" in tensors else None,
     )
     curve.adversarial = {
         float(name.removeprefix("kept_")): images

@@ -173,7 +173,8 @@ def attack_survivors(
 
 def _point(eps: float, alive: torch.Tensor, evals: int, seconds: float) -> EpsPoint:
     n, correct = len(alive), int(alive.sum())
-    return EpsPoint(float(eps), correct / max(n, 1), wilson_interval(correct, n), evals, seconds, n)
+    accuracy, ci = correct / max(n, 1), wilson_interval(correct, n)
+    return EpsPoint(float(eps), accuracy, ci, grad_evals=evals, seconds=seconds, n=n)
 
 
 SCHEDULES = ("continuation", "full")

@@ -137,6 +137,7 @@ def _attack_all(
     images: torch.Tensor,
     labels: torch.Tensor,
     correct: torch.Tensor,
+    *,
     batch_size: int,
     device: torch.device,
     tol: float,
@@ -187,7 +188,15 @@ def l0_robustness(
         )
         began = time.perf_counter()
         pixels, fooled = _attack_all(
-            model, attack, images, labels, correct, batch_size, device, tol, f"L0 {key}"
+            model,
+            attack,
+            images,
+            labels,
+            correct,
+            batch_size=batch_size,
+            device=device,
+            tol=tol,
+            desc=f"L0 {key}",
         )
         needed = torch.where(fooled, pixels.float(), clean_wrong)
         curves[key] = L0Curve(
@@ -215,5 +224,11 @@ def _worst_case(curves: list[L0Curve], budgets: tuple[int, ...]) -> L0Curve:
     pixels = torch.where(fooled, pixels, 0)
     seconds = sum(c.seconds for c in curves)
     return L0Curve(
-        "worst_case", budgets, accuracy_over_budgets(best, budgets), best, pixels, fooled, seconds
+        attack="worst_case",
+        budgets=budgets,
+        accuracy=accuracy_over_budgets(best, budgets),
+        needed=best,
+        pixels=pixels,
+        fooled=fooled,
+        seconds=seconds,
     )

@@ -52,14 +52,14 @@ def _gather_point(point: EpsPoint, n: int) -> EpsPoint:
     total = sum(s[0] for s in shards)
     norms = None if point.fooled_norms is None else [x for s in shards for x in s[3]]
     return EpsPoint(
-        point.eps,
-        total / max(n, 1),
-        wilson_interval(total, n),
-        sum(s[1] for s in shards),
-        sum(s[2] for s in shards),
-        n,
-        statistics.median(norms) if norms else None,
-        norms,
+        eps=point.eps,
+        accuracy=total / max(n, 1),
+        ci=wilson_interval(total, n),
+        grad_evals=sum(s[1] for s in shards),
+        seconds=sum(s[2] for s in shards),
+        n=n,
+        median_norm=statistics.median(norms) if norms else None,
+        fooled_norms=norms,
     )
 
 
