@@ -9,7 +9,7 @@ detection): images, labels and eps are checked once per call, never per attack s
 - eps: a finite number >= 0; a Linf eps on [0, 1] images is below 1 (8 written for 8/255 is
   the usual slip, and it would let every pixel take any value).
 
-Every failure is one :class:`robustlab.errors.InputError` line (a ``ValueError``) saying what
+Every failure is one `robustlab.errors.InputError` line (a ``ValueError``) saying what
 was wrong and what to do.
 """
 

@@ -24,7 +24,7 @@ from robustlab.models.layers.normalize import NO_PREPROCESSING, describe_preproc
 
 @dataclass(repr=False)  # RobustnessReport's short summary, not every curve and tensor
 class EvaluationReport(RobustnessReport):
-    """The stage's result: the eps-grid :class:`RobustnessReport` (what later stages read) and
+    """The stage's result: the eps-grid `RobustnessReport` (what later stages read) and
     the L0 curves, when configured; ``robust_accuracy_norm`` gains ``"L0"`` for each of them."""
 
     l0: L0Report | None = None
@@ -73,7 +73,7 @@ def evaluate_stage(
     curves when ``eval.l0.budgets`` is set. ``keep``: ``(attack, eps)`` pairs whose adversarial
     images stay in ``report.adversarial``, so that later stages use these very examples instead
     of attacking again. ``out``: the job directory, where the evaluation keeps its state
-    (:func:`evaluation_state_path`; ``eval.resume``: continue from it). Under torchrun/SLURM
+    (`evaluation_state_path`; ``eval.resume``: continue from it). Under torchrun/SLURM
     the examples are sharded across the processes; the L0 curves run on rank 0."""
     l0_specs = l0_attacks(ev)  # checked before any attack runs
     images, labels = inputs.test

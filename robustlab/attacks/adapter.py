@@ -1,6 +1,6 @@
 """Run any torchattacks attack under robustlab's guarantees, with torchattacks' own surface.
 
-:class:`TorchattacksAttack` builds the torchattacks class it adapts (``port``) from exactly the
+`TorchattacksAttack` builds the torchattacks class it adapts (``port``) from exactly the
 arguments torchattacks takes, so ``build_attack("CW", model, c=1, steps=50)`` takes
 torchattacks' options. Every method and attribute of the port (``set_mode_targeted_random``,
 ``get_logits``, ``supported_mode``, ``eps``, ...) is reached through the adapter; setting one
@@ -55,7 +55,7 @@ class GradientCounter:
 class TorchattacksAttack(TorchattacksSurface):
     """A torchattacks attack with robustlab's ``__call__``/``run``/``save`` contract.
 
-    Subclasses set ``port`` (see :func:`adapt`); ``TorchattacksAttack.around(instance)`` wraps
+    Subclasses set ``port`` (see `adapt`); ``TorchattacksAttack.around(instance)`` wraps
     an attack already built.
     """
 
@@ -103,7 +103,7 @@ class TorchattacksAttack(TorchattacksSurface):
             self.attack.set_device(self.device)
 
     def set_normalization_used(self, mean, std) -> None:
-        """torchattacks' normalisation (see :mod:`robustlab.attacks.normalization`)."""
+        """torchattacks' normalisation (see `robustlab.attacks.normalization`)."""
         if not self._set_normalization(mean, std):
             self.attack.set_normalization_used(mean, std)
 

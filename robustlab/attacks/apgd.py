@@ -49,7 +49,7 @@ class APGD(IterativeAttack):
     L1 is L1-APGD from 'Mind the box: l1-APGD for sparse adversarial attacks on image
     classifiers' (Croce & Hein, 2021) [https://arxiv.org/abs/2103.01208], as in its reference
     code: a random start projected onto the L1 ball ∩ [0, 1] (the exact projection of
-    :mod:`robustlab.attacks.l1`), no momentum, the sign step of L1 length eta on the top k
+    `robustlab.attacks.l1`), no momentum, the sign step of L1 length eta on the top k
     coordinates of |grad| that can move (k = 20% of them at first), eta = eps at first. Every
     4% of the steps k becomes the best point's number of changed coordinates / 1.5; a row whose
     best point got at least 5% sparser since the last check restarts there with eta = eps, the
@@ -75,7 +75,7 @@ class APGD(IterativeAttack):
         seed (int): seed of the random starts, drawn on the CPU exactly as
             torchattacks.APGD / APGDT draw them, so a seeded run starts where theirs does; or
             one seed per image (int64 tensor): each row then draws from its own generator,
-            whatever batch it is in (:mod:`robustlab.attacks.row_random`).
+            whatever batch it is in (`robustlab.attacks.row_random`).
         eot_iter (int): gradients averaged per step (EOT, for randomised models). (Default: 1)
         verbose (bool): print the robust accuracy after every run. (Default: False)
         early_stop (bool): stop updating fooled examples. (Default: True)

@@ -10,7 +10,7 @@ from robustlab.errors import ConfigError
 
 
 class APGDT(APGD):
-    r"""APGD-T with torchattacks.APGDT's signature: :class:`APGD` with ``targeted=True``, one
+    r"""APGD-T with torchattacks.APGDT's signature: `APGD` with ``targeted=True``, one
     run per target among the ``n_classes - 1`` most likely wrong classes, on the targeted DLR
     loss (as the port).
 

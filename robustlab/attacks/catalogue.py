@@ -82,8 +82,8 @@ def build_attack(name: str, model: nn.Module, **kwargs: object) -> object:
     ``torchattacks.Square`` for its ports); see `list_attacks`.
 
     Every returned attack takes ``(images, labels)`` in [0, 1], returns adversarial images on
-    the model's device, offers ``run`` (an :class:`AttackResult`) and restores the model. An
-    unknown name or option is one :class:`ConfigError` line naming the valid ones.
+    the model's device, offers ``run`` (an `AttackResult`) and restores the model. An
+    unknown name or option is one `ConfigError` line naming the valid ones.
     """
     key = _key(name)
     factory = ATTACKS.get(key)
@@ -123,7 +123,7 @@ def _variant(cls: type, name: str, fixed: dict, defaults: dict) -> AttackFactory
 
 
 def _adapted_factory(cls: type, name: str) -> AttackFactory:
-    """An adapted torchattacks class (:func:`robustlab.attacks.adapter.adapt`) with a
+    """An adapted torchattacks class (`robustlab.attacks.adapter.adapt`) with a
     ``targeted`` option (labels given to the attack are then the targets, as
     ``set_mode_targeted_by_label``)."""
 
@@ -142,7 +142,7 @@ def _adapted_factory(cls: type, name: str) -> AttackFactory:
 
 
 def multi_attack(model: nn.Module, attacks: Sequence[object], verbose: bool = False) -> object:
-    """:class:`MultiAttack` by name: ``attacks`` must all be built on ``model``."""
+    """`MultiAttack` by name: ``attacks`` must all be built on ``model``."""
     if any(getattr(attack, "model", None) is not model for attack in attacks):
         raise ConfigError("MultiAttack: build every attack in `attacks` on the model given here")
     return MultiAttack(attacks, verbose=verbose)

@@ -5,8 +5,8 @@ robustlab's attacks answer the calls a torchattacks user makes, with robustlab's
 (``set_mode_targeted_by_label``, ``_random``, ``_least_likely``, ``_by_function``),
 ``set_mode_default``, ``set_model_training_mode``, ``set_normalization_used``, ``set_device``,
 ``get_logits``, ``supported_mode``, ``save(loader, path)`` (torchattacks' file format,
-:mod:`robustlab.attacks.saving`) and ``load``. :class:`TorchattacksSurface` is what native and
-adapted attacks share; :class:`TorchattacksCompat` adds the attack modes of the native ones.
+`robustlab.attacks.saving`) and ``load``. `TorchattacksSurface` is what native and
+adapted attacks share; `TorchattacksCompat` adds the attack modes of the native ones.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _short(value: object) -> object:
 
 
 class TorchattacksCompat(TorchattacksSurface):
-    """Mixin for :class:`robustlab.attacks.Attack`: the attack-mode methods of
+    """Mixin for `robustlab.attacks.Attack`: the attack-mode methods of
     ``torchattacks.Attack``. ``targeted`` / ``attack_mode`` mirror torchattacks' attributes."""
 
     targeted: bool

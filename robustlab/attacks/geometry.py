@@ -82,7 +82,7 @@ def project(
 
 def random_start(images: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     """A random point of the ball, clipped to [0, 1], drawn as torchattacks.PGD / PGDL2 draw it
-    (same calls in the same order, so seeded runs agree). L1: see :func:`l1.random_start_l1`."""
+    (same calls in the same order, so seeded runs agree). L1: see `l1.random_start_l1`."""
     if norm == "L1":
         return l1.random_start_l1(images, eps)
     if norm == "Linf":

@@ -2,7 +2,7 @@
 
 An iterative attack is ``start``, then repeated ``gradient`` -> ``step``, each step projected
 back into the ball (``project``). PGD and APGD implement it; a scheduler such as the
-eps-continuation stream (:mod:`robustlab.evaluation.continuation`) drives any attack through these
+eps-continuation stream (`robustlab.evaluation.continuation`) drives any attack through these
 public methods only, giving every row of a batch its own radius and step size::
 
     adv = attack.start(images)
@@ -27,7 +27,7 @@ from robustlab.attacks.base import Attack
 
 
 class IterativeAttack(Attack):
-    """An :class:`Attack` made of projected steps: ``start``, ``gradient``, ``step``, ``project``.
+    """An `Attack` made of projected steps: ``start``, ``gradient``, ``step``, ``project``.
 
     ``eps``/``alpha`` arguments are a float or a (N,) tensor (one radius / step size per row);
     ``None`` means the attack's own. ``continuable``: whether the whole attack IS that loop

@@ -82,7 +82,7 @@ def sparse_ascent_step(
 def top_k_sign_step(
     adv: torch.Tensor, grad: torch.Tensor, alpha: float | torch.Tensor, k: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`sparse_ascent_step` with its own count ``k[i]`` (>= 1) of top coordinates per row
+    """`sparse_ascent_step` with its own count ``k[i]`` (>= 1) of top coordinates per row
     (L1-APGD adapts it per example); not projected."""
     flat_adv, flat_grad = adv.flatten(1), grad.flatten(1)
     if flat_grad.shape[1] == 0:

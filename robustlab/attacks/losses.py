@@ -104,7 +104,7 @@ def batch_objective(
 
     Untargeted cross-entropy is torchattacks' batch-mean CE (so that sign steps agree with
     torchattacks bit for bit) except on saturated examples (CE < ``SATURATED_CE``), which
-    ascend the log-odds form instead (:func:`cross_entropy_ascent`): same direction in exact
+    ascend the log-odds form instead (`cross_entropy_ascent`): same direction in exact
     arithmetic, but one that float32 does not flatten to zero. That swap rescales those rows'
     gradients, which is harmless only when rows do not interact (``independent_rows``: eval
     mode); with batch statistics the plain batch-mean CE is kept.

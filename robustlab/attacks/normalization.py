@@ -3,7 +3,7 @@
 After ``attack.set_normalization_used(mean, std)`` an attack takes normalised inputs
 ``(x - mean) / std``, maps them back to [0, 1], attacks there (the model sees normalised
 images) and returns normalised adversarial inputs, exactly as torchattacks does. A model that
-already normalises inside (robustlab models, through :class:`robustlab.models.Normalize`)
+already normalises inside (robustlab models, through `robustlab.models.Normalize`)
 would see its inputs normalised twice: the attack then warns and leaves the normalising to the
 model.
 """
@@ -44,7 +44,7 @@ def inverse_normalize(inputs: torch.Tensor, stats: dict[str, torch.Tensor]) -> t
 
 
 def normalises_inside(model: nn.Module) -> bool:
-    """Whether ``model`` holds a :class:`~robustlab.models.Normalize` that is not the identity."""
+    """Whether ``model`` holds a `Normalize` that is not the identity."""
     return any(
         isinstance(m, Normalize) and (bool((m.mean != 0).any()) or bool((m.std != 1).any()))
         for m in model.modules()

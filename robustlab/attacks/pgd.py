@@ -20,7 +20,7 @@ class PGD(IterativeAttack):
     Distance measure: Linf (sign step, clip to the eps-cube), L2 (normalised gradient step,
     projection on the eps-ball), always clipped to [0, 1], or L1 (the sparse sign step of
     Tramèr & Boneh 2019 on the top ``1 - l1_quantile`` coordinates by |grad|, L1 length alpha,
-    then the exact projection onto the L1 ball ∩ [0, 1]; :mod:`robustlab.attacks.l1`).
+    then the exact projection onto the L1 ball ∩ [0, 1]; `robustlab.attacks.l1`).
 
     Arguments (torchattacks.PGD's, then robustlab's keyword-only ones):
         model (nn.Module): model to attack; takes [0, 1] images and returns logits.
@@ -46,7 +46,7 @@ class PGD(IterativeAttack):
         - images: (N, C, H, W), values in [0, 1]. labels: (N,) int64. output: (N, C, H, W).
 
     PGD implements the iterative-attack protocol (``start``, ``gradient``, ``step``,
-    ``project``; :mod:`robustlab.attacks.iterative`), through which the eps-grid evaluator runs
+    ``project``; `robustlab.attacks.iterative`), through which the eps-grid evaluator runs
     it as one eps-continuation stream.
 
     With ``early_stop=False`` and ``restarts=1`` the result equals ``torchattacks.PGD`` (Linf)

@@ -2,9 +2,9 @@
 torchattacks' constructor signature, positional and keyword alike, for robustlab's catalogue
 (`robustlab.attacks.build_attack`); the drop-in classes themselves are `robustlab.torchattacks`.
 
-:data:`NATIVE` names robustlab's own implementations (:mod:`robustlab.attacks.fgsm`,
-``pgd``, ``apgd``, ``apgdt``, ``square``, ``multiattack``); :data:`ADAPTED` names the
-torchattacks classes reached through :class:`robustlab.attacks.adapter.TorchattacksAttack`
+`NATIVE` names robustlab's own implementations (`robustlab.attacks.fgsm`,
+``pgd``, ``apgd``, ``apgdt``, ``square``, ``multiattack``); `ADAPTED` names the
+torchattacks classes reached through `robustlab.attacks.adapter.TorchattacksAttack`
 (built here, one line each).
 ``LGV`` works through the adapter: it trains its surrogate models on the ``trainloader`` it
 is given, then attacks them (a transfer attack).

@@ -4,7 +4,7 @@ An attack seeded with an int draws a batch's random numbers from one generator, 
 draws depend on its position in the batch and on the other rows. Seeded with a tensor of one
 seed per image, each row draws from its own generator: its draws depend on its seed alone,
 whatever batch (or process) it is evaluated in. Sharded and resumed evaluations key every row
-by its example index this way (:func:`example_seeds`), so that they match one uninterrupted
+by its example index this way (`example_seeds`), so that they match one uninterrupted
 process.
 """
 
@@ -80,7 +80,7 @@ def restart_generators(seed: Seed, count: int) -> list[Generator]:
 
 
 def rand(shape: tuple[int, ...], generator: Generator) -> torch.Tensor:
-    """Uniform [0, 1) draws of ``shape`` (CPU) from ``generator`` (see :func:`make_generator`)."""
+    """Uniform [0, 1) draws of ``shape`` (CPU) from ``generator`` (see `make_generator`)."""
     if isinstance(generator, RowGenerators):
         return generator.draw(torch.rand, tuple(shape))
     return torch.rand(shape, generator=generator)

@@ -5,7 +5,7 @@
 ``clean_inputs``, images in [0, 1]) plus ``save_type`` (``"float"``, or ``"int"`` for uint8
 images x 255), which ``torch.load(path, weights_only=True)`` and ``torchattacks.Attack.load``
 read. A path ending in ``.safetensors`` gets the same tensors as safetensors (no pickle at
-all). :func:`load_adversarial` reads either kind, from robustlab or from torchattacks.
+all). `load_adversarial` reads either kind, from robustlab or from torchattacks.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def write_adversarial(
     save_clean_inputs: bool,
     save_type: str,
 ) -> None:
-    """Write the chunks of :func:`attack_loader` in torchattacks' format (or safetensors)."""
+    """Write the chunks of `attack_loader` in torchattacks' format (or safetensors)."""
     if save_type not in ("float", "int"):
         raise ConfigError(f"save_type must be 'float' or 'int', got {save_type!r}")
     tensors = {"adv_inputs": torch.cat(parts["adv"]), "labels": torch.cat(parts["labels"])}

@@ -55,7 +55,7 @@ class Square(Attack):
     change the margin, so it costs its iteration but no forward pass; so does (Linf) a proposal
     the row already evaluated from its current iterate (the margin is deterministic: it would
     lose again), and a row that has evaluated every proposal of the current window side moves on
-    to the next side (:class:`robustlab.attacks.square_search.LinfMemo`). Each forward carries
+    to the next side (`robustlab.attacks.square_search.LinfMemo`). Each forward carries
     every row's next useful proposal, so rows advance through their ``n_queries`` iterations at
     their own pace. Fooled rows leave (``early_stop``); a row's draws depend only on the seed,
     the batch size and its index, so neither changes any other row's result. A row never
@@ -73,7 +73,7 @@ class Square(Attack):
         resc_schedule (bool): rescale the p schedule to ``n_queries``. (Default: True)
         seed (int): seed of the attack's generator, reset at every call; or one seed per
             image (int64 tensor): each row then draws from its own generators, so its draws
-            depend on its seed alone (:mod:`robustlab.attacks.row_random`). (Default: 0)
+            depend on its seed alone (`robustlab.attacks.row_random`). (Default: 0)
         verbose (bool): print the robust accuracy after every restart. (Default: False)
         early_stop (bool): a fooled row stops; else every row runs all its iterations and
             keeps lowering its margin. (Default: True)

@@ -2,7 +2,7 @@
 proposals each row has already evaluated from its current iterate.
 
 Both only save work: the search itself (which proposals are drawn and kept) is that of
-:mod:`robustlab.attacks.square`.
+`robustlab.attacks.square`.
 """
 
 from __future__ import annotations

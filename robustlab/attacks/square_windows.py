@@ -2,7 +2,7 @@
 
 Every row carries its own iteration counter, so its own window size (the p schedule), window
 position, signs and, for L2, pattern orientation; nothing loops over images. The random numbers
-come from :class:`robustlab.attacks.square_search.DrawStream`.
+come from `robustlab.attacks.square_search.DrawStream`.
 """
 
 from __future__ import annotations

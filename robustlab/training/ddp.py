@@ -86,7 +86,7 @@ class Shard:
     @contextmanager
     def active(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This rank's (images, labels); per-example random draws inside the block are made
-        for the global batch (:mod:`robustlab.training.global_batch`)."""
+        for the global batch (`robustlab.training.global_batch`)."""
         if self.rows is None:
             yield self.images, self.labels
             return

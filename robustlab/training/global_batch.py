@@ -47,7 +47,7 @@ def rank_rows(batch: GlobalBatch) -> Iterator[torch.Tensor]:
 
 def draw_rows(images: torch.Tensor, draw: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """``draw(images)`` where ``draw`` uses torch's generator per example (``torch.randn_like``,
-    an attack's random start); inside :func:`rank_rows` it is drawn for the global batch and
+    an attack's random start); inside `rank_rows` it is drawn for the global batch and
     this rank's rows are returned, so the result does not depend on the split."""
     batch = _CURRENT.get()
     if batch is None:

@@ -4,12 +4,12 @@ Fast adversarial training can overfit catastrophically (Wong, Rice & Kolter 2020
 single epoch the PGD accuracy collapses to about 0 while the FGSM training accuracy keeps
 rising. Measuring PGD accuracy on held-out data each epoch, keeping the best epoch with
 ``fit(..., monitor=Monitor("heldout_pgd_accuracy", "max"))`` and warning with
-:func:`catastrophic_overfitting` is their remedy (early stopping on PGD accuracy).
+`catastrophic_overfitting` is their remedy (early stopping on PGD accuracy).
 
 PGD adversarial training overfits too, slowly (Rice, Wong & Kolter 2020): past the first
 learning-rate decay the test robust accuracy falls while the training one rises, and the best
-epoch beats the last by several points. :func:`early_stopping` reports both epochs and
-:func:`keep_last_weights` keeps the last epoch's weights beside the best ones.
+epoch beats the last by several points. `early_stopping` reports both epochs and
+`keep_last_weights` keeps the last epoch's weights beside the best ones.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class EarlyStopping:
 
     @classmethod
     def from_results(cls, stored: dict[str, Any] | None) -> EarlyStopping | None:
-        """Read back :meth:`to_results` (None stays None)."""
+        """Read back `to_results` (None stays None)."""
         if not stored:
             return None
         return cls(stored["metric"], stored["best"], stored["last"], stored.get("last_weights"))

@@ -37,7 +37,7 @@ def flatten_state(state: Any, tensors: dict[str, torch.Tensor], prefix: str = "s
 
 
 def unflatten_state(state: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`flatten_state`."""
+    """Inverse of `flatten_state`."""
     if isinstance(state, dict):
         if set(state) == {_TENSOR}:
             return tensors[state[_TENSOR]]

@@ -59,7 +59,7 @@ class TrainingSummary:
 
     @classmethod
     def from_json(cls, stored: dict[str, Any], reused: bool) -> TrainingSummary:
-        """Read back what :meth:`to_json` stored (checkpoints written before it too)."""
+        """Read back what `to_json` stored (checkpoints written before it too)."""
         return cls(
             epochs=int(stored.get("epochs") or 0),
             train_seconds=float(stored.get("train_seconds") or 0.0),

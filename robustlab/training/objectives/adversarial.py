@@ -108,7 +108,7 @@ class AdversarialTraining(Objective):
     the update itself will use (as in Madry et al.'s code); the running statistics are still
     left unchanged by the attack.
 
-    ``warmup_epochs`` ramps eps linearly from 0 (see :func:`linear_warmup`); ``alpha`` scales
+    ``warmup_epochs`` ramps eps linearly from 0 (see `linear_warmup`); ``alpha`` scales
     with it so the number of steps needed to cross the ball stays the same.
 
     ``grad_evals`` = crafting passes + one pass per loss term, per example. The logits returned

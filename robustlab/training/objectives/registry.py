@@ -48,7 +48,7 @@ class HeldOutCheck:
 class Defense:
     """Base of the registered defense options; subclasses are dataclasses.
 
-    Only :meth:`objective` is required. The other hooks describe what a defense needs
+    Only `objective` is required. The other hooks describe what a defense needs
     besides its objective: a teacher trained first (distillation), a held-out robustness
     check each epoch, the training noise a smoothing certificate should use.
     """
@@ -106,7 +106,7 @@ def register_defense(name: str) -> Callable[[type[D]], type[D]]:
 
 
 def list_defenses() -> list[str]:
-    """Names accepted by :func:`create_defense`, sorted."""
+    """Names accepted by `create_defense`, sorted."""
     return sorted(DEFENSES.names())
 
 
