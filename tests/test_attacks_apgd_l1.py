@@ -96,7 +96,8 @@ def test_sparsity_rule_resets_sparser_rows_and_shrinks_the_others():
     adv = images + 0.1
     loss = torch.zeros(2)
     radius = torch.ones(2)
-    state = RunState((images, None, None, radius), adv, adv.clone(), loss, radius, 100, 0.0)
+    data = (images, None, None, radius)
+    state = RunState(data, adv, adv.clone(), loss, step_size=radius, steps=100, first=0.0)
     state.step_size = torch.tensor([0.5, 0.12])
     state.best[0, 0, :5] = 0.0  # row 0: 50 of 100 coordinates left changed, was 100: sparser
     state.best[1, 0, 0, :3] = 0.0  # row 1: 97 changed, 3% sparser only
