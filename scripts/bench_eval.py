@@ -1,23 +1,27 @@
-"""Benchmark robustlab's worst-case suite against two AutoAttack references on digits.
+"""Benchmark robustlab's worst-case suite against the original AutoAttack and its torchattacks port.
 
-References, each run independently at each eps:
+Models (``scripts/bench_models.py``, trained once and cached under ``--checkpoint``): resnet20
+on digits, undefended and PGD-trained (eps 0.1), and a small CNN on MNIST (the 1,000 test
+images of ``mnist5k``), undefended and trained at eps 0.3 with PGD-AT and TRADES.
 
-- ``torchattacks``: torchattacks' ports with AutoAttack's standard settings (APGD-CE 100 steps,
-  APGD-T 100 steps over 9 targets, FAB-T 100 steps over 9 targets, Square 5000 queries), each
-  on the survivors of the previous;
-- ``autoattack``: the original AutoAttack (Croce & Hein's code, ``pyautoattack`` on PyPI),
-  ``version="standard"`` (the same four attacks; its own checks log through logging), skipped
-  with a note when it is not installed.
+Per model, on the same images, each method over the model's eps grid:
 
-robustlab: ``worst_case`` with the ``standard`` (and ``fast``) suite over the whole grid at
-once. Printed per model: worst-case accuracy at each eps side by side (and the per-example worst
-of both references), the largest excess of each suite over each reference and the time ratios,
-APGD's cost per step against a bare forward+backward pass, and how much faster that pass runs
-on the BN-folded copy the suite crafts on (``robustlab.models.folding``).
+- ``standard`` and ``reference``: robustlab's ``worst_case`` (the whole grid at once);
+- ``autoattack``: the original AutoAttack (Croce & Hein's code, ``pyautoattack`` on PyPI,
+  the dev extra), ``version="standard"`` (APGD-CE, APGD-T, FAB-T, Square), at each eps on
+  its own; skipped with a note when it is not installed;
+- ``torchattacks``: the same four attacks from torchattacks' ports, each on the survivors of
+  the previous, at each eps on its own.
 
-    OMP_NUM_THREADS=2 python scripts/bench_eval.py
+Printed: worst-case accuracy per eps side by side, time, each robustlab suite's excess over
+each other method and time ratio, and robustlab's per-stage time and breaks. Times are process
+CPU seconds on one thread (``torch.set_num_threads(1)``, ``time.process_time()``): the
+methods run one after the other in one process, so other load on the machine does not change
+their ratios.
 
-``--checkpoint DIR`` reuses (or writes) the two trained models under DIR/none and DIR/pgd_at.
+    python scripts/bench_eval.py --checkpoint bench-models --models mnist5k/pgd_at
+
+``--step-cost`` also times APGD's cost per step and the BN-folded copy's forward+backward.
 """
 
 from __future__ import annotations
@@ -27,48 +31,18 @@ import importlib.util
 import statistics
 import time
 from functools import partial
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchattacks
+from bench_models import BENCH_MODELS, BenchModel, trained  # beside this script
 from torch import nn
 
-from robustlab.attacks import APGD, madry_step_size
-from robustlab.data import TensorLoader, load_dataset
+from robustlab.attacks import APGD
+from robustlab.data import load_dataset
 from robustlab.evaluation import worst_case
-from robustlab.models import create_model
 from robustlab.models.folding import fold_batchnorm
-from robustlab.models.runtime import model_context
-from robustlab.runtime import seed_everything
-from robustlab.training import build_optimizer, fit, load_weights, save_weights
-from robustlab.training.checkpoint import WEIGHTS_FILE
-from robustlab.training.objectives import CrossEntropy
-from robustlab.training.objectives.adversarial import AdversarialTraining
-
-GRID = [0.05, 0.1, 0.2]
-
-
-def train(name: str, args: argparse.Namespace) -> nn.Module:
-    """An undefended (``none``) or PGD-trained (``pgd_at``, eps 0.1, 7 steps) digits model."""
-    seed_everything(args.seed)
-    model = create_model(args.model, num_classes=10, in_channels=1)
-    weights = Path(args.checkpoint, name) if args.checkpoint else None
-    if weights is not None and (weights / WEIGHTS_FILE).exists():
-        load_weights(weights, model)
-        return model.eval()
-    images, labels = load_dataset("digits", split="train")
-    loader = TensorLoader(images, labels, batch_size=128, seed=args.seed)
-    objective = (
-        CrossEntropy()
-        if name == "none"
-        else AdversarialTraining(eps=0.1, alpha=madry_step_size(0.1, 7), steps=7)
-    )
-    optimizer = build_optimizer(model, "adam", lr=3e-3, weight_decay=0.0)
-    fit(model, loader, objective, optimizer, args.epochs)
-    if weights is not None:
-        save_weights(weights, model, {"defense": name, "epochs": args.epochs})
-    return model.eval()
+from robustlab.models.inference import model_context
 
 
 def ported(model, images, labels, eps, batch_size) -> torch.Tensor:
@@ -101,13 +75,14 @@ def original(model, images, labels, eps, batch_size) -> torch.Tensor:
     return predicted.cpu() == labels
 
 
-REFERENCES = {"torchattacks": ported, "autoattack": original}
+REFERENCES = {"autoattack": original, "torchattacks": ported}
 
 
 def timed(fn):
-    started = time.perf_counter()
+    """(fn's value, the process CPU seconds it took)."""
+    started = time.process_time()
     value = fn()
-    return value, time.perf_counter() - started
+    return value, time.process_time() - started
 
 
 def bare_passes(model, images, labels, passes: int) -> None:
@@ -119,89 +94,76 @@ def bare_passes(model, images, labels, passes: int) -> None:
 
 
 def median_ratio(numerator, denominator, repeats: int = 7) -> float:
-    """Median of numerator's seconds over denominator's, timed alternately, so that a change
-    in machine load hits both alike."""
+    """Median of numerator's seconds over denominator's, timed alternately."""
     return statistics.median(timed(numerator)[1] / timed(denominator)[1] for _ in range(repeats))
 
 
-def apgd_step_cost(model, images, labels, steps: int = 50) -> float:
-    """Seconds per APGD iteration (no early stop) over seconds per bare forward+backward to the
-    input; APGD takes steps + 1 gradients (start included)."""
-    attack = APGD(model, eps=0.1, steps=steps, early_stop=False)
-    return median_ratio(
-        lambda: attack(images, labels), lambda: bare_passes(model, images, labels, steps + 1)
+def step_cost(spec: BenchModel, model: nn.Module, images, labels) -> None:
+    """APGD's cost per step against a bare forward+backward, and the BN-folded copy's speed."""
+    images, labels = images[:256], labels[:256]
+    attack = APGD(model, eps=0.1, steps=50, early_stop=False)
+    cost = median_ratio(
+        lambda: attack(images, labels), lambda: bare_passes(model, images, labels, 51)
     )
-
-
-def step_cost(name: str, model: nn.Module, args: argparse.Namespace) -> None:
-    images, labels = load_dataset("digits", split="test")
-    with torch.no_grad():
-        correct = model(images).argmax(1) == labels
-    print(f"[{name}] clean accuracy {correct.float().mean().item():.3f}")
-    images, labels = images[correct][:256], labels[correct][:256]
-    cost = apgd_step_cost(model, images, labels)
-    print(f"[{name}] APGD cost per step / bare forward+backward = {cost:.3f}")
+    print(f"[{spec.name}] APGD cost per step / bare forward+backward = {cost:.3f}")
     folded = fold_batchnorm(model, images)
     crafting = fold_batchnorm(model, images, channels_last=True)  # the suite's copy on the CPU
-    pairs = {
+    for label, (before, after) in {
         "model / BN-folded copy": (model, folded),
         "folded / channels-last": (folded, crafting),
-    }
-    for label, (before, after) in pairs.items():
+    }.items():
         speedup = median_ratio(
             lambda net=before: bare_passes(net, images, labels, 50),
             lambda net=after: bare_passes(net, images, labels, 50),
         )
-        print(f"[{name}] bare forward+backward, {label} = {speedup:.3f}")
-    print()
+        print(f"[{spec.name}] bare forward+backward, {label} = {speedup:.3f}")
 
 
-def run_references(model, images, labels, names, grid) -> dict[str, tuple[list[float], float]]:
-    """Each reference's accuracy per eps (every eps on its own) and its total seconds, then
-    ``both``: the per-example worst of the references."""
-    rows, worst = {}, torch.ones(len(labels), len(grid), dtype=torch.bool)
-    for key in names:
-        alive, total = [], 0.0
-        for eps in grid:
-            run = partial(REFERENCES[key], model, images, labels, eps, 256)
-            robust, seconds = timed(run)
-            alive.append(robust.cpu())
-            total += seconds
-        flags = torch.stack(alive, dim=1)
-        worst &= flags
-        rows[key] = (flags.float().mean(0).tolist(), total)
-        print(f"{key}: {rows[key][0]} in {total:.1f} s", flush=True)
-    if len(rows) > 1:
-        rows["both"] = (worst.float().mean(0).tolist(), sum(t for _, t in rows.values()))
-    return rows
+def run_reference(key: str, model, images, labels, grid) -> tuple[list[float], float]:
+    """A reference's accuracy at each eps (every eps on its own) and its CPU seconds."""
+    alive, total = [], 0.0
+    for eps in grid:
+        robust, seconds = timed(partial(REFERENCES[key], model, images, labels, eps, 256))
+        alive.append(robust.cpu().float().mean().item())
+        total += seconds
+    return alive, total
 
 
-def compare(name: str, model: nn.Module, args: argparse.Namespace) -> None:
-    images, labels = load_dataset("digits", split="test")
-    images, labels = images[: args.n], labels[: args.n]
-    references = run_references(model, images, labels, args.references, args.eps)
-    rows = dict(references)
+def compare(spec: BenchModel, model: nn.Module, args: argparse.Namespace) -> None:
+    images, labels = load_dataset(spec.dataset, split="test")
+    n = args.n.get(spec.dataset, len(labels))
+    images, labels = images[:n], labels[:n]
+    grid = list(spec.grid)
+    rows: dict[str, tuple[list[float], float]] = {}
     for suite in args.suites:
-        result, seconds = timed(
-            lambda s=suite: worst_case(model, images, labels, args.eps, suite=s)
-        )
+        result, seconds = timed(lambda s=suite: worst_case(model, images, labels, grid, suite=s))
         rows[suite] = (result.accuracy, seconds)
-        print(f"[{name}] {suite}: first broken by {result.first_broken_by()}")
-        print(f"[{name}] {suite}: cost {result.attack_cost} warnings {result.warnings}")
-    print(
-        f"\n[{name}] n={len(labels)}  eps: " + "  ".join(f"{e:>6g}" for e in args.eps) + "   time"
-    )
+        print(f"[{spec.name}] {suite}: {result.accuracy} in {seconds:.1f} CPU-s", flush=True)
+        for stage, c in result.attack_cost.items():
+            print(
+                f"[{spec.name}] {suite}   {stage}: {int(c.get('breaks', 0))} breaks, "
+                f"{int(c['grad_evals'])} gradients, {int(c['forward_evals'])} forwards"
+            )
+        for stage, record in result.budget.items():
+            print(f"[{spec.name}] {suite}   budget {stage}: {record}")
+    for key in args.references:
+        rows[key] = run_reference(key, model, images, labels, grid)
+        print(f"[{spec.name}] {key}: {rows[key][0]} in {rows[key][1]:.1f} CPU-s", flush=True)
+    print(f"\n[{spec.name}] n={n}  eps: " + "  ".join(f"{e:>6g}" for e in grid) + "   CPU-s")
     for key, (accuracy, seconds) in rows.items():
         cells = "  ".join(f"{a:6.3f}" for a in accuracy)
-        print(f"[{name}] {key:>12}: {cells}  {seconds:7.1f} s")
+        print(f"[{spec.name}] {key:>12}: {cells}  {seconds:7.1f}")
     for suite in args.suites:
-        for ref, (ref_accuracy, ref_seconds) in references.items():
-            excess = max(a - r for a, r in zip(rows[suite][0], ref_accuracy, strict=True))
-            ratio = rows[suite][1] / ref_seconds
-            print(f"[{name}] {suite} vs {ref}: max(ours - reference) = {excess:+.4f}, "
+        for other, (accuracy, seconds) in rows.items():
+            if other == suite:
+                continue
+            excess = max(a - r for a, r in zip(rows[suite][0], accuracy, strict=True))
+            ratio = rows[suite][1] / max(seconds, 1e-9)
+            print(f"[{spec.name}] {suite} vs {other}: max(ours - other) = {100 * excess:+.1f} pt, "
                   f"time ratio {ratio:.3f}")  # fmt: skip
-    if not args.no_step_cost:
-        step_cost(name, model, args)
+    if args.step_cost:
+        step_cost(spec, model, images, labels)
+    print()
 
 
 def available_references(names: list[str]) -> list[str]:
@@ -214,24 +176,23 @@ def available_references(names: list[str]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet20")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--n", type=int, default=359, help="test examples (359 = all)")
-    parser.add_argument("--suites", nargs="+", default=["standard", "fast"])
+    parser.add_argument("--models", nargs="+", default=list(BENCH_MODELS), choices=BENCH_MODELS)
+    parser.add_argument("--n-digits", type=int, default=359, help="test digits (359 = all)")
+    parser.add_argument("--n-mnist", type=int, default=200, help="MNIST test images (of 1,000)")
+    parser.add_argument("--suites", nargs="+", default=["sampled", "reference"])
     parser.add_argument("--checkpoint", default=None, help="directory to reuse/save models")
-    parser.add_argument("--defenses", nargs="+", default=["none", "pgd_at"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eps", nargs="+", type=float, default=GRID, help="the eps grid")
-    parser.add_argument("--references", nargs="+", default=list(REFERENCES), choices=REFERENCES)
-    parser.add_argument("--step-cost-only", action="store_true", help="skip the comparison")
-    parser.add_argument("--no-step-cost", action="store_true", help="skip the step-cost timing")
+    parser.add_argument("--references", nargs="*", default=list(REFERENCES), choices=REFERENCES)
+    parser.add_argument("--step-cost", action="store_true", help="time APGD's step cost too")
     args = parser.parse_args()
     args.references = available_references(args.references)
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
-    for name in args.defenses:
-        model, seconds = timed(lambda n=name: train(n, args))
-        print(f"[{name}] model ready in {seconds:.1f} s")
-        (step_cost if args.step_cost_only else compare)(name, model, args)
+    args.n = {"digits": args.n_digits, "mnist5k": args.n_mnist}
+    torch.set_num_threads(1)  # CPU seconds of one thread: comparable under any machine load
+    for key in args.models:
+        spec = BENCH_MODELS[key]
+        model, seconds = timed(lambda s=spec: trained(s, args.checkpoint, args.seed))
+        print(f"[{spec.name}] model ready in {seconds:.1f} CPU-s")
+        compare(spec, model, args)
 
 
 if __name__ == "__main__":

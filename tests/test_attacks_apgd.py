@@ -25,7 +25,9 @@ def _norms(delta, norm):
 
 @pytest.mark.parametrize(
     ("norm", "eps", "loss"),
-    [("Linf", 0.05, "ce"), ("Linf", 0.1, "dlr"), ("L2", 0.5, "ce"), ("L2", 0.5, "dlr")],
+    # radii where examples survive both (0.63-0.90 of 0.975 clean): at a radius where both
+    # reach 0 the comparison could not fail
+    [("Linf", 0.03, "ce"), ("Linf", 0.03, "dlr"), ("L2", 0.3, "ce"), ("L2", 0.3, "dlr")],
 )
 def test_apgd_at_least_as_strong_as_torchattacks(model, digits, norm, eps, loss):  # noqa: F811
     images, labels = digits
@@ -33,7 +35,9 @@ def test_apgd_at_least_as_strong_as_torchattacks(model, digits, norm, eps, loss)
     theirs = torchattacks.APGD(model, eps=eps, steps=20, norm=norm, loss=loss, seed=1)(
         images, labels
     )
-    assert _accuracy(model, ours, labels) <= _accuracy(model, theirs, labels)
+    survivors = _accuracy(model, theirs, labels)
+    assert 0.3 < survivors < _accuracy(model, images, labels)
+    assert _accuracy(model, ours, labels) <= survivors
     assert (_norms(ours - images, norm) <= eps + 1e-5).all()
     assert ours.min() >= 0 and ours.max() <= 1
 

@@ -14,6 +14,7 @@ from robustlab.tracking.wandb_logger import WandbLogger
 
 log = logging.getLogger(__name__)
 
+
 def job_card(payload: dict[str, Any]) -> EvaluationCard | None:
     """The card of a job's results.json object, or None when the job evaluated nothing."""
     if "worst_case" not in payload.get("robust_accuracy", {}):

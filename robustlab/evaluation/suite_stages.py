@@ -10,12 +10,12 @@ from functools import partial
 import torch
 from torch import nn
 
+from robustlab.attacks.row_random import example_seeds
 from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.suite_budget import (
     Stage,
     budget_record,
     keyed_sample,
-    stage_seeds,
     total_over_processes,
 )
 from robustlab.evaluation.suite_waves import Runner, SuiteProgress, descend, unbroken
@@ -42,24 +42,32 @@ class StageRun:
 
     def descend(self, stage: Stage, name: str, rows: torch.Tensor | None = None) -> None:
         """Run ``stage``'s attack under the progress key ``name`` on ``rows`` (default: every
-        unbroken example), each row with the stage's own seed."""
+        unbroken example), each row with its own seed (the same in every stage)."""
         if name in self.progress.finished:
             return
-        seeds = stage_seeds(self.seed, self.ids, stage.salt)
+        seeds = example_seeds(self.seed, self.ids)
         run = Runner(
-            self.judge, self.images, self.labels, seeds, self.progress, self.batch_size,
-            self.device, name, credit=stage.attack,
-        )  # fmt: skip
+            judge=self.judge,
+            images=self.images,
+            labels=self.labels,
+            seeds=seeds,
+            progress=self.progress,
+            batch_size=self.batch_size,
+            device=self.device,
+            name=name,
+            credit=stage.attack,
+        )
         descend(run, partial(self.attack, stage, self.crafting), self.progress, rows)
 
 
 def run_stage(stage: Stage, run: StageRun) -> None:
     """Run one stage; a sampled one on its sample first, then on the other survivors only when
     the sample or its trigger broke an example (the decision kept in ``progress.budget``)."""
-    if not stage.sample:
-        run.descend(stage, stage.name)
-        return
     progress = run.progress
+    if not stage.sample:
+        if not _skipped(stage, progress):
+            run.descend(stage, stage.name)
+        return
     entry = progress.budget.get(stage.name)
     if entry is None:  # the sample is drawn once, from the survivors at the stage's start
         sample, survivors = keyed_sample(
@@ -77,6 +85,22 @@ def run_stage(stage: Stage, run: StageRun) -> None:
     if entry["escalated"]:
         run.descend(stage, stage.name + REST, unbroken(progress.result) & ~sample)
         progress.save(force=True)
+
+
+def _skipped(stage: Stage, progress: SuiteProgress) -> bool:
+    """Whether a reduced stage is left out: the whole set has no more survivors than the
+    sampled full budget after it takes (decided once, kept for a resumed run)."""
+    if not stage.skip_at_most or stage.name in progress.finished:
+        return False
+    decision = progress.budget.setdefault(stage.name, {})
+    if "skipped" not in decision:
+        survivors = total_over_processes(int(unbroken(progress.result).sum()))
+        decision["skipped"] = survivors <= stage.skip_at_most
+        progress.save(force=True)
+    if decision["skipped"]:
+        progress.cost.pop(stage.name, None)
+        progress.finish(stage.name)
+    return decision["skipped"]
 
 
 def _decision(stage: Stage, progress: SuiteProgress, rows: int, survivors: int) -> dict:
