@@ -98,10 +98,17 @@ def test_twenty_roc_panels_make_a_grid_a_screen_shows(tmp_path):
     from robustlab.report.detection_plots import plot_sweep_roc, roc_grid_shape
 
     assert [roc_grid_shape(n) for n in (1, 2, 4, 5, 20, 40)] == [
-        (1, 1), (1, 2), (2, 2), (2, 3), (4, 5), (8, 5)
+        (1, 1),
+        (1, 2),
+        (2, 2),
+        (2, 3),
+        (4, 5),
+        (8, 5),
     ]
-    runs = {f"config {i}": {"pgd@0.1": {"lid": _scores(2.0, i), "msp": _scores(1.0, i)}}
-            for i in range(20)}
+    runs = {
+        f"config {i}": {"pgd@0.1": {"lid": _scores(2.0, i), "msp": _scores(1.0, i)}}
+        for i in range(20)
+    }
     outcome = plot_sweep_roc(runs, tmp_path / "roc.png")
     height, width = imread(outcome.path).shape[:2]
     assert (width, height) == (5 * 432, 4 * 360)  # 3.6 x 3.0 in panels at 120 dpi
