@@ -8,8 +8,8 @@ and its ``runs/`` and ``checkpoints/`` are linked into the block's directory.
 
 A block that cannot run here (a GPU, a data set download, W&B online, a long measurement) has
 ``<!-- not run: REASON -->`` as the last line above it, and the page says the same reason in
-its text; the test skips it with that reason. bash blocks are not run: they are commands for a
-shell (set-up, training runs, benchmarks) that the app and script tests cover.
+its text; the test skips it with that reason. The shell blocks (bash, console) run in
+tests/test_docs_commands.py, with the same marker for a block that cannot run.
 """
 
 from __future__ import annotations
