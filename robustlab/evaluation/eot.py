@@ -72,11 +72,6 @@ class MajorityVote(nn.Module):
         return scores.clamp_min(1e-12).log()
 
 
-def majority_vote(model: nn.Module, draws: int) -> nn.Module:
-    """``model`` judged by a majority over ``draws`` forwards (``model`` itself for one)."""
-    return model if draws <= 1 else MajorityVote(model, draws)
-
-
 @torch.no_grad()
 def is_stochastic(model: nn.Module, images: torch.Tensor, tries: int = 2) -> bool:
     """Whether eval-mode forwards of the same ``images`` (a small batch on the model's device)
@@ -89,4 +84,4 @@ def is_stochastic(model: nn.Module, images: torch.Tensor, tries: int = 2) -> boo
     return False
 
 
-__all__ = ["DRAWS", "EOT_ITER", "InputNoise", "MajorityVote", "is_stochastic", "majority_vote"]
+__all__ = ["DRAWS", "EOT_ITER", "InputNoise", "MajorityVote", "is_stochastic"]

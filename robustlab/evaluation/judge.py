@@ -30,7 +30,6 @@ import torch
 from torch import nn
 
 from robustlab.evaluation.eot import MajorityVote
-from robustlab.models.acceleration import AutocastModel
 from robustlab.models.inference import model_context
 
 
@@ -114,9 +113,4 @@ class Judge:
         return ~self.correct(adv, labels)
 
 
-def judged_model(crafting: nn.Module) -> nn.Module:
-    """The full-precision model behind `crafting` (an autocast wrapper's model)."""
-    return crafting.model if isinstance(crafting, AutocastModel) else crafting
-
-
-__all__ = ["Judge", "judged_model"]
+__all__ = ["Judge"]

@@ -34,7 +34,7 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _norm_buffers(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def norm_buffer_copies(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
     # Every buffer of a normalisation layer (running mean/var, num_batches_tracked).
     saved = []
     for module in model.modules():
@@ -54,7 +54,7 @@ def model_context(model: nn.Module, mode: str = "eval") -> Iterator[nn.Module]:
     check_model_mode(mode)
     flags = [(module, module.training) for module in model.modules()]
     frozen = [p for p in model.parameters() if p.requires_grad]
-    saved_buffers = _norm_buffers(model) if mode == "train" else []
+    saved_buffers = norm_buffer_copies(model) if mode == "train" else []
     model.train(mode == "train")
     for param in frozen:
         param.requires_grad_(False)

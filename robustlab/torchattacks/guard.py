@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from robustlab import inputs as checks
+from robustlab.models.inference import norm_buffer_copies
 
 # How far outside [0, 1] an inverse-normalized pixel may be and still count as inside
 # (normalize-then-invert rounding moves 0 and 1 by a few ulps).
@@ -40,20 +41,12 @@ def check_call(
     checks.check_labels(labels, len(images), classes)
 
 
-def _statistics(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    saved = []
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._NormBase):
-            saved.extend((buf, buf.detach().clone()) for buf in module.buffers(recurse=False))
-    return saved
-
-
 @contextmanager
 def model_restored(model: nn.Module) -> Iterator[None]:
     """Run the body, then give every module its training flag, every BatchNorm its running
     statistics and every parameter its gradient back, even when the body raised."""
     flags = [(module, module.training) for module in model.modules()]
-    statistics = _statistics(model)
+    statistics = norm_buffer_copies(model)
     grads = [
         (param, None if param.grad is None else param.grad.detach().clone())
         for param in model.parameters()
