@@ -35,15 +35,12 @@ from robustlab.attacks.catalogue import (
     build_attack,
     takes_eps,
 )
-from robustlab.attacks.row_random import example_seeds
 from robustlab.distributed import is_main_process
 from robustlab.errors import ConfigError
 from robustlab.evaluation.checks import Check, warnings_of
 from robustlab.evaluation.checks_run import eot_plan, masking_checks, run_checks
 from robustlab.evaluation.curve_state import resumable_curves
-from robustlab.evaluation.fingerprint import evaluation_fingerprint
 from robustlab.evaluation.grid import EpsCurve, minimal_perturbation_point, robust_accuracy
-from robustlab.evaluation.judge import Judge
 from robustlab.evaluation.keep import WORST_CASE, kept_pairs
 from robustlab.evaluation.kept_images import collect_adversarial
 from robustlab.evaluation.masking import (
@@ -52,11 +49,10 @@ from robustlab.evaluation.masking import (
     gradient_health,
     large_eps_check,
 )
-from robustlab.evaluation.resume_state import EvaluationState, open_state
-from robustlab.evaluation.sharded import gather_evaluation, shard_examples
+from robustlab.evaluation.run import EvaluationRun, EvaluationSettings, open_run
+from robustlab.evaluation.sharded import gather_evaluation
 from robustlab.evaluation.suite import CLEAN, SUITES, WorstCaseResult, worst_case
 from robustlab.inputs import as_eps_grid, check_batch, check_linf_radii
-from robustlab.models.acceleration import crafting_model
 from robustlab.models.inference import eval_device
 
 log = logging.getLogger(__name__)
@@ -151,62 +147,6 @@ class RobustnessReport:
         return results
 
 
-@dataclass(frozen=True)
-class EvaluationSettings:
-    """Every setting that changes a curve or the worst case (what a resumed run must share)."""
-
-    attacks: dict[str, AttackSpec]
-    eps_grid: list[float]
-    batch_size: int
-    schedule: str
-    continuation_steps: int | None
-    suite: str
-    seed: int
-    eot_iter: int
-    draws: int
-    crafting_dtype: torch.dtype | None
-    kept: list[tuple[str, float]]
-
-    def fingerprint(self) -> dict:
-        """The settings as JSON-able values, for the state's fingerprint."""
-        return {
-            "eps_grid": self.eps_grid,
-            "batch_size": self.batch_size,
-            "schedule": self.schedule,
-            "continuation_steps": self.continuation_steps,
-            "suite": self.suite,
-            "seed": self.seed,
-            "keep": sorted(self.kept),
-            "attacks": {k: [s.name, s.kwargs, s.eps] for k, s in self.attacks.items()},
-            "crafting_dtype": repr(self.crafting_dtype),
-            "eot_iter": repr(self.eot_iter),
-            "draws": repr(self.draws),
-        }
-
-
-@dataclass
-class EvaluationRun:
-    """One process's evaluation under way: the model (attacks craft on ``crafting``), the judge
-    of every verdict, this process's examples (``ids``: their indices in the whole set) with
-    the judge's clean verdicts, the device, the settings and the resumable state."""
-
-    model: nn.Module
-    crafting: nn.Module
-    judge: Judge
-    images: torch.Tensor
-    labels: torch.Tensor
-    ids: torch.Tensor
-    correct: torch.Tensor
-    device: torch.device
-    settings: EvaluationSettings
-    state: EvaluationState
-
-    @property
-    def row_seeds(self) -> torch.Tensor:
-        """One seed per row, from the settings' seed and the row's index in the whole set."""
-        return example_seeds(self.settings.seed, self.ids)
-
-
 def evaluate_robustness(
     model: nn.Module,
     images: torch.Tensor,
@@ -286,7 +226,7 @@ def evaluate_robustness(
         crafting_dtype=crafting_dtype,
         kept=kept,
     )
-    run = _open_run(
+    run = open_run(
         model,
         images,
         labels,
@@ -307,31 +247,6 @@ def evaluate_robustness(
     # after the checks: what their extra restarts break counts, and its images are kept
     report.adversarial = collect_adversarial(kept, curves, report.worst_case, images)
     return report
-
-
-def _open_run(model, images, labels, settings, *, device, sharded, state_path, resume):
-    """This process's `EvaluationRun`: its shard of the examples, their clean verdicts and the
-    state (continued from ``state_path`` when it holds this very evaluation)."""
-    shard, shard_labels, ids = shard_examples(images, labels, sharded)
-    fingerprint = {}
-    if state_path:
-        config = settings.fingerprint()
-        fingerprint = evaluation_fingerprint(model, shard, shard_labels, ids, config)
-    state = open_state(state_path, fingerprint, resume)
-    judge = Judge(model, settings.draws)
-    correct = judge.predict(shard, settings.batch_size, device) == shard_labels
-    return EvaluationRun(
-        model=model,
-        crafting=crafting_model(model, settings.crafting_dtype),
-        judge=judge,
-        images=shard,
-        labels=shard_labels,
-        ids=ids,
-        correct=correct,
-        device=device,
-        settings=settings,
-        state=state,
-    )
 
 
 def _diagnose(report, run: EvaluationRun, stochastic: bool, large_eps, check_gradients) -> None:
